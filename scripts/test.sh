@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# README's test command (`npm test`): installs what is missing, then lint, types and every test.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+venv=$(scripts/python-env.sh)
+export KONTEXT_PYTHON="$venv/bin/python"
+
+echo "== engine: ruff"
+"$venv/bin/ruff" check engine bench
+"$venv/bin/ruff" format --check engine bench
+echo "== engine: pytest"
+(cd engine && "$KONTEXT_PYTHON" -m pytest -q)
