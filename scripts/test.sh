@@ -11,3 +11,10 @@ echo "== engine: ruff"
 "$venv/bin/ruff" format --check engine bench
 echo "== engine: pytest"
 (cd engine && "$KONTEXT_PYTHON" -m pytest -q)
+
+echo "== gateway: install, biome, tsc"
+scripts/node-deps.sh
+npx biome check --error-on-warnings .
+npx tsc --noEmit -p packages/server
+echo "== gateway: vitest"
+npm test -w @kontext/server

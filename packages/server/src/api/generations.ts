@@ -1,0 +1,225 @@
+// The generation endpoints: sync edit (optionally as an event stream), the async queue, status,
+// list, cancel, per-generation events and the latest preview.
+import { type Static, Type } from "@sinclair/typebox";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { AppContext } from "../app.js";
+import { ApiError } from "../errors.js";
+import type { Generation, StoredEvent } from "../jobs/types.js";
+import { FINAL, STATUSES, type Status } from "../jobs/types.js";
+import { type EditParams, type EditRequestBody, MODEL_ID, withDefaults } from "../schema/flux-kontext-dev.js";
+import { findModel } from "../schema/models.js";
+import { validateBody } from "../schema/validate.js";
+import { renderEvent, renderGeneration } from "./render.js";
+import { lastEventId, SseStream, wantsEventStream } from "./sse.js";
+
+export const ListQuery = Type.Object(
+  {
+    model: Type.Optional(Type.String({ description: "Only generations of this model.", minLength: 1 })),
+    status: Type.Optional(
+      Type.String({
+        description:
+          "Comma-separated statuses (queued, processing, succeeded, failed, cancelled) or `all`. Default: queued,processing (active only).",
+        minLength: 1,
+      }),
+    ),
+    limit: Type.Optional(
+      Type.String({
+        description: "At most this many, newest first (1–1000, default 100).",
+        pattern: "^[0-9]+$",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** Validates the body against its model's schema and applies defaults. */
+function parseRequest(body: unknown, endpoint: "edit" | "queue"): EditParams {
+  const requested = (body as Record<string, unknown> | null)?.model;
+  const modelId = typeof requested === "string" ? requested : MODEL_ID;
+  const model = findModel(modelId);
+  if (!model && typeof requested === "string") throw new ApiError("model_not_found", { model: requested });
+  const params = withDefaults(validateBody<EditRequestBody>(model?.schema ?? findModelOrThrow(), body));
+  if (endpoint === "edit" && params.num_generations !== 1) {
+    throw new ApiError(
+      "invalid_request",
+      {
+        detail: `num_generations: must be 1 on POST /api/ai/images/edit (use POST /api/ai/queue for up to 4), got ${params.num_generations}`,
+      },
+      { fields: ["num_generations"] },
+    );
+  }
+  if (endpoint === "queue" && params.stream) {
+    throw new ApiError(
+      "invalid_request",
+      {
+        detail:
+          "stream: only POST /api/ai/images/edit streams; follow a queued generation with GET /api/ai/queue/:id/events, got true",
+      },
+      { fields: ["stream"] },
+    );
+  }
+  return params;
+}
+
+function findModelOrThrow() {
+  const m = findModel(MODEL_ID);
+  if (!m) throw new ApiError("model_not_found", { model: MODEL_ID });
+  return m.schema;
+}
+
+function requireEngine(ctx: AppContext): void {
+  const states = ctx.engine.status();
+  if (states.some((s) => s.state === "idle" || s.state === "busy")) return;
+  // Jobs are still accepted while engines start (they wait in the queue); refused only when every
+  // engine has failed to start, so a client is not left waiting on a server that cannot serve.
+  if (states.length > 0 && states.every((s) => s.state === "failed")) {
+    throw new ApiError("engine_not_ready", { reason: states.map((s) => s.problem ?? s.state).join("; ") });
+  }
+}
+
+async function submit(ctx: AppContext, body: unknown, endpoint: "edit" | "queue"): Promise<Generation[]> {
+  const params = parseRequest(body, endpoint);
+  requireEngine(ctx);
+  const input = await ctx.images.ingest(params.input_image);
+  return ctx.queue.submit(params, input, endpoint === "edit" ? 1 : params.num_generations);
+}
+
+/** Replays a generation's events after `after`, then follows it until its final event. */
+function streamGeneration(
+  ctx: AppContext,
+  sse: SseStream,
+  id: string,
+  after: number,
+  base: string,
+  inline: boolean,
+) {
+  let chain = Promise.resolve();
+  let lastSent = after;
+  const push = (e: StoredEvent) => {
+    if (e.id <= lastSent) return;
+    lastSent = e.id;
+    chain = chain.then(async () => {
+      sse.send(e.id, e.event, await renderEvent(e, base, ctx, inline));
+      if (e.event === "media_generation_completed") sse.close();
+    });
+  };
+  const onEvent = (e: StoredEvent) => {
+    if (e.generationId === id) push(e);
+  };
+  ctx.queue.on("event", onEvent);
+  sse.onClose(() => ctx.queue.off("event", onEvent));
+  for (const e of ctx.store.eventsOf(id, after)) push(e); // synchronous: nothing is missed in between
+}
+
+async function syncResponse(ctx: AppContext, g: Generation, base: string): Promise<Record<string, unknown>> {
+  if (g.status === "cancelled") throw new ApiError("generation_cancelled", { id: g.id });
+  if (g.status === "failed") {
+    const code = g.errorCode === "content_flagged" ? "content_flagged" : "generation_failed";
+    throw new ApiError(code, { reason: `generation ${g.id} failed: ${g.errorMessage ?? "unknown error"}` });
+  }
+  const path = ctx.queue.resultUrlPath(g) as string;
+  const image: Record<string, string> = {};
+  if (g.params.response_format === "b64_json") {
+    const bytes = await ctx.files.readResult(g.resultFile as string);
+    if (!bytes) throw new ApiError("result_not_found", { name: g.resultFile ?? "" });
+    image.b64_json = bytes.toString("base64");
+  } else image.url = `${base}${path}`;
+  return {
+    model: g.model,
+    created: Math.floor((g.completedAt ?? Date.now()) / 1000),
+    images: [image],
+    generation_id: g.id,
+    seed: g.seed,
+    width: g.width,
+    height: g.height,
+    output_format: g.params.output_format,
+    timings: g.timings
+      ? { queue: g.timings.queue, inference: g.timings.inference, encode: g.timings.encode }
+      : null,
+  };
+}
+
+export function registerGenerations(app: FastifyInstance, ctx: AppContext): void {
+  app.post("/api/ai/images/edit", async (req: FastifyRequest, reply: FastifyReply) => {
+    const streamed = wantsEventStream(req) || (req.body as { stream?: unknown } | null)?.stream === true;
+    const [g] = await submit(ctx, req.body, "edit");
+    const gen = g as Generation;
+    const base = ctx.baseUrl(req);
+    if (streamed) {
+      const sse = new SseStream(req, reply, ctx.config.sseKeepAliveS);
+      streamGeneration(ctx, sse, gen.id, 0, base, gen.params.response_format === "b64_json");
+      return reply;
+    }
+    // The generation runs whether or not this client stays connected.
+    return syncResponse(ctx, await ctx.queue.waitFor(gen.id), base);
+  });
+
+  app.post("/api/ai/queue", async (req) => {
+    const gens = await submit(ctx, req.body, "queue");
+    return { generations: gens.map((g) => ({ generation_id: g.id, status: g.status })) };
+  });
+
+  app.get<{ Querystring: Static<typeof ListQuery> }>("/api/ai/queue", async (req) => {
+    const q = validateBody<Static<typeof ListQuery>>(ListQuery, req.query ?? {});
+    let statuses: readonly Status[] = ["queued", "processing"];
+    if (q.status === "all") statuses = STATUSES;
+    else if (q.status) {
+      const asked = q.status.split(",").map((s) => s.trim());
+      const bad = asked.filter((s) => !(STATUSES as readonly string[]).includes(s));
+      if (bad.length > 0) {
+        throw new ApiError(
+          "invalid_request",
+          {
+            detail: `status: must be all or a comma-separated list of ${STATUSES.join(", ")}, got ${JSON.stringify(q.status)}`,
+          },
+          { fields: ["status"] },
+        );
+      }
+      statuses = asked as Status[];
+    }
+    const limit = q.limit === undefined ? 100 : Number(q.limit);
+    if (!(limit >= 1 && limit <= 1000)) {
+      throw new ApiError(
+        "invalid_request",
+        { detail: `limit: must be an integer from 1 to 1000, got ${JSON.stringify(q.limit)}` },
+        { fields: ["limit"] },
+      );
+    }
+    const opts: { model?: string; statuses: readonly Status[]; limit: number } = { statuses, limit };
+    if (q.model) opts.model = q.model;
+    const gens = ctx.store.list(opts);
+    const base = ctx.baseUrl(req);
+    return { count: gens.length, generations: gens.map((g) => renderGeneration(g, ctx, base)) };
+  });
+
+  app.get<{ Params: { id: string } }>("/api/ai/queue/:id", async (req) => {
+    const g = ctx.store.get(req.params.id);
+    if (!g) throw new ApiError("generation_not_found", { id: req.params.id });
+    return renderGeneration(g, ctx, ctx.baseUrl(req));
+  });
+
+  app.delete<{ Params: { id: string } }>("/api/ai/queue/:id", async (req) => {
+    const g = ctx.queue.cancel(req.params.id);
+    return { status: "success", generation_id: g.id };
+  });
+
+  app.get<{ Params: { id: string } }>("/api/ai/queue/:id/events", async (req, reply) => {
+    const g = ctx.store.get(req.params.id);
+    if (!g) throw new ApiError("generation_not_found", { id: req.params.id });
+    const sse = new SseStream(req, reply, ctx.config.sseKeepAliveS);
+    const inline = (req.query as { response_format?: string }).response_format === "b64_json";
+    streamGeneration(ctx, sse, g.id, lastEventId(req), ctx.baseUrl(req), inline);
+    return reply;
+  });
+
+  app.get<{ Params: { id: string } }>("/api/ai/queue/:id/preview", async (req, reply) => {
+    const g = ctx.store.get(req.params.id);
+    if (!g) throw new ApiError("generation_not_found", { id: req.params.id });
+    const preview = ctx.queue.latestPreview(g.id);
+    if (!preview) {
+      const state = FINAL.includes(g.status) ? `is ${g.status}` : "has no preview yet";
+      throw new ApiError("result_not_found", { name: `preview of ${g.id} (the generation ${state})` });
+    }
+    return reply.header("content-type", "image/jpeg").header("cache-control", "no-store").send(preview);
+  });
+}

@@ -1,0 +1,68 @@
+// GET /healthz (200 only while an engine is ready) and GET /metrics (Prometheus text).
+import type { FastifyInstance } from "fastify";
+import type { AppContext } from "../app.js";
+import type { EngineStatus } from "../engine/supervisor.js";
+
+export type HealthState = "ready" | "busy" | "starting" | "failed";
+
+export function overallState(engines: EngineStatus[]): HealthState {
+  if (engines.some((e) => e.state === "idle")) return "ready";
+  if (engines.some((e) => e.state === "busy")) return "busy";
+  if (engines.some((e) => e.state === "starting")) return "starting";
+  return "failed";
+}
+
+export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
+  app.get("/healthz", async (_req, reply) => {
+    const engines = ctx.engine.status();
+    const state = overallState(engines);
+    const loaded = engines.find((e) => e.model)?.model ?? null;
+    const body = {
+      status: state === "ready" || state === "busy" ? "ok" : "unavailable",
+      state,
+      model: loaded ? loaded.name : null,
+      demo: loaded?.demo ?? null,
+      note: loaded?.demo
+        ? "the tiny demo model is loaded: its output is noise (set KONTEXT_MODEL_DIR)"
+        : undefined,
+      device: engines.find((e) => e.model)?.device ?? null,
+      engines: engines.map((e) => ({
+        device: e.device,
+        state: e.state,
+        pid: e.pid,
+        model: e.model,
+        dtype: e.dtype,
+        safety_checker: e.safetyChecker,
+        generation_id: e.jobId,
+        restarts: e.restarts,
+        problem: e.problem,
+      })),
+      queue: ctx.queue.depth(),
+    };
+    return reply.code(body.status === "ok" ? 200 : 503).send(body);
+  });
+
+  app.get("/metrics", async (_req, reply) => {
+    const engines = ctx.engine.status();
+    const depth = ctx.queue.depth();
+    const text = ctx.metrics.render([
+      {
+        name: "kontext_queue_depth",
+        help: "Generations waiting or running, by status.",
+        values: [
+          [{ status: "queued" }, depth.queued],
+          [{ status: "processing" }, depth.processing],
+        ],
+      },
+      {
+        name: "kontext_engines",
+        help: "Engines by state.",
+        values: (["starting", "idle", "busy", "failed"] as const).map((s) => [
+          { state: s },
+          engines.filter((e) => e.state === s).length,
+        ]),
+      },
+    ]);
+    return reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8").send(text);
+  });
+}

@@ -1,0 +1,58 @@
+// How generations and their events look on the wire (hosted field names plus Kontext's).
+import type { AppContext } from "../app.js";
+import type { Generation, StoredEvent } from "../jobs/types.js";
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function renderGeneration(g: Generation, ctx: AppContext, base: string): Record<string, unknown> {
+  const resultPath = ctx.queue.resultUrlPath(g);
+  const total = g.totalSteps ?? g.params.num_inference_steps;
+  const progress = g.status === "succeeded" ? 1 : total > 0 ? g.step / total : 0;
+  return {
+    generation_id: g.id,
+    model_name: g.model,
+    media_type: "image",
+    status: g.status,
+    result_url: resultPath ? `${base}${resultPath}` : null,
+    error_message: g.errorMessage,
+    enqueued_at: iso(g.enqueuedAt),
+    started_at: iso(g.startedAt),
+    completed_at: iso(g.completedAt),
+    ...g.params,
+    prompt: g.params.prompt,
+    model: g.model,
+    seed: g.seed,
+    // Kontext additions
+    error_code: g.errorCode,
+    queue_position: ctx.queue.queuePosition(g),
+    progress,
+    step: g.step,
+    total_steps: total,
+    preview_url: g.status === "processing" ? `${base}/api/ai/queue/${g.id}/preview` : null,
+    width: g.width,
+    height: g.height,
+    timings: g.timings
+      ? { queue: g.timings.queue, inference: g.timings.inference, encode: g.timings.encode }
+      : null,
+    attempts: g.attempts,
+  };
+}
+
+/** An event's data as sent: result URLs made absolute, and the image inlined on request. */
+export async function renderEvent(
+  e: StoredEvent,
+  base: string,
+  ctx: AppContext,
+  inline: boolean,
+): Promise<Record<string, unknown>> {
+  const data = { ...e.data };
+  if (typeof data.url === "string" && data.url.startsWith("/")) {
+    const path = data.url;
+    data.url = `${base}${path}`;
+    if (inline) {
+      const bytes = await ctx.files.readResult(path.slice("/results/".length));
+      if (bytes) data.b64_json = bytes.toString("base64");
+    }
+  }
+  return data;
+}

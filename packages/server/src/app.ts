@@ -1,0 +1,91 @@
+// buildApp composes the HTTP server from its parts. It opens no port and spawns nothing:
+// main.ts does that; tests build it with what they need and call inject().
+import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import { registerDocs } from "./api/docs.js";
+import { registerEvents } from "./api/events.js";
+import { registerGenerations } from "./api/generations.js";
+import { registerHealth } from "./api/health.js";
+import { registerModels } from "./api/models.js";
+import { registerResults } from "./api/results.js";
+import type { Config } from "./config.js";
+import type { Engines } from "./engine/supervisor.js";
+import { ApiError } from "./errors.js";
+import type { ImageIngest } from "./images/ingest.js";
+import type { JobQueue } from "./jobs/queue.js";
+import type { JobStore } from "./jobs/store.js";
+import { Metrics } from "./metrics.js";
+import type { FileStore } from "./storage/files.js";
+
+export interface AppDeps {
+  store: JobStore;
+  queue: JobQueue;
+  engine: Engines;
+  images: ImageIngest;
+  files: FileStore;
+  config: Config;
+  metrics?: Metrics;
+  logger?: boolean | { level: string };
+}
+
+export interface AppContext extends Required<Omit<AppDeps, "logger">> {
+  /** The scheme, host and port result URLs start with. */
+  baseUrl(req: FastifyRequest): string;
+}
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: deps.config.bodyLimitBytes,
+    forceCloseConnections: true, // event streams stay open; closing the server ends them
+    // Fastify's own schema validation is not used: the model schemas are checked in the
+    // handlers so that errors name the field, the rule and the value (schema/validate.ts).
+  });
+  const ctx: AppContext = {
+    ...deps,
+    metrics: deps.metrics ?? new Metrics(),
+    baseUrl: (req) => deps.config.publicUrl?.replace(/\/$/, "") ?? `${req.protocol}://${req.host}`,
+  };
+
+  app.removeContentTypeParser("text/plain"); // bodies are JSON; anything else is 415
+  app.setErrorHandler((err, req, reply) => {
+    const apiErr = toApiError(err, deps.config.bodyLimitBytes, req.headers["content-type"] ?? "none");
+    if (apiErr.status >= 500) req.log.error({ err }, "request failed");
+    ctx.metrics.errors.inc({ code: apiErr.code });
+    void reply.code(apiErr.status).headers(apiErr.headers).send(apiErr.toBody());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = new ApiError("route_not_found", { method: req.method, url: req.url.split("?")[0] ?? "" });
+    ctx.metrics.errors.inc({ code: e.code });
+    void reply.code(e.status).send(e.toBody());
+  });
+
+  registerModels(app, ctx);
+  registerGenerations(app, ctx);
+  registerEvents(app, ctx);
+  registerResults(app, ctx);
+  registerHealth(app, ctx);
+  registerDocs(app, ctx);
+  return app;
+}
+
+function toApiError(err: unknown, bodyLimit: number, contentType: string): ApiError {
+  if (err instanceof ApiError) return err;
+  const e = err as { code?: string; statusCode?: number; message?: string };
+  switch (e.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new ApiError("body_too_large", { limit: bodyLimit });
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return new ApiError("unsupported_media_type", { contentType });
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return new ApiError("invalid_json", { reason: "the body is empty" });
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return new ApiError("invalid_json", { reason: e.message ?? "" });
+  }
+  if (err instanceof SyntaxError || (e.statusCode === 400 && /JSON/i.test(e.message ?? ""))) {
+    return new ApiError("invalid_json", { reason: e.message ?? "" });
+  }
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+    return new ApiError("invalid_request", { detail: e.message ?? "bad request" });
+  }
+  return new ApiError("internal", { reason: e.message ?? String(err) });
+}

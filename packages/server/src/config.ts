@@ -1,0 +1,273 @@
+// One typed configuration: defaults, then an optional JSON file (KONTEXT_CONFIG), then the
+// environment. Every setting is listed once in SETTINGS with its env name and description;
+// README's configuration table is checked against this list by a test.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Weights directory; null means "generate and use the tiny demo model". */
+  modelDir: string | null;
+  /** One engine per entry; an empty list runs one engine on the engine's default device. */
+  devices: string[];
+  python: string | null;
+  safetyCheckerDir: string | null;
+  safetyChecker: boolean;
+  maxQueue: number;
+  resultTtlHours: number;
+  publicUrl: string | null;
+  bodyLimitBytes: number;
+  maxInputPixels: number;
+  fetchTimeoutMs: number;
+  fetchMaxBytes: number;
+  fetchMaxRedirects: number;
+  fetchAllow: string[];
+  engineReadyTimeoutS: number;
+  engineRestartDelayMs: number;
+  sseKeepAliveS: number;
+  logLevel: string;
+}
+
+type Kind = "string" | "int" | "bool" | "list" | "path";
+interface Setting {
+  key: keyof Config;
+  env: string;
+  kind: Kind;
+  default: Config[keyof Config];
+  nullable?: boolean;
+  min?: number;
+  description: string;
+}
+
+export const SETTINGS: readonly Setting[] = [
+  { key: "host", env: "HOST", kind: "string", default: "127.0.0.1", description: "Address to listen on." },
+  { key: "port", env: "PORT", kind: "int", default: 8080, min: 0, description: "Port to listen on." },
+  {
+    key: "dataDir",
+    env: "KONTEXT_DATA_DIR",
+    kind: "path",
+    default: "./data",
+    description: "Jobs database, input images, results and the generated tiny model live here.",
+  },
+  {
+    key: "modelDir",
+    env: "KONTEXT_MODEL_DIR",
+    kind: "path",
+    default: null,
+    nullable: true,
+    description:
+      "FLUX.1 Kontext [dev] weights (Hugging Face layout). Unset: the tiny demo model in DATA_DIR/models/flux-kontext-tiny (its output is noise).",
+  },
+  {
+    key: "devices",
+    env: "KONTEXT_DEVICES",
+    kind: "list",
+    default: [],
+    description:
+      "Comma-separated devices, one engine each (e.g. `cuda:0,cuda:1`). Unset: one engine on its default device.",
+  },
+  {
+    key: "python",
+    env: "KONTEXT_PYTHON",
+    kind: "path",
+    default: null,
+    nullable: true,
+    description:
+      "Python interpreter of the engine's environment. Unset: the one scripts/python-env.sh prints.",
+  },
+  {
+    key: "safetyCheckerDir",
+    env: "KONTEXT_SAFETY_CHECKER_DIR",
+    kind: "path",
+    default: null,
+    nullable: true,
+    description: "Safety classifier directory. Unset: the model directory's `safety_checker/`.",
+  },
+  {
+    key: "safetyChecker",
+    env: "KONTEXT_SAFETY_CHECKER",
+    kind: "bool",
+    default: true,
+    description: "`false` starts the engine without a safety checker (`--no-safety-checker`).",
+  },
+  {
+    key: "maxQueue",
+    env: "KONTEXT_MAX_QUEUE",
+    kind: "int",
+    default: 100,
+    min: 1,
+    description: "Queued generations allowed at once; beyond it submissions get 429 with Retry-After.",
+  },
+  {
+    key: "resultTtlHours",
+    env: "KONTEXT_RESULT_TTL_HOURS",
+    kind: "int",
+    default: 168,
+    min: 1,
+    description: "Finished generations and their result files are kept this long (default 7 days).",
+  },
+  {
+    key: "publicUrl",
+    env: "KONTEXT_PUBLIC_URL",
+    kind: "string",
+    default: null,
+    nullable: true,
+    description:
+      "Base of result URLs (e.g. `https://kontext.example.com`). Unset: taken from the request's Host.",
+  },
+  {
+    key: "bodyLimitBytes",
+    env: "KONTEXT_BODY_LIMIT_BYTES",
+    kind: "int",
+    default: 32 * 1024 * 1024,
+    min: 1024,
+    description: "Largest request body; larger ones get 413.",
+  },
+  {
+    key: "maxInputPixels",
+    env: "KONTEXT_MAX_INPUT_PIXELS",
+    kind: "int",
+    default: 40_000_000,
+    min: 1,
+    description: "Largest input image (width × height) decoded; guards against decompression bombs.",
+  },
+  {
+    key: "fetchTimeoutMs",
+    env: "KONTEXT_FETCH_TIMEOUT_MS",
+    kind: "int",
+    default: 15_000,
+    min: 1,
+    description: "Time limit for fetching an `input_image` URL, redirects included.",
+  },
+  {
+    key: "fetchMaxBytes",
+    env: "KONTEXT_FETCH_MAX_BYTES",
+    kind: "int",
+    default: 25 * 1024 * 1024,
+    min: 1,
+    description: "Largest image fetched from a URL.",
+  },
+  {
+    key: "fetchMaxRedirects",
+    env: "KONTEXT_FETCH_MAX_REDIRECTS",
+    kind: "int",
+    default: 5,
+    min: 0,
+    description: "Redirects followed when fetching an `input_image` URL.",
+  },
+  {
+    key: "fetchAllow",
+    env: "KONTEXT_FETCH_ALLOW",
+    kind: "list",
+    default: [],
+    description:
+      "Private, loopback or link-local addresses that URLs may reach anyway: comma-separated IPs or CIDRs (e.g. `127.0.0.1,10.0.0.0/8`). Unset: none.",
+  },
+  {
+    key: "engineReadyTimeoutS",
+    env: "KONTEXT_ENGINE_READY_TIMEOUT_S",
+    kind: "int",
+    default: 1800,
+    min: 1,
+    description: "How long an engine may take to load the model before it is restarted.",
+  },
+  {
+    key: "engineRestartDelayMs",
+    env: "KONTEXT_ENGINE_RESTART_DELAY_MS",
+    kind: "int",
+    default: 1000,
+    min: 0,
+    description: "Pause before restarting a dead engine (doubles after each failed start, up to 60 s).",
+  },
+  {
+    key: "sseKeepAliveS",
+    env: "KONTEXT_SSE_KEEPALIVE_S",
+    kind: "int",
+    default: 15,
+    min: 1,
+    description: "Seconds between `: keep-alive` comments on event streams.",
+  },
+  {
+    key: "logLevel",
+    env: "KONTEXT_LOG_LEVEL",
+    kind: "string",
+    default: "info",
+    description: "fatal, error, warn, info, debug or trace.",
+  },
+];
+
+export class ConfigError extends Error {}
+
+function parseValue(s: Setting, raw: unknown, origin: string): unknown {
+  if (raw === null || raw === "") {
+    if (s.nullable) return null;
+    if (s.kind === "list") return [];
+    throw new ConfigError(`${origin}: ${s.env} must not be empty`);
+  }
+  switch (s.kind) {
+    case "string":
+    case "path":
+      return String(raw);
+    case "int": {
+      const n = typeof raw === "number" ? raw : Number(String(raw).trim());
+      if (!Number.isInteger(n) || n < (s.min ?? Number.NEGATIVE_INFINITY)) {
+        throw new ConfigError(
+          `${origin}: ${s.env} must be an integer ≥ ${s.min ?? "-∞"}, got ${JSON.stringify(raw)}`,
+        );
+      }
+      return n;
+    }
+    case "bool": {
+      if (typeof raw === "boolean") return raw;
+      const v = String(raw).toLowerCase();
+      if (["1", "true", "yes", "on"].includes(v)) return true;
+      if (["0", "false", "no", "off"].includes(v)) return false;
+      throw new ConfigError(`${origin}: ${s.env} must be true or false, got ${JSON.stringify(raw)}`);
+    }
+    case "list":
+      if (Array.isArray(raw)) return raw.map(String);
+      return String(raw)
+        .split(",")
+        .map((x) => x.trim())
+        .filter((x) => x.length > 0);
+  }
+}
+
+/** Builds the config from defaults, the optional KONTEXT_CONFIG file and the environment. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS) out[s.key] = s.default;
+  const file = env.KONTEXT_CONFIG;
+  if (file) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, "utf8"));
+    } catch (err) {
+      throw new ConfigError(`KONTEXT_CONFIG ${file}: ${(err as Error).message}`);
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      throw new ConfigError(`KONTEXT_CONFIG ${file}: must hold a JSON object`);
+    }
+    for (const [k, v] of Object.entries(parsed)) {
+      const s = SETTINGS.find((x) => x.key === k);
+      if (!s) throw new ConfigError(`KONTEXT_CONFIG ${file}: unknown setting "${k}"`);
+      out[k] = parseValue(s, v, `KONTEXT_CONFIG ${file}`);
+    }
+  }
+  for (const s of SETTINGS) {
+    const v = env[s.env];
+    if (v !== undefined) out[s.key] = parseValue(s, v, "environment");
+  }
+  for (const s of SETTINGS) {
+    if (s.kind === "path" && typeof out[s.key] === "string")
+      out[s.key] = path.resolve(cwd, out[s.key] as string);
+  }
+  return out as unknown as Config;
+}
+
+/** The defaults alone, for tests: every setting as if the environment were empty. */
+export function defaultConfig(overrides: Partial<Config> = {}): Config {
+  return { ...loadConfig({}), ...overrides };
+}

@@ -1,0 +1,199 @@
+// Engine protocol v1 (docs/protocol.md): the messages, as a tagged union, and their line codec.
+// The golden examples in docs/protocol/examples/ are read by this module's tests.
+
+export const PROTOCOL_VERSION = 1;
+
+export type AspectRatio = string;
+
+// Gateway → engine
+export interface JobMessage {
+  v: 1;
+  type: "job";
+  job_id: string;
+  input: { path: string; width: number; height: number };
+  prompt: string;
+  aspect_ratio: AspectRatio;
+  num_inference_steps: number;
+  guidance: number;
+  seeds: number[];
+  disable_safety_checker: boolean;
+  output_dir: string;
+  preview?: boolean;
+}
+export interface CancelMessage {
+  v: 1;
+  type: "cancel";
+  job_id: string;
+}
+export interface HealthRequest {
+  v: 1;
+  type: "health";
+  request_id?: string;
+}
+export interface ShutdownMessage {
+  v: 1;
+  type: "shutdown";
+}
+export type ToEngine = JobMessage | CancelMessage | HealthRequest | ShutdownMessage;
+
+// Engine → gateway
+export interface ModelInfo {
+  name: string;
+  variant: "dev" | "tiny";
+  transformer_source: "diffusers" | "single_file";
+  demo: boolean;
+}
+export interface ReadyMessage {
+  v: 1;
+  type: "ready";
+  protocol: number;
+  model: ModelInfo;
+  device: string;
+  dtype: string;
+  safety_checker: boolean;
+  pid: number;
+}
+export interface FatalMessage {
+  v: 1;
+  type: "fatal";
+  code: string;
+  message: string;
+}
+export interface StartedMessage {
+  v: 1;
+  type: "started";
+  job_id: string;
+  width: number;
+  height: number;
+  seeds: number[];
+}
+export interface Preview {
+  mime: string;
+  width: number;
+  height: number;
+  data: string;
+}
+export interface ProgressMessage {
+  v: 1;
+  type: "progress";
+  job_id: string;
+  step: number;
+  total_steps: number;
+  preview?: Preview;
+}
+export interface ResultImage {
+  path: string;
+  width: number;
+  height: number;
+  seed: number;
+}
+export interface ResultMessage {
+  v: 1;
+  type: "result";
+  job_id: string;
+  images: ResultImage[];
+  timings_ms: Record<string, number>;
+  cache: { prompt: boolean; condition: boolean };
+}
+export interface ErrorMessage {
+  v: 1;
+  type: "error";
+  job_id: string | null;
+  code: string;
+  message: string;
+  field?: string;
+}
+export interface HealthMessage {
+  v: 1;
+  type: "health";
+  request_id: string | null;
+  state: "idle" | "busy";
+  job_id: string | null;
+  queued: number;
+  device: string;
+  uptime_s: number;
+}
+export type FromEngine =
+  | ReadyMessage
+  | FatalMessage
+  | StartedMessage
+  | ProgressMessage
+  | ResultMessage
+  | ErrorMessage
+  | HealthMessage;
+
+export class ProtocolError extends Error {}
+
+type Check = (o: Record<string, unknown>) => string | null;
+const str =
+  (k: string): Check =>
+  (o) =>
+    typeof o[k] === "string" ? null : `${k} must be a string`;
+const int =
+  (k: string): Check =>
+  (o) =>
+    Number.isInteger(o[k]) ? null : `${k} must be an integer`;
+const num =
+  (k: string): Check =>
+  (o) =>
+    typeof o[k] === "number" ? null : `${k} must be a number`;
+const bool =
+  (k: string): Check =>
+  (o) =>
+    typeof o[k] === "boolean" ? null : `${k} must be a boolean`;
+const obj =
+  (k: string): Check =>
+  (o) =>
+    typeof o[k] === "object" && o[k] !== null && !Array.isArray(o[k]) ? null : `${k} must be an object`;
+const arr =
+  (k: string): Check =>
+  (o) =>
+    Array.isArray(o[k]) ? null : `${k} must be an array`;
+const strOrNull =
+  (k: string): Check =>
+  (o) =>
+    o[k] === null || typeof o[k] === "string" ? null : `${k} must be a string or null`;
+
+// The fields the gateway relies on, per message type; extra fields are tolerated (forward compatible).
+const SHAPES: Record<FromEngine["type"], Check[]> = {
+  ready: [int("protocol"), obj("model"), str("device"), str("dtype"), bool("safety_checker"), int("pid")],
+  fatal: [str("code"), str("message")],
+  started: [str("job_id"), int("width"), int("height"), arr("seeds")],
+  progress: [str("job_id"), int("step"), int("total_steps")],
+  result: [str("job_id"), arr("images"), obj("timings_ms")],
+  error: [strOrNull("job_id"), str("code"), str("message")],
+  health: [
+    strOrNull("request_id"),
+    str("state"),
+    strOrNull("job_id"),
+    int("queued"),
+    str("device"),
+    num("uptime_s"),
+  ],
+};
+
+/** Parses one line from the engine; throws ProtocolError naming what is wrong. */
+export function parseEngineLine(line: string): FromEngine {
+  let o: unknown;
+  try {
+    o = JSON.parse(line);
+  } catch {
+    throw new ProtocolError(`not JSON: ${line.slice(0, 200)}`);
+  }
+  if (typeof o !== "object" || o === null || Array.isArray(o)) throw new ProtocolError("not a JSON object");
+  const m = o as Record<string, unknown>;
+  if (m.v !== PROTOCOL_VERSION)
+    throw new ProtocolError(`unsupported protocol version ${JSON.stringify(m.v)}`);
+  const checks = SHAPES[m.type as FromEngine["type"]];
+  if (!checks) throw new ProtocolError(`unknown message type ${JSON.stringify(m.type)}`);
+  for (const check of checks) {
+    const problem = check(m);
+    if (problem) throw new ProtocolError(`${m.type}: ${problem}`);
+  }
+  return m as unknown as FromEngine;
+}
+
+/** One line for the engine's stdin. */
+export function encodeToEngine(msg: ToEngine): string {
+  return `${JSON.stringify(msg)}\n`;
+}

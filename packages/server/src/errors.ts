@@ -1,0 +1,97 @@
+// The one error catalogue: every error a client sees has a code, an HTTP status, a title and a
+// message template. Nothing else builds error strings for responses.
+
+export const ERRORS = {
+  invalid_request: { status: 400, title: "Invalid request", template: "{detail}" },
+  invalid_json: {
+    status: 400,
+    title: "Invalid JSON",
+    template: "the request body is not valid JSON: {reason}",
+  },
+  unsupported_media_type: {
+    status: 415,
+    title: "Unsupported media type",
+    template: "send the request body as application/json, got {contentType}",
+  },
+  input_image_invalid: { status: 400, title: "Invalid input image", template: "input_image: {reason}" },
+  input_image_refused: {
+    status: 400,
+    title: "Input image address refused",
+    template:
+      "input_image: {url} resolves to {address}, a {range} address; allow it with KONTEXT_FETCH_ALLOW",
+  },
+  input_image_fetch_failed: {
+    status: 422,
+    title: "Input image could not be fetched",
+    template: "input_image: fetching {url} failed: {reason}",
+  },
+  input_image_too_large: { status: 413, title: "Input image too large", template: "input_image: {reason}" },
+  input_image_undecodable: {
+    status: 422,
+    title: "Input image could not be decoded",
+    template: "input_image: {reason}",
+  },
+  model_not_found: { status: 404, title: "Not found", template: "Model not found: {model}" },
+  generation_not_found: { status: 404, title: "Not found", template: "Generation not found: {id}" },
+  result_not_found: { status: 404, title: "Not found", template: "Result not found: {name}" },
+  route_not_found: { status: 404, title: "Not found", template: "No route {method} {url}" },
+  generation_finished: {
+    status: 409,
+    title: "Conflict",
+    template: "generation {id} is already {status} and cannot be cancelled",
+  },
+  body_too_large: {
+    status: 413,
+    title: "Request body too large",
+    template: "the request body is larger than {limit} bytes (KONTEXT_BODY_LIMIT_BYTES)",
+  },
+  queue_full: {
+    status: 429,
+    title: "Queue full",
+    template: "{queued} generations are queued, the limit is {limit}; retry after {retryAfter} s",
+  },
+  engine_not_ready: { status: 503, title: "Service unavailable", template: "no engine is ready: {reason}" },
+  generation_failed: { status: 500, title: "Generation failed", template: "{reason}" },
+  content_flagged: { status: 422, title: "Content flagged", template: "{reason}" },
+  generation_cancelled: {
+    status: 409,
+    title: "Generation cancelled",
+    template: "generation {id} was cancelled",
+  },
+  internal: { status: 500, title: "Internal server error", template: "{reason}" },
+} as const satisfies Record<string, { status: number; title: string; template: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error answered to the client in the hosted error envelope. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly title: string;
+  readonly headers: Record<string, string>;
+  constructor(
+    readonly code: ErrorCode,
+    readonly params: Record<string, string | number> = {},
+    extra: { headers?: Record<string, string>; fields?: string[] } = {},
+  ) {
+    const e = ERRORS[code];
+    super(e.template.replace(/\{(\w+)\}/g, (_, k: string) => String(params[k] ?? `{${k}}`)));
+    this.status = e.status;
+    this.title = e.title;
+    this.headers = extra.headers ?? {};
+    this.fields = extra.fields;
+  }
+  readonly fields: string[] | undefined;
+
+  /** The hosted envelope: {error: {type, title, detail}, status: "error", status_message}. */
+  toBody(): ErrorBody {
+    const error: ErrorBody["error"] = { type: this.code, title: this.title, detail: this.message };
+    if (this.fields) error.fields = this.fields;
+    return { error, status: "error", status_message: this.message };
+  }
+}
+
+export interface ErrorBody {
+  error: { type: string; title: string; detail: string; fields?: string[] };
+  status: "error";
+  status_message: string;
+}

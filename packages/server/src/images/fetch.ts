@@ -1,0 +1,127 @@
+// Fetches an input_image URL without letting it reach a refused address: the host is resolved
+// here, every resolved address is checked, the connection is pinned to a checked address (no
+// second lookup to rebind), and each redirect goes through the same checks.
+import { lookup } from "node:dns/promises";
+import http from "node:http";
+import https from "node:https";
+import { isIP, type LookupFunction } from "node:net";
+import { ApiError } from "../errors.js";
+import type { AddressPolicy } from "./address.js";
+
+export interface FetchLimits {
+  timeoutMs: number;
+  maxBytes: number;
+  maxRedirects: number;
+}
+
+async function resolveChecked(url: URL, policy: AddressPolicy): Promise<{ address: string; family: number }> {
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  let addresses: Array<{ address: string; family: number }>;
+  if (isIP(host)) addresses = [{ address: host, family: isIP(host) }];
+  else {
+    try {
+      addresses = await lookup(host, { all: true, verbatim: true });
+    } catch (err) {
+      throw new ApiError("input_image_fetch_failed", {
+        url: url.href,
+        reason: `cannot resolve ${host} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+      });
+    }
+  }
+  for (const a of addresses) {
+    const range = policy.refusedRange(a.address);
+    if (range) throw new ApiError("input_image_refused", { url: url.href, address: a.address, range });
+  }
+  const first = addresses[0];
+  if (!first)
+    throw new ApiError("input_image_fetch_failed", { url: url.href, reason: `no address for ${host}` });
+  return first;
+}
+
+function getOnce(
+  url: URL,
+  pinned: { address: string; family: number },
+  limits: FetchLimits,
+  signal: AbortSignal,
+): Promise<{ status: number; location?: string; body?: Buffer }> {
+  const pin: LookupFunction = (_host, options, cb) => {
+    if ((options as { all?: boolean }).all) {
+      (cb as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [pinned]);
+    } else cb(null, pinned.address, pinned.family);
+  };
+  const mod = url.protocol === "https:" ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.get(
+      url,
+      { lookup: pin, signal, headers: { accept: "image/*", "user-agent": "kontext" } },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 300 && status < 400 && res.headers.location) {
+          res.resume();
+          resolve({ status, location: res.headers.location });
+          return;
+        }
+        if (status !== 200) {
+          res.resume();
+          reject(new ApiError("input_image_fetch_failed", { url: url.href, reason: `HTTP ${status}` }));
+          return;
+        }
+        const declared = Number(res.headers["content-length"] ?? 0);
+        if (declared > limits.maxBytes) {
+          res.destroy();
+          reject(tooLarge(url, limits));
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on("data", (c: Buffer) => {
+          size += c.length;
+          if (size > limits.maxBytes) {
+            res.destroy();
+            reject(tooLarge(url, limits));
+            return;
+          }
+          chunks.push(c);
+        });
+        res.on("end", () => resolve({ status, body: Buffer.concat(chunks) }));
+        res.on("error", (err) => reject(failed(url, err, signal)));
+      },
+    );
+    req.on("error", (err) => reject(failed(url, err, signal)));
+  });
+}
+
+const tooLarge = (url: URL, limits: FetchLimits) =>
+  new ApiError("input_image_too_large", {
+    reason: `${url.href} is larger than ${limits.maxBytes} bytes (KONTEXT_FETCH_MAX_BYTES)`,
+  });
+
+function failed(url: URL, err: Error, signal: AbortSignal): ApiError {
+  if (err instanceof ApiError) return err;
+  const reason = signal.aborted ? "timed out (KONTEXT_FETCH_TIMEOUT_MS)" : err.message;
+  return new ApiError("input_image_fetch_failed", { url: url.href, reason });
+}
+
+/** GETs an http(s) URL under the address policy and the limits; returns the body. */
+export async function fetchImage(href: string, policy: AddressPolicy, limits: FetchLimits): Promise<Buffer> {
+  const signal = AbortSignal.timeout(limits.timeoutMs);
+  let url = new URL(href);
+  for (let redirects = 0; ; redirects++) {
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new ApiError("input_image_invalid", {
+        reason: `only http and https URLs are fetched, got ${url.protocol}`,
+      });
+    }
+    const pinned = await resolveChecked(url, policy);
+    if (signal.aborted) throw failed(url, new Error("timeout"), signal);
+    const res = await getOnce(url, pinned, limits, signal);
+    if (res.body) return res.body;
+    if (redirects >= limits.maxRedirects) {
+      throw new ApiError("input_image_fetch_failed", {
+        url: href,
+        reason: `more than ${limits.maxRedirects} redirects (KONTEXT_FETCH_MAX_REDIRECTS)`,
+      });
+    }
+    url = new URL(res.location ?? "", url);
+  }
+}

@@ -1,0 +1,70 @@
+// Turns a request's input_image (URL, data URI or raw base64) into a stored raw RGB file.
+import { createHash } from "node:crypto";
+import { ApiError } from "../errors.js";
+import type { FileStore, StoredInput } from "../storage/files.js";
+import { AddressPolicy } from "./address.js";
+import { decodeInput } from "./codec.js";
+import { type FetchLimits, fetchImage } from "./fetch.js";
+
+export interface ImageIngestOptions extends FetchLimits {
+  maxPixels: number;
+  fetchAllow: readonly string[];
+  maxBytes: number;
+}
+
+const DATA_URI = /^data:([\w.+-]+\/[\w.+-]+)?((?:;[\w-]+=[^;,]*)*)(;base64)?,/i;
+const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
+
+export class ImageIngest {
+  private readonly policy: AddressPolicy;
+  constructor(
+    private readonly files: FileStore,
+    private readonly options: ImageIngestOptions,
+  ) {
+    this.policy = new AddressPolicy(options.fetchAllow);
+  }
+
+  /** The bytes an input_image string stands for. */
+  async bytesOf(input: string): Promise<Buffer> {
+    const trimmed = input.trim();
+    if (/^https?:\/\//i.test(trimmed)) return fetchImage(trimmed, this.policy, this.options);
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed)) {
+      throw new ApiError("input_image_invalid", {
+        reason: `only http(s) URLs, data URIs and base64 are accepted, got a ${trimmed.split(":")[0]}: URL`,
+      });
+    }
+    const m = DATA_URI.exec(trimmed);
+    if (m) {
+      if (!m[3])
+        throw new ApiError("input_image_invalid", { reason: "a data URI must be base64-encoded (;base64,)" });
+      return this.decodeBase64(trimmed.slice(m[0].length));
+    }
+    return this.decodeBase64(trimmed);
+  }
+
+  private decodeBase64(b64: string): Buffer {
+    const clean = b64.replace(/\s+/g, "");
+    if (clean.length === 0 || !BASE64.test(clean)) {
+      throw new ApiError("input_image_invalid", {
+        reason: `must be an http(s) URL, a data URI or base64, got ${JSON.stringify(b64.slice(0, 40))}${b64.length > 40 ? "..." : ""}`,
+      });
+    }
+    const bytes = Buffer.from(clean, clean.includes("-") || clean.includes("_") ? "base64url" : "base64");
+    if (bytes.length > this.options.maxBytes) {
+      throw new ApiError("input_image_too_large", {
+        reason: `${bytes.length} bytes is more than ${this.options.maxBytes} (KONTEXT_FETCH_MAX_BYTES)`,
+      });
+    }
+    return bytes;
+  }
+
+  /** Fetches or decodes the image and stores it by the sha256 of its bytes (decoded once). */
+  async ingest(input: string): Promise<StoredInput> {
+    const bytes = await this.bytesOf(input);
+    const hash = createHash("sha256").update(bytes).digest("hex");
+    const known = await this.files.findInput(hash);
+    if (known) return known;
+    const img = await decodeInput(bytes, this.options.maxPixels);
+    return this.files.putInput(hash, img.rgb, img.width, img.height);
+  }
+}

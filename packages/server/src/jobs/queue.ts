@@ -1,0 +1,382 @@
+// The job queue: takes validated requests, writes their generations to the store, hands the
+// oldest queued one to an idle engine, turns engine messages into status changes and events,
+// encodes results, and cancels. Every state change is written before it is announced.
+import { randomInt, randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import type { Engines, JobListener } from "../engine/supervisor.js";
+import { ApiError } from "../errors.js";
+import { encodeOutput } from "../images/codec.js";
+import type { Metrics } from "../metrics.js";
+import { type EditParams, MAX_SEED } from "../schema/flux-kontext-dev.js";
+import type { FileStore, StoredInput } from "../storage/files.js";
+import type { JobStore } from "./store.js";
+import { FINAL, type Generation, type StoredEvent, type StoredParams, type Timings } from "./types.js";
+
+export interface QueueOptions {
+  maxQueue: number;
+  resultTtlHours: number;
+  /** Attempts a generation gets when its engine dies under it (the first run plus one retry). */
+  maxAttempts?: number;
+  log?: (level: "info" | "warn" | "error", msg: string) => void;
+}
+
+export interface QueueEvents {
+  event: [StoredEvent];
+}
+
+const RESULT_URL_PREFIX = "/results/";
+
+export class JobQueue extends EventEmitter<QueueEvents> {
+  private readonly previews = new Map<string, Buffer>();
+  private readonly lastStepAt = new Map<string, number>();
+  private readonly running = new Set<string>();
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private readonly maxAttempts: number;
+
+  constructor(
+    private readonly store: JobStore,
+    private readonly files: FileStore,
+    private readonly engines: Engines,
+    private readonly metrics: Metrics,
+    private readonly options: QueueOptions,
+  ) {
+    super();
+    this.setMaxListeners(0); // one listener per open event stream
+    this.maxAttempts = options.maxAttempts ?? 2;
+    engines.on("available", () => this.dispatch());
+    engines.on("restart", () => metrics.engineRestarts.inc());
+  }
+
+  /** Requeues what a crash left processing, starts dispatching and the retention sweep. */
+  start(): this {
+    const n = this.store.requeueInterrupted();
+    if (n > 0) this.options.log?.("info", `requeued ${n} generation(s) interrupted by a restart`);
+    this.sweep();
+    this.sweepTimer = setInterval(() => this.sweep(), 10 * 60_000);
+    this.sweepTimer.unref();
+    this.dispatch();
+    return this;
+  }
+
+  /** Stops dispatching; generations the engines are running are requeued as they end. */
+  stop(): void {
+    this.stopping = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+  }
+
+  /** Writes `count` generations (queued) and returns them; 429 when the queue is full. */
+  submit(params: EditParams, input: StoredInput, count: number): Generation[] {
+    const queued = this.store.count("queued");
+    if (queued + count > this.options.maxQueue) {
+      const retryAfter = this.retryAfterSeconds(queued);
+      throw new ApiError(
+        "queue_full",
+        { queued, limit: this.options.maxQueue, retryAfter },
+        { headers: { "retry-after": String(retryAfter) } },
+      );
+    }
+    const base = params.seed ?? randomInt(0, 2 ** 47); // randomInt's range is below 2^48
+    const stored: StoredParams = {
+      model: params.model,
+      prompt: params.prompt,
+      aspect_ratio: params.aspect_ratio,
+      num_inference_steps: params.num_inference_steps,
+      guidance: params.guidance,
+      output_format: params.output_format,
+      output_quality: params.output_quality,
+      disable_safety_checker: params.disable_safety_checker,
+      response_format: params.response_format,
+    };
+    if (/^https?:\/\//i.test(params.input_image)) stored.input_image = params.input_image;
+    const gens = Array.from({ length: count }, (_, i) => ({
+      id: randomUUID(),
+      model: params.model,
+      params: stored,
+      input,
+      seed: (base + i) % (MAX_SEED + 1),
+    }));
+    const saved = this.store.insertMany(gens, Date.now(), (g) => ({
+      generation_id: g.id,
+      status: "queued",
+      model: g.model,
+      queue_position: this.store.queuePosition(g),
+    }));
+    // Announced after the commit, so a listener always finds the rows it is told about.
+    for (const g of saved) this.announce(this.store.eventsOf(g.id).at(-1));
+    queueMicrotask(() => this.dispatch());
+    return saved;
+  }
+
+  private retryAfterSeconds(queued: number): number {
+    const engines = Math.max(1, this.engines.status().length);
+    return Math.min(3600, Math.max(1, Math.ceil((queued / engines) * 2)));
+  }
+
+  get(id: string): Generation | null {
+    return this.store.get(id);
+  }
+
+  queuePosition(g: Generation): number | null {
+    return g.status === "queued" ? this.store.queuePosition(g) : null;
+  }
+
+  latestPreview(id: string): Buffer | null {
+    return this.previews.get(id) ?? null;
+  }
+
+  resultUrlPath(g: Generation): string | null {
+    return g.resultFile ? `${RESULT_URL_PREFIX}${g.resultFile}` : null;
+  }
+
+  /** Resolves when the generation reaches a final status. */
+  waitFor(id: string): Promise<Generation> {
+    return new Promise((resolve) => {
+      const check = () => {
+        const g = this.store.get(id);
+        if (!g || FINAL.includes(g.status)) {
+          this.off("event", onEvent);
+          resolve(g as Generation);
+          return true;
+        }
+        return false;
+      };
+      const onEvent = (e: StoredEvent) => {
+        if (e.generationId === id && e.event === "media_generation_completed") check();
+      };
+      this.on("event", onEvent);
+      check();
+    });
+  }
+
+  /** Cancels a queued generation at once; asks the engine to stop a processing one. */
+  cancel(id: string): Generation {
+    const g = this.store.get(id);
+    if (!g) throw new ApiError("generation_not_found", { id });
+    if (FINAL.includes(g.status)) throw new ApiError("generation_finished", { id, status: g.status });
+    if (g.status === "queued") {
+      this.finish(g, "cancelled", { error_code: "cancelled", error_message: "cancelled by the client" });
+    } else {
+      this.store.update(id, { cancel_requested: 1 });
+      this.engines.cancel(id);
+    }
+    return this.store.get(id) as Generation;
+  }
+
+  /** Hands queued generations to idle engines, oldest first. */
+  dispatch(): void {
+    while (!this.stopping) {
+      const g = this.store.nextQueued();
+      if (!g) return;
+      const now = Date.now();
+      this.store.update(g.id, { status: "processing", attempts: g.attempts + 1, started_at: now, step: 0 });
+      const accepted = this.engines.run(
+        {
+          v: 1,
+          type: "job",
+          job_id: g.id,
+          input: { path: g.input.path, width: g.input.width, height: g.input.height },
+          prompt: g.params.prompt,
+          aspect_ratio: g.params.aspect_ratio,
+          num_inference_steps: g.params.num_inference_steps,
+          guidance: g.params.guidance,
+          seeds: [g.seed],
+          disable_safety_checker: g.params.disable_safety_checker,
+          output_dir: path.resolve(this.files.tmpDirFor(g.id)),
+          preview: true,
+        },
+        this.listenerFor(g),
+      );
+      if (!accepted) {
+        this.store.update(g.id, { status: "queued", attempts: g.attempts, started_at: null });
+        return;
+      }
+      this.running.add(g.id);
+    }
+  }
+
+  private listenerFor(g: Generation): JobListener {
+    const id = g.id;
+    return {
+      started: (m) => {
+        this.store.update(id, {
+          width: m.width,
+          height: m.height,
+          total_steps: g.params.num_inference_steps,
+        });
+        this.lastStepAt.set(id, Date.now());
+        this.append(id, "media_generation_started", {
+          generation_id: id,
+          status: "processing",
+          width: m.width,
+          height: m.height,
+          seed: g.seed,
+          total_steps: g.params.num_inference_steps,
+        });
+      },
+      progress: (m) => {
+        const now = Date.now();
+        const last = this.lastStepAt.get(id);
+        if (last !== undefined) this.metrics.stepSeconds.observe((now - last) / 1000);
+        this.lastStepAt.set(id, now);
+        this.store.update(id, { step: m.step, total_steps: m.total_steps });
+        const data: Record<string, unknown> = {
+          generation_id: id,
+          step: m.step,
+          total_steps: m.total_steps,
+          progress: m.step / m.total_steps,
+        };
+        if (m.preview) {
+          this.previews.set(id, Buffer.from(m.preview.data, "base64"));
+          data.preview = `data:${m.preview.mime};base64,${m.preview.data}`;
+        }
+        this.append(id, "media_generation_progress", data);
+      },
+      result: (m) => {
+        void this.complete(id, m.images[0], m.timings_ms);
+      },
+      error: (m) => this.failed(id, m.code, m.message),
+    };
+  }
+
+  private async complete(
+    id: string,
+    image: { path: string; width: number; height: number } | undefined,
+    engineTimings: Record<string, number>,
+  ): Promise<void> {
+    const g = this.store.get(id);
+    if (!g) return;
+    try {
+      if (!image) throw new Error("the engine returned no image");
+      const t0 = performance.now();
+      const rgb = await readFile(image.path);
+      const encoded = await encodeOutput(
+        rgb,
+        image.width,
+        image.height,
+        g.params.output_format,
+        g.params.output_quality,
+      );
+      const name = this.files.resultName(id, g.params.output_format);
+      await this.files.putResult(name, encoded);
+      const encodeMs = performance.now() - t0;
+      await this.files.removeTmp(id);
+      const timings: Timings = {
+        queue: (g.startedAt ?? g.enqueuedAt) - g.enqueuedAt,
+        inference: round(engineTimings.total ?? 0),
+        encode: round(encodeMs),
+        engine: engineTimings,
+      };
+      this.metrics.inferenceSeconds.observe((engineTimings.total ?? 0) / 1000);
+      this.finish(g, "succeeded", {
+        result_file: name,
+        width: image.width,
+        height: image.height,
+        timings: JSON.stringify(timings),
+      });
+    } catch (err) {
+      this.finish(g, "failed", {
+        error_code: "encode_failed",
+        error_message: `encoding the result failed: ${String(err)}`,
+      });
+    }
+  }
+
+  private failed(id: string, code: string, message: string): void {
+    const g = this.store.get(id);
+    if (!g) return;
+    void this.files.removeTmp(id);
+    if (code === "cancelled" || (g.cancelRequested && code === "engine_crashed")) {
+      this.finish(g, "cancelled", { error_code: "cancelled", error_message: "cancelled by the client" });
+      return;
+    }
+    if (code === "shutting_down" || (this.stopping && code === "engine_crashed")) {
+      // The gateway is stopping: the generation runs again after the restart, not counted.
+      this.running.delete(id);
+      this.store.update(id, {
+        status: "queued",
+        started_at: null,
+        step: 0,
+        attempts: Math.max(0, g.attempts - 1),
+      });
+      return;
+    }
+    if (code === "engine_crashed" && g.attempts < this.maxAttempts) {
+      this.running.delete(id);
+      this.options.log?.("warn", `generation ${id}: ${message}; retrying (attempt ${g.attempts + 1})`);
+      this.store.update(id, { status: "queued", started_at: null, step: 0 });
+      this.append(id, "media_generation_queued", {
+        generation_id: id,
+        status: "queued",
+        model: g.model,
+        queue_position: this.store.queuePosition(g),
+        retry: true,
+      });
+      return; // the engine's restart emits "available", which dispatches it again
+    }
+    const reason =
+      code === "engine_crashed"
+        ? `${message}; it was already retried ${g.attempts - 1} time(s), so it is not retried again`
+        : message;
+    this.finish(g, "failed", { error_code: code, error_message: reason });
+  }
+
+  private finish(
+    g: Generation,
+    status: "succeeded" | "failed" | "cancelled",
+    fields: Parameters<JobStore["update"]>[1],
+  ): void {
+    const now = Date.now();
+    this.store.update(g.id, { ...fields, status, completed_at: now, cancel_requested: 0 });
+    this.running.delete(g.id);
+    this.previews.delete(g.id);
+    this.lastStepAt.delete(g.id);
+    this.metrics.jobs.inc({ status });
+    this.metrics.jobSeconds.observe((now - g.enqueuedAt) / 1000, { status });
+    if (status === "failed") this.metrics.errors.inc({ code: String(fields.error_code ?? "unknown") });
+    const done = this.store.get(g.id) as Generation;
+    const data: Record<string, unknown> = {
+      generation_id: g.id,
+      status,
+      media_type: "image",
+      model: g.model,
+    };
+    if (status === "succeeded") {
+      Object.assign(data, {
+        url: this.resultUrlPath(done),
+        seed: done.seed,
+        width: done.width,
+        height: done.height,
+        timings: done.timings,
+      });
+    } else {
+      data.error = done.errorMessage;
+      data.error_code = done.errorCode;
+    }
+    this.append(g.id, "media_generation_completed", data);
+  }
+
+  private append(id: string, event: StoredEvent["event"], data: Record<string, unknown>): void {
+    this.announce(this.store.appendEvent(id, event, data));
+  }
+
+  private announce(e: StoredEvent | undefined): void {
+    if (e) this.emit("event", e);
+  }
+
+  /** Deletes generations (and result files) finished longer ago than the retention time. */
+  sweep(): void {
+    const cutoff = Date.now() - this.options.resultTtlHours * 3_600_000;
+    for (const g of this.store.deleteFinishedBefore(cutoff)) {
+      if (g.resultFile) void this.files.removeResult(g.resultFile);
+    }
+  }
+
+  depth(): { queued: number; processing: number } {
+    return { queued: this.store.count("queued"), processing: this.store.count("processing") };
+  }
+}
+
+const round = (ms: number) => Math.round(ms * 10) / 10;

@@ -1,0 +1,254 @@
+// The job store: generations and their events in SQLite (better-sqlite3, WAL). A generation is
+// written before the request that made it is acknowledged.
+import Database from "better-sqlite3";
+import type { EventName, Generation, Status, StoredEvent, StoredParams, Timings } from "./types.js";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS generations (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  model TEXT NOT NULL,
+  status TEXT NOT NULL,
+  params TEXT NOT NULL,
+  input_hash TEXT NOT NULL,
+  input_path TEXT NOT NULL,
+  input_width INTEGER NOT NULL,
+  input_height INTEGER NOT NULL,
+  seed INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  enqueued_at INTEGER NOT NULL,
+  started_at INTEGER,
+  completed_at INTEGER,
+  width INTEGER,
+  height INTEGER,
+  step INTEGER NOT NULL DEFAULT 0,
+  total_steps INTEGER,
+  result_file TEXT,
+  error_code TEXT,
+  error_message TEXT,
+  timings TEXT,
+  cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS generations_status ON generations (status, seq);
+CREATE INDEX IF NOT EXISTS generations_completed ON generations (completed_at);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  generation_id TEXT NOT NULL,
+  event TEXT NOT NULL,
+  data TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_generation ON events (generation_id, id);
+CREATE INDEX IF NOT EXISTS events_completed ON events (event, id);
+`;
+
+interface Row {
+  seq: number;
+  id: string;
+  model: string;
+  status: Status;
+  params: string;
+  input_hash: string;
+  input_path: string;
+  input_width: number;
+  input_height: number;
+  seed: number;
+  attempts: number;
+  enqueued_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  width: number | null;
+  height: number | null;
+  step: number;
+  total_steps: number | null;
+  result_file: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  timings: string | null;
+  cancel_requested: number;
+}
+
+function fromRow(r: Row): Generation {
+  return {
+    id: r.id,
+    seq: r.seq,
+    model: r.model,
+    status: r.status,
+    params: JSON.parse(r.params) as StoredParams,
+    input: { hash: r.input_hash, path: r.input_path, width: r.input_width, height: r.input_height },
+    seed: r.seed,
+    attempts: r.attempts,
+    enqueuedAt: r.enqueued_at,
+    startedAt: r.started_at,
+    completedAt: r.completed_at,
+    width: r.width,
+    height: r.height,
+    step: r.step,
+    totalSteps: r.total_steps,
+    resultFile: r.result_file,
+    errorCode: r.error_code,
+    errorMessage: r.error_message,
+    timings: r.timings ? (JSON.parse(r.timings) as Timings) : null,
+    cancelRequested: r.cancel_requested === 1,
+  };
+}
+
+export type NewGeneration = Pick<Generation, "id" | "model" | "params" | "input" | "seed">;
+
+export class JobStore {
+  private readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL"); // WAL + NORMAL: durable across a process crash
+    this.db.pragma("busy_timeout = 5000");
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.stmts = {
+      insert: db.prepare(
+        `INSERT INTO generations (id, model, status, params, input_hash, input_path, input_width, input_height, seed, enqueued_at)
+         VALUES (@id, @model, 'queued', @params, @input_hash, @input_path, @input_width, @input_height, @seed, @enqueued_at)`,
+      ),
+      get: db.prepare("SELECT * FROM generations WHERE id = ?"),
+      nextQueued: db.prepare("SELECT * FROM generations WHERE status = 'queued' ORDER BY seq LIMIT 1"),
+      countStatus: db.prepare("SELECT COUNT(*) AS n FROM generations WHERE status = ?"),
+      position: db.prepare("SELECT COUNT(*) AS n FROM generations WHERE status = 'queued' AND seq < ?"),
+      appendEvent: db.prepare(
+        "INSERT INTO events (generation_id, event, data, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+      ),
+      eventsOf: db.prepare("SELECT * FROM events WHERE generation_id = ? AND id > ? ORDER BY id"),
+      completedSince: db.prepare(
+        "SELECT * FROM events WHERE event = 'media_generation_completed' AND id > ? ORDER BY id",
+      ),
+      expired: db.prepare("SELECT * FROM generations WHERE completed_at IS NOT NULL AND completed_at < ?"),
+      deleteGen: db.prepare("DELETE FROM generations WHERE id = ?"),
+      deleteEvents: db.prepare("DELETE FROM events WHERE generation_id = ?"),
+      requeueInterrupted: db.prepare(
+        "UPDATE generations SET status = 'queued', started_at = NULL, step = 0, total_steps = NULL, attempts = MAX(attempts - 1, 0) WHERE status = 'processing'",
+      ),
+    };
+  }
+
+  /** Inserts generations as queued, all or none, each with its queued event. */
+  insertMany(
+    gens: NewGeneration[],
+    now: number,
+    queuedEvent: (g: Generation) => Record<string, unknown>,
+  ): Generation[] {
+    const tx = this.db.transaction(() => {
+      const out: Generation[] = [];
+      for (const g of gens) {
+        this.stmts.insert.run({
+          id: g.id,
+          model: g.model,
+          params: JSON.stringify(g.params),
+          input_hash: g.input.hash,
+          input_path: g.input.path,
+          input_width: g.input.width,
+          input_height: g.input.height,
+          seed: g.seed,
+          enqueued_at: now,
+        });
+        const saved = this.get(g.id) as Generation;
+        this.appendEvent(saved.id, "media_generation_queued", queuedEvent(saved));
+        out.push(saved);
+      }
+      return out;
+    });
+    return tx();
+  }
+
+  get(id: string): Generation | null {
+    const r = this.stmts.get.get(id) as Row | undefined;
+    return r ? fromRow(r) : null;
+  }
+
+  nextQueued(): Generation | null {
+    const r = this.stmts.nextQueued.get() as Row | undefined;
+    return r ? fromRow(r) : null;
+  }
+
+  count(status: Status): number {
+    return (this.stmts.countStatus.get(status) as { n: number }).n;
+  }
+
+  /** Queued generations ahead of this one (0: it runs next). */
+  queuePosition(g: Generation): number {
+    return (this.stmts.position.get(g.seq) as { n: number }).n;
+  }
+
+  list(filter: { model?: string; statuses: readonly Status[]; limit: number }): Generation[] {
+    const marks = filter.statuses.map(() => "?").join(", ");
+    const args: unknown[] = [...filter.statuses];
+    let sql = `SELECT * FROM generations WHERE status IN (${marks})`;
+    if (filter.model) {
+      sql += " AND model = ?";
+      args.push(filter.model);
+    }
+    sql += " ORDER BY seq DESC LIMIT ?";
+    args.push(filter.limit);
+    return (this.db.prepare(sql).all(...args) as Row[]).map(fromRow);
+  }
+
+  /** Updates the named columns of one generation. */
+  update(id: string, fields: Partial<Omit<Row, "id" | "seq">>): void {
+    const keys = Object.keys(fields);
+    if (keys.length === 0) return;
+    const sql = `UPDATE generations SET ${keys.map((k) => `${k} = @${k}`).join(", ")} WHERE id = @id`;
+    this.db.prepare(sql).run({ ...fields, id });
+  }
+
+  /** Moves every generation left processing by a crash or restart back to queued. */
+  requeueInterrupted(): number {
+    return this.stmts.requeueInterrupted.run().changes;
+  }
+
+  appendEvent(generationId: string, event: EventName, data: Record<string, unknown>): StoredEvent {
+    const row = this.stmts.appendEvent.get(generationId, event, JSON.stringify(data), Date.now()) as {
+      id: number;
+    };
+    return { id: row.id, generationId, event, data };
+  }
+
+  eventsOf(generationId: string, afterId = 0): StoredEvent[] {
+    return (this.stmts.eventsOf.all(generationId, afterId) as EventRow[]).map(eventFromRow);
+  }
+
+  completedEventsSince(afterId: number): StoredEvent[] {
+    return (this.stmts.completedSince.all(afterId) as EventRow[]).map(eventFromRow);
+  }
+
+  /** Deletes generations finished before `before` (ms), with their events; returns them. */
+  deleteFinishedBefore(before: number): Generation[] {
+    const rows = (this.stmts.expired.all(before) as Row[]).map(fromRow);
+    const tx = this.db.transaction(() => {
+      for (const g of rows) {
+        this.stmts.deleteEvents.run(g.id);
+        this.stmts.deleteGen.run(g.id);
+      }
+    });
+    tx();
+    return rows;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+interface EventRow {
+  id: number;
+  generation_id: string;
+  event: EventName;
+  data: string;
+}
+const eventFromRow = (r: EventRow): StoredEvent => ({
+  id: r.id,
+  generationId: r.generation_id,
+  event: r.event,
+  data: JSON.parse(r.data) as Record<string, unknown>,
+});
+
+export type { Timings };

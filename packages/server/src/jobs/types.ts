@@ -1,0 +1,58 @@
+// A generation (one output image) as the job store keeps it.
+import type { EditParams } from "../schema/flux-kontext-dev.js";
+
+export const STATUSES = ["queued", "processing", "succeeded", "failed", "cancelled"] as const;
+export type Status = (typeof STATUSES)[number];
+export const FINAL: readonly Status[] = ["succeeded", "failed", "cancelled"];
+
+/** The request parameters kept with a generation (input_image only when it was a URL). */
+export type StoredParams = Omit<EditParams, "input_image" | "stream" | "num_generations" | "seed"> & {
+  input_image?: string;
+};
+
+export interface Generation {
+  id: string;
+  seq: number;
+  model: string;
+  status: Status;
+  params: StoredParams;
+  input: { hash: string; path: string; width: number; height: number };
+  seed: number;
+  attempts: number;
+  enqueuedAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  width: number | null;
+  height: number | null;
+  step: number;
+  totalSteps: number | null;
+  resultFile: string | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  timings: Timings | null;
+  cancelRequested: boolean;
+}
+
+export interface Timings {
+  /** ms from enqueue to the engine's start */
+  queue: number;
+  /** the engine's own total */
+  inference: number;
+  /** ms to encode and store the output */
+  encode: number;
+  /** the engine's breakdown (text_encode, vae_encode, denoise, vae_decode, safety, total) */
+  engine?: Record<string, number>;
+}
+
+export type EventName =
+  | "media_generation_queued"
+  | "media_generation_started"
+  | "media_generation_progress"
+  | "media_generation_completed";
+
+export interface StoredEvent {
+  id: number;
+  generationId: string;
+  event: EventName;
+  data: Record<string, unknown>;
+}

@@ -1,0 +1,143 @@
+// The request schema of flux-kontext-dev: the single source of truth for validation, the models
+// endpoint's json_request_schema, the OpenAPI document and the workbench form.
+import { type Static, Type } from "@sinclair/typebox";
+
+export const MODEL_ID = "flux-kontext-dev";
+
+export const ASPECT_RATIOS = [
+  "match_input_image",
+  "1:1",
+  "16:9",
+  "21:9",
+  "3:2",
+  "2:3",
+  "4:5",
+  "5:4",
+  "3:4",
+  "4:3",
+  "9:16",
+  "9:21",
+] as const;
+export const OUTPUT_FORMATS = ["webp", "jpg", "png"] as const;
+export const RESPONSE_FORMATS = ["url", "b64_json"] as const;
+export const MAX_SEED = Number.MAX_SAFE_INTEGER; // the engine takes seeds from 0 to 2^53 − 1
+
+const stringEnum = <T extends readonly string[]>(
+  values: T,
+  options: { description: string; default: T[number] },
+) => Type.Unsafe<T[number]>({ type: "string", enum: [...values], ...options });
+
+export const EditRequest = Type.Object(
+  {
+    model: Type.Optional(
+      Type.String({
+        description: "The model to run. Must name a served model (GET /api/ai/models).",
+        default: MODEL_ID,
+        minLength: 1,
+      }),
+    ),
+    input_image: Type.String({
+      description:
+        "The image to edit: an http(s) URL, a data URI (data:image/png;base64,...) or raw base64. JPEG, PNG, GIF (first frame) or WebP.",
+      minLength: 1,
+    }),
+    prompt: Type.String({
+      description: "The edit instruction, or a description of the wanted image.",
+      minLength: 1,
+      maxLength: 10_000,
+      pattern: "\\S",
+    }),
+    aspect_ratio: Type.Optional(
+      stringEnum(ASPECT_RATIOS, {
+        description:
+          "Shape of the output (about one megapixel, sides multiples of 16); match_input_image keeps the input's shape.",
+        default: "match_input_image",
+      }),
+    ),
+    num_inference_steps: Type.Optional(
+      Type.Integer({
+        description: "Denoising steps: more is slower and usually cleaner.",
+        minimum: 4,
+        maximum: 50,
+        default: 28,
+      }),
+    ),
+    guidance: Type.Optional(
+      Type.Number({
+        description: "Guidance scale: how strongly the prompt steers the edit.",
+        minimum: 0,
+        maximum: 10,
+        default: 2.5,
+      }),
+    ),
+    seed: Type.Optional(
+      Type.Integer({
+        description:
+          "Random seed; the same seed and parameters give the same image. Random when left out; the seed used is always returned. Generation i of num_generations uses seed + i.",
+        minimum: 0,
+        maximum: MAX_SEED,
+      }),
+    ),
+    output_format: Type.Optional(
+      stringEnum(OUTPUT_FORMATS, { description: "Encoding of the output image.", default: "webp" }),
+    ),
+    output_quality: Type.Optional(
+      Type.Integer({
+        description: "Encoder quality for webp and jpg; ignored for png.",
+        minimum: 0,
+        maximum: 100,
+        default: 80,
+      }),
+    ),
+    disable_safety_checker: Type.Optional(
+      Type.Boolean({
+        description: "Skip the safety classifier that otherwise runs on every output.",
+        default: false,
+      }),
+    ),
+    response_format: Type.Optional(
+      stringEnum(RESPONSE_FORMATS, {
+        description: "url: the result is served at a stable URL; b64_json: the image is inlined as base64.",
+        default: "url",
+      }),
+    ),
+    num_generations: Type.Optional(
+      Type.Integer({
+        description:
+          "Images to generate, each its own generation. Queue only: POST /api/ai/images/edit takes 1.",
+        minimum: 1,
+        maximum: 4,
+        default: 1,
+      }),
+    ),
+    stream: Type.Optional(
+      Type.Boolean({
+        description:
+          "Kontext addition, POST /api/ai/images/edit only: answer a Server-Sent Events stream of queued, started, progress and completed events (same as Accept: text/event-stream).",
+        default: false,
+      }),
+    ),
+  },
+  {
+    $id: "FluxKontextDevRequest",
+    title: "flux-kontext-dev request",
+    description: "Parameters of an image edit with FLUX.1 Kontext [dev].",
+    additionalProperties: false,
+  },
+);
+
+/** A request as received: only input_image and prompt must be present. */
+export type EditRequestBody = Static<typeof EditRequest>;
+
+/** A request with every default applied. Seed stays optional (random when absent). */
+export type EditParams = Required<Omit<EditRequestBody, "seed">> & { seed?: number };
+
+export function withDefaults(body: EditRequestBody): EditParams {
+  const out: Record<string, unknown> = {};
+  for (const [key, prop] of Object.entries(EditRequest.properties)) {
+    const value = (body as Record<string, unknown>)[key];
+    if (value !== undefined) out[key] = value;
+    else if ("default" in prop) out[key] = prop.default;
+  }
+  return out as EditParams;
+}

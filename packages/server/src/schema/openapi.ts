@@ -1,0 +1,178 @@
+// The OpenAPI 3.1 document, built from the same schemas the server validates with. The committed
+// packages/server/openapi.json is this document; a test fails when the two drift apart.
+import { ListQuery } from "../api/generations.js";
+import { MODELS } from "./models.js";
+import {
+  CancelResponse,
+  EditResponse,
+  ErrorEnvelope,
+  GenerationList,
+  GenerationView,
+  ModelList,
+  ModelView,
+  QueueResponse,
+} from "./responses.js";
+
+const plain = (s: unknown) => JSON.parse(JSON.stringify(s)) as Record<string, unknown>;
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: unknown, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+const errors = (...codes: number[]) =>
+  Object.fromEntries(codes.map((c) => [String(c), json(ref("Error"), "Error envelope")]));
+const sse = (description: string) => ({
+  description,
+  content: { "text/event-stream": { schema: { type: "string" } } },
+});
+const idParam = {
+  name: "id",
+  in: "path",
+  required: true,
+  schema: { type: "string" },
+  description: "Generation id",
+};
+
+export function buildOpenApi(): Record<string, unknown> {
+  const model = MODELS[0];
+  if (!model) throw new Error("no model");
+  const { $id: _id, ...request } = plain(model.schema);
+  const queueQuery = plain(ListQuery) as { properties: Record<string, { description: string }> };
+  return {
+    openapi: "3.1.0",
+    jsonSchemaDialect: "https://json-schema.org/draft/2020-12/schema",
+    info: {
+      title: "Kontext",
+      version: "1.0.0",
+      description:
+        "Self-hosted FLUX.1 Kontext [dev]. The /api/ai endpoints match the hosted API; Kontext adds event streams, progress, cancellation, /healthz and /metrics.",
+    },
+    paths: {
+      "/api/ai/images/edit": {
+        post: {
+          summary: "Edit an image and wait for the result",
+          description:
+            'Blocks until the generation is done (no time limit). With `Accept: text/event-stream` or `"stream": true` it answers a Server-Sent Events stream instead: media_generation_queued, media_generation_started, media_generation_progress, media_generation_completed.',
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: ref("FluxKontextDevRequest") } },
+          },
+          responses: {
+            "200": {
+              description: "The edited image, or an event stream",
+              content: {
+                "application/json": { schema: ref("EditResponse") },
+                "text/event-stream": { schema: { type: "string" } },
+              },
+            },
+            ...errors(400, 404, 409, 413, 415, 422, 429, 500, 503),
+          },
+        },
+      },
+      "/api/ai/queue": {
+        post: {
+          summary: "Queue an edit (1–4 generations)",
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: ref("FluxKontextDevRequest") } },
+          },
+          responses: {
+            "200": json(ref("QueueResponse"), "Queued"),
+            ...errors(400, 404, 413, 415, 422, 429, 503),
+          },
+        },
+        get: {
+          summary: "List generations (active only by default)",
+          parameters: Object.entries(queueQuery.properties).map(([name, s]) => ({
+            name,
+            in: "query",
+            required: false,
+            schema: { type: "string" },
+            description: s.description,
+          })),
+          responses: { "200": json(ref("GenerationList"), "Generations, newest first"), ...errors(400) },
+        },
+      },
+      "/api/ai/queue/{id}": {
+        get: {
+          summary: "A generation's status",
+          parameters: [idParam],
+          responses: { "200": json(ref("Generation"), "The generation"), ...errors(404) },
+        },
+        delete: {
+          summary: "Cancel a generation (queued, or processing: stopped between two steps)",
+          parameters: [idParam],
+          responses: { "200": json(ref("CancelResponse"), "Cancelled"), ...errors(404, 409) },
+        },
+      },
+      "/api/ai/queue/{id}/events": {
+        get: {
+          summary: "A generation's events (SSE); replays from Last-Event-ID, closes after the final one",
+          parameters: [idParam],
+          responses: { "200": sse("Event stream"), ...errors(404) },
+        },
+      },
+      "/api/ai/queue/{id}/preview": {
+        get: {
+          summary: "The latest preview (JPEG) of a processing generation",
+          parameters: [idParam],
+          responses: { "200": { description: "JPEG", content: { "image/jpeg": {} } }, ...errors(404) },
+        },
+      },
+      "/api/events": {
+        get: {
+          summary: "media_generation_completed for every generation (SSE, keep-alive every 15 s)",
+          responses: { "200": sse("Event stream") },
+        },
+      },
+      "/api/ai/models": {
+        get: { summary: "Served models", responses: { "200": json(ref("ModelList"), "Models") } },
+      },
+      "/api/ai/models/{id}": {
+        get: {
+          summary: "One model with its request schema",
+          parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
+          responses: { "200": json(ref("Model"), "The model"), ...errors(404) },
+        },
+      },
+      "/results/{name}": {
+        get: {
+          summary: "A result file at its stable URL",
+          parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+          responses: {
+            "200": {
+              description: "The image",
+              content: { "image/webp": {}, "image/jpeg": {}, "image/png": {} },
+            },
+            ...errors(404),
+          },
+        },
+      },
+      "/healthz": {
+        get: {
+          summary: "200 while an engine is ready; state, model, device",
+          responses: { "200": { description: "Ready" }, "503": { description: "No engine ready" } },
+        },
+      },
+      "/metrics": {
+        get: { summary: "Prometheus metrics", responses: { "200": { description: "text/plain" } } },
+      },
+      "/openapi.json": {
+        get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1" } } },
+      },
+    },
+    components: {
+      schemas: {
+        FluxKontextDevRequest: request,
+        EditResponse: plain(EditResponse),
+        QueueResponse: plain(QueueResponse),
+        Generation: plain(GenerationView),
+        GenerationList: plain(GenerationList),
+        CancelResponse: plain(CancelResponse),
+        Model: plain(ModelView),
+        ModelList: plain(ModelList),
+        Error: plain(ErrorEnvelope),
+      },
+    },
+  };
+}

@@ -1,0 +1,119 @@
+// Response shapes, for the OpenAPI document (the handlers build them in api/render.ts).
+import { Type } from "@sinclair/typebox";
+import { STATUSES } from "../jobs/types.js";
+
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+
+export const ErrorEnvelope = Type.Object(
+  {
+    error: Type.Object({
+      type: Type.String({ description: "Error code from the catalogue, e.g. invalid_request." }),
+      title: Type.String({ description: "Short title for the code." }),
+      detail: Type.String({ description: "What went wrong: the field, the rule and the value received." }),
+      fields: Type.Optional(
+        Type.Array(Type.String(), { description: "The offending fields, when a request was invalid." }),
+      ),
+    }),
+    status: Type.Literal("error"),
+    status_message: Type.String({ description: "Same as error.detail." }),
+  },
+  { description: "The hosted error envelope." },
+);
+
+const Timings = Type.Object(
+  {
+    queue: Type.Number({ description: "ms waiting in the queue" }),
+    inference: Type.Number({ description: "ms in the engine" }),
+    encode: Type.Number({ description: "ms encoding the output" }),
+  },
+  { description: "Kontext addition: where the time went." },
+);
+
+export const EditResponse = Type.Object({
+  model: Type.String({ description: "The model that ran." }),
+  created: Type.Integer({ description: "Unix time (s) the image was made." }),
+  images: Type.Array(
+    Type.Object({
+      url: Type.Optional(Type.String({ description: "Stable URL of the result (response_format url)." })),
+      b64_json: Type.Optional(
+        Type.String({ description: "The encoded image in base64 (response_format b64_json)." }),
+      ),
+    }),
+  ),
+  generation_id: Type.String({ description: "Kontext addition: the generation's id." }),
+  seed: Type.Integer({ description: "Kontext addition: the seed used." }),
+  width: Type.Integer({ description: "Kontext addition: output width." }),
+  height: Type.Integer({ description: "Kontext addition: output height." }),
+  output_format: Type.String({ description: "webp, jpg or png." }),
+  timings: Timings,
+});
+
+export const QueueResponse = Type.Object({
+  generations: Type.Array(
+    Type.Object({
+      generation_id: Type.String({ description: "Id to poll, stream or cancel." }),
+      status: Type.Literal("queued"),
+    }),
+  ),
+});
+
+export const GenerationView = Type.Object(
+  {
+    generation_id: Type.String(),
+    model_name: Type.String(),
+    prompt: Type.String(),
+    media_type: Type.Literal("image"),
+    status: Type.Unsafe<string>({
+      type: "string",
+      enum: [...STATUSES],
+      description: "The generation's status.",
+    }),
+    result_url: Nullable(Type.String({ description: "Stable URL of the result once succeeded." })),
+    error_message: Nullable(Type.String({ description: "Why it failed or was cancelled." })),
+    enqueued_at: Type.String({ description: "ISO 8601" }),
+    started_at: Nullable(Type.String({ description: "ISO 8601" })),
+    completed_at: Nullable(Type.String({ description: "ISO 8601" })),
+    queue_position: Type.Union([Type.Integer(), Type.Null()], {
+      description: "Queued ahead of it (0: next).",
+    }),
+    progress: Type.Number({ description: "0–1" }),
+    step: Type.Integer(),
+    total_steps: Type.Integer(),
+    preview_url: Nullable(Type.String({ description: "Latest preview JPEG while processing." })),
+    seed: Type.Integer(),
+    width: Type.Union([Type.Integer(), Type.Null()]),
+    height: Type.Union([Type.Integer(), Type.Null()]),
+  },
+  { description: "A generation; the request parameters are included as well.", additionalProperties: true },
+);
+
+export const GenerationList = Type.Object({ count: Type.Integer(), generations: Type.Array(GenerationView) });
+
+export const CancelResponse = Type.Object({ status: Type.Literal("success"), generation_id: Type.String() });
+
+export const ModelView = Type.Object(
+  {
+    id: Type.String(),
+    object: Type.Literal("model"),
+    created: Type.Integer(),
+    owned_by: Type.String(),
+    display_name: Type.String(),
+    description: Type.String(),
+    capabilities: Type.Object({ input: Type.Array(Type.String()), output: Type.Array(Type.String()) }),
+    endpoint: Type.String(),
+    demo: Type.Boolean({
+      description: "Kontext addition: true while the tiny demo model (noise) is loaded.",
+    }),
+    request_schema: Type.Object(
+      {},
+      { additionalProperties: true, description: "JSON Schema (2020-12) of the request." },
+    ),
+    json_request_schema: Type.Object(
+      {},
+      { additionalProperties: true, description: "Same as request_schema." },
+    ),
+  },
+  { additionalProperties: true },
+);
+
+export const ModelList = Type.Object({ object: Type.Literal("list"), data: Type.Array(ModelView) });

@@ -1,0 +1,121 @@
+// Builds the app the way main.ts does, in a temporary data dir, with a chosen engine command.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import sharp from "sharp";
+import { buildApp } from "../src/app.js";
+import { type Config, defaultConfig } from "../src/config.js";
+import type { EngineCommand } from "../src/engine/process.js";
+import { Supervisor } from "../src/engine/supervisor.js";
+import { ImageIngest } from "../src/images/ingest.js";
+import { JobQueue } from "../src/jobs/queue.js";
+import { JobStore } from "../src/jobs/store.js";
+import { Metrics } from "../src/metrics.js";
+import { FileStore } from "../src/storage/files.js";
+
+export const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, "../../..");
+export const FAKE_ENGINE = path.join(here, "fixtures/fake-engine.mjs");
+
+export function fakeEngine(env: Record<string, string> = {}): (device: string | null) => EngineCommand {
+  return () => ({ file: process.execPath, args: [FAKE_ENGINE], cwd: here, env: { ...process.env, ...env } });
+}
+
+export interface Harness {
+  app: ReturnType<typeof buildApp>;
+  config: Config;
+  store: JobStore;
+  queue: JobQueue;
+  engine: Supervisor;
+  files: FileStore;
+  dataDir: string;
+  close(keepData?: boolean): Promise<void>;
+}
+
+export async function makeHarness(
+  opts: {
+    config?: Partial<Config>;
+    command?: (device: string | null) => EngineCommand;
+    dataDir?: string;
+    waitReady?: boolean;
+  } = {},
+): Promise<Harness> {
+  const dataDir = opts.dataDir ?? mkdtempSync(path.join(tmpdir(), "kontext-test-"));
+  const config = defaultConfig({ dataDir, engineRestartDelayMs: 50, ...opts.config });
+  const files = new FileStore(dataDir);
+  const store = new JobStore(files.databasePath);
+  const metrics = new Metrics();
+  const engine = new Supervisor({
+    devices: config.devices,
+    command: opts.command ?? fakeEngine(),
+    readyTimeoutMs: config.engineReadyTimeoutS * 1000,
+    restartDelayMs: config.engineRestartDelayMs,
+  });
+  const queue = new JobQueue(store, files, engine, metrics, {
+    maxQueue: config.maxQueue,
+    resultTtlHours: config.resultTtlHours,
+  });
+  const images = new ImageIngest(files, {
+    maxPixels: config.maxInputPixels,
+    fetchAllow: config.fetchAllow,
+    timeoutMs: config.fetchTimeoutMs,
+    maxBytes: config.fetchMaxBytes,
+    maxRedirects: config.fetchMaxRedirects,
+  });
+  const app = buildApp({ store, queue, engine, images, files, config, metrics });
+  engine.start();
+  queue.start();
+  if (opts.waitReady !== false)
+    await waitFor(() => engine.status().every((s) => s.state === "idle"), 120_000);
+  return {
+    app,
+    config,
+    store,
+    queue,
+    engine,
+    files,
+    dataDir,
+    async close(keepData = false) {
+      queue.stop();
+      await app.close();
+      await engine.stop();
+      store.close();
+      if (!keepData && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function waitFor(cond: () => boolean, timeoutMs = 10_000, what = "condition"): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A small PNG as a data URI. */
+export async function pngDataUri(width = 32, height = 24, color = { r: 200, g: 30, b: 30 }): Promise<string> {
+  const buf = await sharp({ create: { width, height, channels: 3, background: color } })
+    .png()
+    .toBuffer();
+  return `data:image/png;base64,${buf.toString("base64")}`;
+}
+
+/** Parses an SSE body into events. */
+export function parseSse(text: string): Array<{ id?: string; event?: string; data?: unknown }> {
+  const out: Array<{ id?: string; event?: string; data?: unknown }> = [];
+  for (const block of text.split("\n\n")) {
+    const ev: { id?: string; event?: string; data?: unknown } = {};
+    let any = false;
+    for (const line of block.split("\n")) {
+      if (line.startsWith("id: ")) ev.id = line.slice(4);
+      else if (line.startsWith("event: ")) ev.event = line.slice(7);
+      else if (line.startsWith("data: ")) ev.data = JSON.parse(line.slice(6));
+      else continue;
+      any = true;
+    }
+    if (any) out.push(ev);
+  }
+  return out;
+}

@@ -1,0 +1,98 @@
+// The models endpoints, the served schema (the one the server validates with) and openapi.json.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EditRequest } from "../src/schema/flux-kontext-dev.js";
+import { buildOpenApi } from "../src/schema/openapi.js";
+import { type Harness, here, makeHarness } from "./helpers.js";
+
+let h: Harness;
+beforeAll(async () => {
+  h = await makeHarness();
+});
+afterAll(async () => h.close());
+
+describe("models", () => {
+  it("lists the model", async () => {
+    const res = await h.app.inject({ url: "/api/ai/models" });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.object).toBe("list");
+    expect(body.data.map((m: { id: string }) => m.id)).toEqual(["flux-kontext-dev"]);
+  });
+
+  it("describes one model with its request schema, saying when the demo model is loaded", async () => {
+    const m = (await h.app.inject({ url: "/api/ai/models/flux-kontext-dev" })).json();
+    for (const k of [
+      "id",
+      "object",
+      "created",
+      "owned_by",
+      "display_name",
+      "description",
+      "capabilities",
+      "endpoint",
+    ]) {
+      expect(m).toHaveProperty(k);
+    }
+    expect(m.object).toBe("model");
+    expect(m.endpoint).toBe("/images/edit");
+    expect(m.demo).toBe(true); // the fake engine reports the tiny model
+    expect(m.description).toContain("DEMO");
+    expect(m.request_schema).toEqual(m.json_request_schema);
+    const schema = m.json_request_schema;
+    expect(schema.$schema).toBe("https://json-schema.org/draft/2020-12/schema");
+    expect(schema.additionalProperties).toBe(false);
+    expect(schema.required).toEqual(["input_image", "prompt"]);
+    for (const [name, prop] of Object.entries(
+      schema.properties as Record<string, { description?: string }>,
+    )) {
+      expect(prop.description, `${name} has a description`).toBeTruthy();
+    }
+    // It is the schema the server validates with.
+    expect(JSON.parse(JSON.stringify(EditRequest))).toEqual({
+      ...schema,
+      $schema: undefined,
+      $id: schema.$id,
+    });
+    const validate = new Ajv2020({ strict: true }).compile(schema);
+    expect(validate({ input_image: "x", prompt: "p" })).toBe(true);
+    expect(validate({ input_image: "x", prompt: "p", guidance: 11 })).toBe(false);
+  });
+
+  it("answers 404 for an unknown model", async () => {
+    const res = await h.app.inject({ url: "/api/ai/models/nope" });
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toEqual({
+      error: { type: "model_not_found", title: "Not found", detail: "Model not found: nope" },
+      status: "error",
+      status_message: "Model not found: nope",
+    });
+  });
+});
+
+describe("openapi", () => {
+  it("committed openapi.json matches the code (run `npm run openapi -w @kontext/server` after a change)", () => {
+    const committed = JSON.parse(readFileSync(path.join(here, "../openapi.json"), "utf8"));
+    expect(committed).toEqual(JSON.parse(JSON.stringify(buildOpenApi())));
+  });
+
+  it("is served, with a docs page", async () => {
+    const doc = (await h.app.inject({ url: "/openapi.json" })).json();
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/api/ai/images/edit", "/api/ai/queue", "/api/events"]),
+    );
+    const page = await h.app.inject({ url: "/docs" });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers["content-type"]).toContain("text/html");
+    expect(page.body).toContain("/openapi.json");
+  });
+
+  it("answers unknown routes in the error envelope", async () => {
+    const res = await h.app.inject({ url: "/nope" });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().error.type).toBe("route_not_found");
+  });
+});

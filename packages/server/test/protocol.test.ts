@@ -1,0 +1,87 @@
+// The engine protocol's golden examples (docs/protocol/examples/), shared with the engine's tests.
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { encodeToEngine, ProtocolError, parseEngineLine, type ToEngine } from "../src/engine/protocol.js";
+import { repoRoot } from "./helpers.js";
+
+const dir = path.join(repoRoot, "docs/protocol/examples");
+const files = (sub: string) => readdirSync(path.join(dir, sub)).filter((f) => f.endsWith(".json"));
+const read = (sub: string, f: string) => readFileSync(path.join(dir, sub, f), "utf8").trim();
+
+describe("engine → gateway golden examples", () => {
+  it.each(files("from_engine"))("parses %s", (f) => {
+    const line = read("from_engine", f);
+    const msg = parseEngineLine(line);
+    expect(msg).toEqual(JSON.parse(line));
+    expect(f.startsWith(msg.type)).toBe(true);
+  });
+
+  it("refuses what is not a message", () => {
+    expect(() => parseEngineLine("{nope")).toThrow(ProtocolError);
+    expect(() => parseEngineLine('{"v": 2, "type": "ready"}')).toThrow(/version/);
+    expect(() => parseEngineLine('{"v": 1, "type": "dance"}')).toThrow(/unknown message type/);
+    expect(() =>
+      parseEngineLine('{"v": 1, "type": "progress", "job_id": "a", "step": "1", "total_steps": 4}'),
+    ).toThrow(/step/);
+  });
+});
+
+describe("gateway → engine golden examples", () => {
+  it.each(files("to_engine"))("encodes %s as one line with the same content", (f) => {
+    const msg = JSON.parse(read("to_engine", f)) as ToEngine;
+    const line = encodeToEngine(msg);
+    expect(line.endsWith("\n")).toBe(true);
+    expect(line.trimEnd()).not.toContain("\n");
+    expect(JSON.parse(line)).toEqual(msg);
+  });
+
+  it("the job the queue builds has exactly the fields of the golden job", async () => {
+    const golden = JSON.parse(read("to_engine", "job.json")) as Record<string, unknown>;
+    const { JobQueue } = await import("../src/jobs/queue.js");
+    let sent: Record<string, unknown> | null = null;
+    const engines = {
+      status: () => [],
+      run: (job: unknown) => {
+        sent = job as Record<string, unknown>;
+        return true;
+      },
+      cancel: () => {},
+      on: () => engines,
+      stop: async () => {},
+    };
+    const { JobStore } = await import("../src/jobs/store.js");
+    const { FileStore } = await import("../src/storage/files.js");
+    const { Metrics } = await import("../src/metrics.js");
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const files = new FileStore(mkdtempSync(path.join(tmpdir(), "kontext-proto-")));
+    const store = new JobStore(":memory:");
+    const q = new JobQueue(store, files, engines, new Metrics(), { maxQueue: 10, resultTtlHours: 1 });
+    q.submit(
+      {
+        model: "flux-kontext-dev",
+        input_image: "data:",
+        prompt: "make the sky purple",
+        aspect_ratio: "match_input_image",
+        num_inference_steps: 28,
+        guidance: 2.5,
+        seed: 42,
+        output_format: "webp",
+        output_quality: 80,
+        disable_safety_checker: false,
+        response_format: "url",
+        num_generations: 1,
+        stream: false,
+      },
+      { hash: "3f2a", path: "/var/lib/kontext/inputs/3f/3f2a.rgb", width: 800, height: 600 },
+      1,
+    );
+    await new Promise((r) => setImmediate(r)); // submit dispatches on the next tick
+    expect(sent).not.toBeNull();
+    const job = sent as unknown as Record<string, unknown>;
+    expect(Object.keys(job).sort()).toEqual(Object.keys(golden).sort());
+    expect({ ...job, job_id: "gen_01", output_dir: "/var/lib/kontext/tmp/gen_01" }).toEqual(golden);
+    store.close();
+  });
+});

@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 180_000,
+    pool: "forks",
+    // e2e files each start a real engine; two at once is what a 2-core CI machine can take
+    maxWorkers: 2,
+  },
+});
