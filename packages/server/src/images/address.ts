@@ -16,6 +16,8 @@ const REFUSED: Array<[string, number, "ipv4" | "ipv6", string]> = [
   ["240.0.0.0", 4, "ipv4", "reserved"],
   ["::", 128, "ipv6", "unspecified"],
   ["::1", 128, "ipv6", "loopback"],
+  ["::", 96, "ipv6", "IPv4-compatible (deprecated)"],
+  ["::ffff:0:0", 96, "ipv6", "IPv4-mapped"], // any form not unpacked above
   ["fc00::", 7, "ipv6", "private (unique local)"],
   ["fe80::", 10, "ipv6", "link-local"],
   ["ff00::", 8, "ipv6", "multicast"],
@@ -40,10 +42,17 @@ export class AddressPolicy {
     let addr = address;
     let family = isIP(addr);
     if (family === 0) return "unparseable";
-    // An IPv4-mapped IPv6 address (::ffff:10.0.0.1) is judged as the IPv4 address it carries.
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(addr);
-    if (mapped?.[1]) {
-      addr = mapped[1];
+    // An IPv4-mapped IPv6 address (::ffff:10.0.0.1, or ::ffff:a00:1 as URL parsing writes it)
+    // is judged as the IPv4 address it carries.
+    const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(addr);
+    const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(addr);
+    if (dotted?.[1]) {
+      addr = dotted[1];
+      family = 4;
+    } else if (hex?.[1] && hex[2]) {
+      const hi = Number.parseInt(hex[1], 16);
+      const lo = Number.parseInt(hex[2], 16);
+      addr = [hi >> 8, hi & 255, lo >> 8, lo & 255].join(".");
       family = 4;
     }
     const type = family === 4 ? "ipv4" : "ipv6";

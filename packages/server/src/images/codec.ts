@@ -38,7 +38,7 @@ export async function decodeInput(bytes: Buffer, maxPixels: number): Promise<Dec
     });
   }
   try {
-    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: "error", pages: 1 })
+    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: "truncated", pages: 1 })
       .rotate() // EXIF orientation
       .resize({ width: ENGINE_MAX_SIDE, height: ENGINE_MAX_SIDE, fit: "inside", withoutEnlargement: true })
       .flatten({ background: { r: 255, g: 255, b: 255 } })
