@@ -132,10 +132,6 @@ describe("decoding", () => {
   });
 
   it("takes the first frame of an animated gif", async () => {
-    const frames = await sharp({ create: { width: 8, height: 16, channels: 3, background: "#0000ff" } })
-      .gif()
-      .toBuffer();
-    const anim = await sharp(frames, { animated: true }).gif({ loop: 0 }).toBuffer();
     const stacked = await sharp(
       await sharp({ create: { width: 8, height: 16, channels: 3, background: "#ff0000" } })
         .composite([{ input: await solid(8, 8, "#00ff00").png().toBuffer(), top: 8, left: 0 }])
@@ -145,7 +141,6 @@ describe("decoding", () => {
     )
       .gif()
       .toBuffer();
-    expect(anim.length).toBeGreaterThan(0);
     const img = await decodeInput(stacked, 1e6);
     expect([img.width, img.height]).toEqual([8, 8]);
     expect(img.rgb[0]).toBeGreaterThan(200); // red: the first frame
@@ -165,7 +160,13 @@ describe("bad images", () => {
   it("truncated jpeg and png → 422", async () => {
     for (const fmt of ["jpeg", "png"] as const) {
       const buf = await sharp({
-        create: { width: 300, height: 200, channels: 3, noise: { type: "gaussian", mean: 128, sigma: 30 } },
+        create: {
+          width: 300,
+          height: 200,
+          channels: 3,
+          background: "#808080",
+          noise: { type: "gaussian", mean: 128, sigma: 30 },
+        },
       })
         .toFormat(fmt)
         .toBuffer();

@@ -1,0 +1,273 @@
+// The API flows, written once and run against the fake engine (flows.test.ts) and the real
+// engine on the tiny model (e2e.test.ts).
+import type { AddressInfo } from "node:net";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Harness, parseSse, pngDataUri } from "./helpers.js";
+
+export interface FlowOptions {
+  make: () => Promise<Harness>;
+  /** steps for a quick job, and for one long enough to cancel while it runs */
+  quickSteps: number;
+  longSteps: number;
+  /** whether output sizes follow the real resolution buckets (~1 MP) */
+  realSizes: boolean;
+}
+
+type Sse = ReturnType<typeof parseSse>;
+
+export function defineFlows(name: string, opts: FlowOptions): void {
+  describe(name, () => {
+    let h: Harness;
+    let image: string;
+    let base: string;
+    beforeAll(async () => {
+      h = await opts.make();
+      await h.app.listen({ host: "127.0.0.1", port: 0 });
+      base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
+      image = await pngDataUri(64, 48);
+    });
+    afterAll(async () => h?.close());
+
+    const body = (extra: Record<string, unknown> = {}) => ({
+      input_image: image,
+      prompt: "make the square blue",
+      num_inference_steps: opts.quickSteps,
+      ...extra,
+    });
+    const poll = async (id: string, until: (g: { status: string }) => boolean, timeoutMs = 120_000) => {
+      let g = { status: "" } as Record<string, unknown> & { status: string };
+      const end = Date.now() + timeoutMs;
+      for (;;) {
+        g = (await h.app.inject({ url: `/api/ai/queue/${id}` })).json();
+        if (until(g)) return g;
+        if (Date.now() > end) throw new Error(`generation ${id} stuck at ${JSON.stringify(g).slice(0, 300)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+
+    it("sync edit with response_format url", async () => {
+      const res = await h.app.inject({
+        method: "POST",
+        url: "/api/ai/images/edit",
+        payload: body({ seed: 7 }),
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      const out = res.json();
+      expect(out.model).toBe("flux-kontext-dev");
+      expect(typeof out.created).toBe("number");
+      expect(out.seed).toBe(7);
+      expect(out.images).toHaveLength(1);
+      expect(out.images[0].url).toMatch(/^http:\/\/localhost(:\d+)?\/results\/[\w-]+\.webp$/);
+      expect(out.timings).toEqual({
+        queue: expect.any(Number),
+        inference: expect.any(Number),
+        encode: expect.any(Number),
+      });
+      if (opts.realSizes) expect([out.width, out.height]).toEqual([1248, 832]); // 64×48 → the 3:2 bucket
+      const file = await h.app.inject({ url: new URL(out.images[0].url).pathname });
+      expect(file.statusCode).toBe(200);
+      expect(file.headers["content-type"]).toBe("image/webp");
+      const meta = await sharp(file.rawPayload).metadata();
+      expect([meta.format, meta.width, meta.height]).toEqual(["webp", out.width, out.height]);
+    });
+
+    it("sync edit with response_format b64_json (png)", async () => {
+      const res = await h.app.inject({
+        method: "POST",
+        url: "/api/ai/images/edit",
+        payload: body({ response_format: "b64_json", output_format: "png", aspect_ratio: "1:1" }),
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      const out = res.json();
+      expect(out.images[0].url).toBeUndefined();
+      const meta = await sharp(Buffer.from(out.images[0].b64_json, "base64")).metadata();
+      expect(meta.format).toBe("png");
+      expect([meta.width, meta.height]).toEqual([out.width, out.height]);
+      if (opts.realSizes) expect(out.width).toBe(out.height);
+    });
+
+    it("queue, then poll until succeeded (jpg)", async () => {
+      const res = await h.app.inject({
+        method: "POST",
+        url: "/api/ai/queue",
+        payload: body({ output_format: "jpg", output_quality: 50 }),
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      const [gen] = res.json().generations;
+      expect(gen.status).toBe("queued");
+      const g = await poll(gen.generation_id, (x) => x.status === "succeeded" || x.status === "failed");
+      expect(g.status).toBe("succeeded");
+      expect(g.model_name).toBe("flux-kontext-dev");
+      expect(g.media_type).toBe("image");
+      expect(g.prompt).toBe("make the square blue");
+      expect(g.progress).toBe(1);
+      expect(g.error_message).toBeNull();
+      for (const k of ["enqueued_at", "started_at", "completed_at"])
+        expect(Date.parse(g[k] as string)).not.toBeNaN();
+      const file = await fetch(String(g.result_url).replace(/^http:\/\/localhost(:\d+)?/, base));
+      expect(file.headers.get("content-type")).toBe("image/jpeg");
+      expect((await sharp(Buffer.from(await file.arrayBuffer())).metadata()).format).toBe("jpeg");
+    });
+
+    it("streams the edit request itself (Accept: text/event-stream, and stream: true)", async () => {
+      for (const [headers, extra] of [
+        [{ accept: "text/event-stream" }, {}],
+        [{}, { stream: true }],
+      ] as const) {
+        const res = await h.app.inject({
+          method: "POST",
+          url: "/api/ai/images/edit",
+          headers,
+          payload: body(extra),
+        });
+        expect(res.statusCode).toBe(200);
+        expect(res.headers["content-type"]).toContain("text/event-stream");
+        const events = parseSse(res.body);
+        const names = events.map((e) => e.event);
+        expect(names[0]).toBe("media_generation_queued");
+        expect((events[0]?.data as { queue_position: number }).queue_position).toBeGreaterThanOrEqual(0);
+        expect(names[1]).toBe("media_generation_started");
+        const progress = events.filter((e) => e.event === "media_generation_progress");
+        expect(progress.map((e) => (e.data as { step: number }).step)).toEqual(
+          Array.from({ length: opts.quickSteps }, (_, i) => i + 1),
+        );
+        const p0 = progress[0]?.data as { total_steps: number; progress: number; preview?: string };
+        expect(p0.total_steps).toBe(opts.quickSteps);
+        expect(p0.preview).toMatch(/^data:image\/jpeg;base64,/);
+        const last = events.at(-1);
+        expect(last?.event).toBe("media_generation_completed");
+        expect(last?.data).toMatchObject({
+          status: "succeeded",
+          media_type: "image",
+          model: "flux-kontext-dev",
+        });
+        expect((last?.data as { url: string }).url).toMatch(/\/results\//);
+        const ids = events.map((e) => Number(e.id));
+        expect(ids.every((id, i) => i === 0 || id > (ids[i - 1] as number))).toBe(true);
+      }
+    });
+
+    it("per-generation events, replayed from Last-Event-ID", async () => {
+      const [gen] = (await h.app.inject({ method: "POST", url: "/api/ai/queue", payload: body() })).json()
+        .generations;
+      const live = await h.app.inject({ url: `/api/ai/queue/${gen.generation_id}/events` }); // follows to the end
+      const all: Sse = parseSse(live.body);
+      expect(all.at(-1)?.event).toBe("media_generation_completed");
+      expect(all.length).toBe(opts.quickSteps + 3);
+      const resumed = parseSse(
+        (
+          await h.app.inject({
+            url: `/api/ai/queue/${gen.generation_id}/events`,
+            headers: { "last-event-id": String(all[1]?.id) },
+          })
+        ).body,
+      );
+      expect(resumed.map((e) => e.id)).toEqual(all.slice(2).map((e) => e.id));
+      const missing = await h.app.inject({ url: "/api/ai/queue/nope/events" });
+      expect(missing.statusCode).toBe(404);
+    });
+
+    it("GET /api/events announces media_generation_completed, with replay", async () => {
+      const ac = new AbortController();
+      const res = await fetch(`${base}/api/events`, { signal: ac.signal });
+      expect(res.headers.get("content-type")).toContain("text/event-stream");
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      const [gen] = (await h.app.inject({ method: "POST", url: "/api/ai/queue", payload: body() })).json()
+        .generations;
+      let text = "";
+      const dec = new TextDecoder();
+      const end = Date.now() + 120_000;
+      while (!text.includes(gen.generation_id) || !text.endsWith("\n\n")) {
+        if (Date.now() > end) throw new Error("no completed event");
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += dec.decode(value);
+      }
+      ac.abort();
+      const ev = parseSse(text).find(
+        (e) => (e.data as { generation_id?: string })?.generation_id === gen.generation_id,
+      );
+      expect(ev?.event).toBe("media_generation_completed");
+      expect(ev?.data).toMatchObject({
+        generation_id: gen.generation_id,
+        status: "succeeded",
+        media_type: "image",
+      });
+      expect((ev?.data as { url: string }).url.startsWith(`${base}/results/`)).toBe(true);
+      // A client that reconnects with an earlier id gets what it missed.
+      const ac2 = new AbortController();
+      const again = await fetch(`${base}/api/events`, {
+        signal: ac2.signal,
+        headers: { "last-event-id": String(Number(ev?.id) - 1) },
+      });
+      const r2 = (again.body as ReadableStream<Uint8Array>).getReader();
+      let t2 = "";
+      while (!t2.includes(gen.generation_id)) t2 += dec.decode((await r2.read()).value);
+      ac2.abort();
+      expect(t2).toContain(`id: ${ev?.id}`);
+    });
+
+    it("cancels a queued and a processing generation", async () => {
+      const [long] = (
+        await h.app.inject({
+          method: "POST",
+          url: "/api/ai/queue",
+          payload: body({ num_inference_steps: opts.longSteps }),
+        })
+      ).json().generations;
+      const [waiting] = (await h.app.inject({ method: "POST", url: "/api/ai/queue", payload: body() })).json()
+        .generations;
+      await poll(long.generation_id, (g) => g.status === "processing" && (g as { step: number }).step >= 1);
+      const cq = await h.app.inject({ method: "DELETE", url: `/api/ai/queue/${waiting.generation_id}` });
+      expect(cq.json()).toEqual({ status: "success", generation_id: waiting.generation_id });
+      expect((await h.app.inject({ url: `/api/ai/queue/${waiting.generation_id}` })).json().status).toBe(
+        "cancelled",
+      );
+      const cp = await h.app.inject({ method: "DELETE", url: `/api/ai/queue/${long.generation_id}` });
+      expect(cp.json()).toEqual({ status: "success", generation_id: long.generation_id });
+      const g = await poll(long.generation_id, (x) => x.status !== "processing");
+      expect(g.status).toBe("cancelled");
+      expect((g as { step: number }).step).toBeLessThan(opts.longSteps);
+      const again = await h.app.inject({ method: "DELETE", url: `/api/ai/queue/${long.generation_id}` });
+      expect(again.statusCode).toBe(409);
+      expect(again.json().error.type).toBe("generation_finished");
+      // the engine is free again: the next generation runs
+      const res = await h.app.inject({ method: "POST", url: "/api/ai/images/edit", payload: body() });
+      expect(res.statusCode, res.body).toBe(200);
+    });
+
+    it("multiple generations: one id each, seeds seed+i", async () => {
+      const res = await h.app.inject({
+        method: "POST",
+        url: "/api/ai/queue",
+        payload: body({ num_generations: 2, seed: 100 }),
+      });
+      const gens = res.json().generations as Array<{ generation_id: string; status: string }>;
+      expect(gens).toHaveLength(2);
+      expect(new Set(gens.map((g) => g.generation_id)).size).toBe(2);
+      const done = await Promise.all(
+        gens.map((g) => poll(g.generation_id, (x) => x.status === "succeeded" || x.status === "failed")),
+      );
+      expect(done.map((g) => g.status)).toEqual(["succeeded", "succeeded"]);
+      expect(done.map((g) => g.seed)).toEqual([100, 101]);
+      const list = (await h.app.inject({ url: "/api/ai/queue?status=succeeded&limit=1000" })).json();
+      const ids = list.generations.map((g: { generation_id: string }) => g.generation_id);
+      for (const g of gens) expect(ids).toContain(g.generation_id);
+      expect(list.count).toBe(list.generations.length);
+    });
+
+    it("reports health and metrics", async () => {
+      const health = await h.app.inject({ url: "/healthz" });
+      expect(health.statusCode).toBe(200);
+      expect(health.json()).toMatchObject({ status: "ok", model: "flux-kontext-dev", demo: true });
+      expect(["ready", "busy"]).toContain(health.json().state);
+      expect(health.json().device).toBeTruthy();
+      const metrics = (await h.app.inject({ url: "/metrics" })).body;
+      expect(metrics).toContain('kontext_queue_depth{status="queued"}');
+      expect(metrics).toContain('kontext_generations_total{status="succeeded"}');
+      expect(metrics).toContain("kontext_step_duration_seconds_bucket");
+      expect(metrics).toContain('kontext_errors_total{code="generation_finished"} 1');
+    });
+  });
+}
