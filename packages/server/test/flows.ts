@@ -35,8 +35,13 @@ export function defineFlows(name: string, opts: FlowOptions): void {
       num_inference_steps: opts.quickSteps,
       ...extra,
     });
-    const poll = async (id: string, until: (g: { status: string }) => boolean, timeoutMs = 120_000) => {
-      let g = { status: "" } as Record<string, unknown> & { status: string };
+    type GenView = Record<string, unknown> & { status: string; step: number; seed: number };
+    const poll = async (
+      id: string,
+      until: (g: GenView) => boolean,
+      timeoutMs = 120_000,
+    ): Promise<GenView> => {
+      let g: GenView;
       const end = Date.now() + timeoutMs;
       for (;;) {
         g = (await h.app.inject({ url: `/api/ai/queue/${id}` })).json();
@@ -126,7 +131,9 @@ export function defineFlows(name: string, opts: FlowOptions): void {
         const events = parseSse(res.body);
         const names = events.map((e) => e.event);
         expect(names[0]).toBe("media_generation_queued");
-        expect((events[0]?.data as { queue_position: number }).queue_position).toBeGreaterThanOrEqual(0);
+        expect(
+          (events[0]?.data as { queue_position?: number } | undefined)?.queue_position,
+        ).toBeGreaterThanOrEqual(0);
         expect(names[1]).toBe("media_generation_started");
         const progress = events.filter((e) => e.event === "media_generation_progress");
         expect(progress.map((e) => (e.data as { step: number }).step)).toEqual(
@@ -142,7 +149,7 @@ export function defineFlows(name: string, opts: FlowOptions): void {
           media_type: "image",
           model: "flux-kontext-dev",
         });
-        expect((last?.data as { url: string }).url).toMatch(/\/results\//);
+        expect((last?.data as { url?: string } | undefined)?.url).toMatch(/\/results\//);
         const ids = events.map((e) => Number(e.id));
         expect(ids.every((id, i) => i === 0 || id > (ids[i - 1] as number))).toBe(true);
       }
@@ -186,7 +193,7 @@ export function defineFlows(name: string, opts: FlowOptions): void {
       }
       ac.abort();
       const ev = parseSse(text).find(
-        (e) => (e.data as { generation_id?: string })?.generation_id === gen.generation_id,
+        (e) => (e.data as { generation_id?: string } | undefined)?.generation_id === gen.generation_id,
       );
       expect(ev?.event).toBe("media_generation_completed");
       expect(ev?.data).toMatchObject({
@@ -194,7 +201,9 @@ export function defineFlows(name: string, opts: FlowOptions): void {
         status: "succeeded",
         media_type: "image",
       });
-      expect((ev?.data as { url: string }).url.startsWith(`${base}/results/`)).toBe(true);
+      expect(String((ev?.data as { url?: string } | undefined)?.url).startsWith(`${base}/results/`)).toBe(
+        true,
+      );
       // A client that reconnects with an earlier id gets what it missed.
       const ac2 = new AbortController();
       const again = await fetch(`${base}/api/events`, {
@@ -218,7 +227,7 @@ export function defineFlows(name: string, opts: FlowOptions): void {
       ).json().generations;
       const [waiting] = (await h.app.inject({ method: "POST", url: "/api/ai/queue", payload: body() })).json()
         .generations;
-      await poll(long.generation_id, (g) => g.status === "processing" && (g as { step: number }).step >= 1);
+      await poll(long.generation_id, (g) => g.status === "processing" && g.step >= 1);
       const cq = await h.app.inject({ method: "DELETE", url: `/api/ai/queue/${waiting.generation_id}` });
       expect(cq.json()).toEqual({ status: "success", generation_id: waiting.generation_id });
       expect((await h.app.inject({ url: `/api/ai/queue/${waiting.generation_id}` })).json().status).toBe(
@@ -228,7 +237,7 @@ export function defineFlows(name: string, opts: FlowOptions): void {
       expect(cp.json()).toEqual({ status: "success", generation_id: long.generation_id });
       const g = await poll(long.generation_id, (x) => x.status !== "processing");
       expect(g.status).toBe("cancelled");
-      expect((g as { step: number }).step).toBeLessThan(opts.longSteps);
+      expect(g.step).toBeLessThan(opts.longSteps);
       const again = await h.app.inject({ method: "DELETE", url: `/api/ai/queue/${long.generation_id}` });
       expect(again.statusCode).toBe(409);
       expect(again.json().error.type).toBe("generation_finished");
