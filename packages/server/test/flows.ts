@@ -69,7 +69,7 @@ export function defineFlows(name: string, opts: FlowOptions): void {
         inference: expect.any(Number),
         encode: expect.any(Number),
       });
-      if (opts.realSizes) expect([out.width, out.height]).toEqual([1248, 832]); // 64×48 → the 3:2 bucket
+      if (opts.realSizes) expect([out.width, out.height]).toEqual([1184, 880]); // 64×48 (4:3) → the closest trained bucket
       const file = await h.app.inject({ url: new URL(out.images[0].url).pathname });
       expect(file.statusCode).toBe(200);
       expect(file.headers["content-type"]).toBe("image/webp");

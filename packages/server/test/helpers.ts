@@ -22,6 +22,15 @@ export function fakeEngine(env: Record<string, string> = {}): (device: string | 
   return () => ({ file: process.execPath, args: [FAKE_ENGINE], cwd: here, env: { ...process.env, ...env } });
 }
 
+/** The real engine on the tiny model (paths from test/global-setup.ts). */
+export function realEngine(python: string, modelDir: string): (device: string | null) => EngineCommand {
+  return () => ({
+    file: python,
+    args: ["-m", "kontext_engine", "serve", "--model-dir", modelDir, "--device", "cpu"],
+    cwd: path.join(repoRoot, "engine"),
+  });
+}
+
 export interface Harness {
   app: ReturnType<typeof buildApp>;
   config: Config;
