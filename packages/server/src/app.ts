@@ -36,6 +36,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     logger: deps.logger ?? false,
     bodyLimit: deps.config.bodyLimitBytes,
+    disableRequestLogging: !["debug", "trace"].includes(deps.config.logLevel), // one line per request is costly
     forceCloseConnections: true, // event streams stay open; closing the server ends them
     // Fastify's own schema validation is not used: the model schemas are checked in the
     // handlers so that errors name the field, the rule and the value (schema/validate.ts).
