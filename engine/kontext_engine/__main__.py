@@ -1,0 +1,104 @@
+"""Command line: `python -m kontext_engine serve …` runs the engine; `tiny OUT` writes the tiny model."""
+
+import argparse
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+
+from .errors import ModelDirError
+
+
+def _device_and_dtype(device: str, dtype: str) -> tuple["torch.device", "torch.dtype"]:  # noqa: F821
+    import torch
+
+    dev = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
+    )
+    if dtype == "auto":  # bf16 on GPU; float32 on CPU, where bf16 matmuls are slow and inexact
+        return dev, torch.bfloat16 if dev.type == "cuda" else torch.float32
+    return dev, getattr(torch, dtype)
+
+
+def serve(args: argparse.Namespace) -> int:
+    # Events get their own descriptor; fd 1 is pointed at stderr so no stray print reaches the gateway.
+    events = os.fdopen(args.events_fd, "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="engine %(levelname)s %(message)s")
+
+    from . import protocol as p
+
+    def fatal(code: str, message: str) -> int:
+        logging.error(message)
+        events.write(p.encode(p.fatal_event(code, message)))
+        events.flush()
+        return 3
+
+    safety_dir = args.safety_checker_dir or (args.model_dir / "safety_checker")
+    if not args.no_safety_checker and not (safety_dir / "config.json").is_file():
+        return fatal(
+            "config_invalid",
+            f"the safety checker is on but no classifier was found at {safety_dir}: put a local copy of an NSFW "
+            "image classifier (e.g. Falconsai/nsfw_image_detection) there, point --safety-checker-dir "
+            "(KONTEXT_SAFETY_CHECKER_DIR) at one, or turn the checker off for this deployment with "
+            "--no-safety-checker (KONTEXT_SAFETY_CHECKER=off)",
+        )
+    try:
+        from .editor import Editor
+        from .loading import load_model
+        from .safety import SafetyChecker
+        from .server import EngineServer
+
+        device, dtype = _device_and_dtype(args.device, args.dtype)
+        model = load_model(args.model_dir, device, dtype)
+        safety = None if args.no_safety_checker else SafetyChecker(safety_dir, device, args.safety_threshold)
+        editor = Editor(model, safety, args.prompt_cache, args.condition_cache)
+    except ModelDirError as e:
+        return fatal("load_failed", f"model directory {args.model_dir}: {e}")
+    except Exception as e:
+        logging.exception("loading failed")
+        return fatal("load_failed", f"{type(e).__name__}: {e}")
+
+    info = {
+        "name": "flux-kontext-dev",
+        "variant": model.variant,
+        "transformer_source": model.transformer_source,
+        "demo": model.variant == "tiny",
+    }
+    server = EngineServer(editor, events, info)
+    server.send(p.ready_event(info, str(device), str(dtype).removeprefix("torch."), safety is not None))
+    logging.info("ready: %s on %s (%s)", args.model_dir, device, dtype)
+    reader = threading.Thread(target=server.read_forever, args=(sys.stdin.buffer.readline,), daemon=True)
+    reader.start()
+    server.serve_forever()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kontext_engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="load the model and serve the engine protocol (docs/protocol.md)")
+    s.add_argument("--model-dir", type=Path, required=True, help="FLUX.1 Kontext [dev] in the Hugging Face layout")
+    s.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, cuda:N")
+    s.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
+    s.add_argument("--safety-checker-dir", type=Path, help="image classifier (default: MODEL_DIR/safety_checker)")
+    s.add_argument("--no-safety-checker", action="store_true", help="run without a safety checker")
+    s.add_argument("--safety-threshold", type=float, default=0.85, help="flag at nsfw score ≥ this")
+    s.add_argument("--events-fd", type=int, default=3, help="file descriptor the engine writes events to")
+    s.add_argument("--prompt-cache", type=int, default=32, help="prompt embeddings kept (LRU)")
+    s.add_argument("--condition-cache", type=int, default=16, help="condition-image latents kept (LRU)")
+    t = sub.add_parser("tiny", help="write the tiny model (see kontext_engine.tiny)")
+    t.add_argument("rest", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.command == "tiny":
+        from .tiny import main as tiny_main
+
+        tiny_main(args.rest)
+        return
+    sys.exit(serve(args))
+
+
+if __name__ == "__main__":
+    main()

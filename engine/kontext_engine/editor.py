@@ -1,0 +1,183 @@
+"""One edit, top to bottom: prompt → condition → noise → denoise → decode → safety.
+
+`Editor` holds the loaded model and the caches; `edit()` is the whole hot path.
+"""
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from . import sampler
+from .cache import LRU
+from .errors import EngineError
+from .loading import KontextModel
+from .preview import LatentPreview
+from .resolution import condition_size, output_size
+from .safety import SafetyChecker
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    image: np.ndarray  # (H, W, 3) uint8 RGB, the condition image as decoded by the gateway
+    prompt: str
+    aspect_ratio: str = "match_input_image"
+    num_inference_steps: int = 28
+    guidance: float = 2.5
+    seeds: tuple[int, ...] = (0,)
+    disable_safety_checker: bool = False
+
+
+@dataclass
+class EditResult:
+    images: list[np.ndarray]  # B × (h, w, 3) uint8
+    width: int
+    height: int
+    latents: Tensor  # (B, L, 64) float32: the final packed latents
+    decoded: Tensor  # (B, 3, h, w) float32 in [0, 1], before rounding
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    cache: dict[str, bool] = field(default_factory=dict)
+
+
+# on_step(step, total_steps, preview) where preview() renders a JPEG of generation 0 on demand.
+ProgressCallback = Callable[[int, int, Callable[[], tuple[bytes, int, int]]], None]
+
+
+class Editor:
+    def __init__(
+        self,
+        model: KontextModel,
+        safety: SafetyChecker | None,
+        prompt_cache_size: int = 32,
+        condition_cache_size: int = 16,
+    ):
+        self.m = model
+        self.safety = safety
+        self.prompts: LRU[tuple[Tensor, Tensor]] = LRU(prompt_cache_size)
+        self.conditions: LRU[Tensor] = LRU(condition_cache_size)
+        self.preview = LatentPreview(model.vae)
+        self.vae_scale = float(model.vae.config.scaling_factor)
+        self.vae_shift = float(model.vae.config.shift_factor)
+
+    def _sync(self) -> float:
+        if self.m.device.type == "cuda":
+            torch.cuda.synchronize(self.m.device)
+        return time.perf_counter()
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str) -> tuple[Tensor, Tensor, bool]:
+        """(pooled (1, D_pooled), txt (1, 512, D_txt), cache hit). CLIP gives only its pooled
+        output; T5 gives hidden states over 512 padded tokens, no attention mask (as trained)."""
+        hit = self.prompts.get(prompt)
+        if hit is not None:
+            return hit[0], hit[1], True
+        m = self.m
+        clip_ids = m.clip_tokenizer(
+            prompt, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+        ).input_ids
+        pooled = m.clip(clip_ids.to(m.device), output_hidden_states=False).pooler_output.to(m.dtype)
+        t5_ids = m.t5_tokenizer(
+            prompt, padding="max_length", max_length=512, truncation=True, return_tensors="pt"
+        ).input_ids
+        txt = m.t5(t5_ids.to(m.device), output_hidden_states=False)[0].to(m.dtype)
+        self.prompts.put(prompt, (pooled, txt))
+        return pooled, txt, False
+
+    @torch.no_grad()
+    def encode_condition(self, image: np.ndarray) -> tuple[Tensor, int, int, bool]:
+        """(tokens (1, Lc, 64), lh, lw, cache hit) for the condition image, resized (Lanczos, no
+        crop) to its bucket, VAE-encoded (distribution mode), shifted and scaled, packed."""
+        h, w = image.shape[:2]
+        cw, ch = condition_size(w, h)
+        lh, lw = sampler.latent_grid(cw, ch)
+        key = (hashlib.sha256(image.tobytes()).hexdigest(), w, h, cw, ch)
+        hit = self.conditions.get(key)
+        if hit is not None:
+            return hit, lh, lw, True
+        resized = np.asarray(Image.fromarray(image).resize((cw, ch), Image.Resampling.LANCZOS))
+        x = torch.from_numpy(resized.astype(np.float32) / 255.0).permute(2, 0, 1)[None] * 2 - 1
+        z = self.m.vae.encode(x.to(self.m.device, self.m.dtype)).latent_dist.mode()
+        tokens = sampler.pack((z - self.vae_shift) * self.vae_scale)
+        self.conditions.put(key, tokens)
+        return tokens, lh, lw, False
+
+    @torch.no_grad()
+    def decode(self, x: Tensor, lh: int, lw: int) -> Tensor:
+        """(B, L, 64) packed latents → (B, 3, h, w) float32 in [0, 1]."""
+        z = sampler.unpack(x, lh, lw) / self.vae_scale + self.vae_shift
+        image = self.m.vae.decode(z.to(self.m.dtype), return_dict=False)[0]
+        return (image.float() / 2 + 0.5).clamp(0, 1)
+
+    def edit(
+        self, req: EditRequest, on_step: ProgressCallback | None = None, noise: Tensor | None = None
+    ) -> EditResult:
+        m, b = self.m, len(req.seeds)
+        t0 = self._sync()
+        pooled, txt, prompt_hit = self.encode_prompt(req.prompt)
+        t1 = self._sync()
+        cond, clh, clw, cond_hit = self.encode_condition(req.image)
+        t2 = self._sync()
+
+        width, height = output_size(req.aspect_ratio, req.image.shape[1], req.image.shape[0])
+        lh, lw = sampler.latent_grid(width, height)
+        if noise is None:
+            noise = sampler.draw_noise(list(req.seeds), lh, lw)  # (B, 16, lh, lw), CPU float32
+        x = sampler.pack(noise).to(m.device)  # (B, L, 64) float32
+        img_ids = torch.cat([sampler.position_ids(lh, lw, 0), sampler.position_ids(clh, clw, 1)]).to(m.device, m.dtype)
+        txt_ids = torch.zeros(txt.shape[1], 3, device=m.device, dtype=m.dtype)
+        sigmas = sampler.schedule(req.num_inference_steps, x.shape[1], m.scheduler_config).to(m.device)
+
+        def step_callback(step: int, total: int, x0: Tensor) -> None:
+            if on_step is not None:
+                on_step(step, total, lambda: self.preview.jpeg(self._unscale(x0[:1], lh, lw)[0]))
+
+        x = sampler.denoise(
+            m.transformer,
+            x,
+            cond.expand(b, -1, -1),
+            txt.expand(b, -1, -1),
+            pooled.expand(b, -1),
+            img_ids,
+            txt_ids,
+            sigmas,
+            req.guidance,
+            step_callback,
+        )
+        t3 = self._sync()
+        decoded = self.decode(x, lh, lw)
+        t4 = self._sync()
+        images = list((decoded * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+        if self.safety is not None and not req.disable_safety_checker:
+            for i, score in enumerate(self.safety.scores(images)):
+                if score >= self.safety.threshold:
+                    raise EngineError(
+                        "content_flagged",
+                        f"the safety checker flagged generation {i} (seed {req.seeds[i]}, nsfw score "
+                        f"{score:.2f} >= {self.safety.threshold}); no image is returned",
+                    )
+        t5 = self._sync()
+        ms = lambda a, z: round((z - a) * 1000, 1)  # noqa: E731
+        return EditResult(
+            images=images,
+            width=width,
+            height=height,
+            latents=x.float().cpu(),
+            decoded=decoded.cpu(),
+            timings_ms={
+                "text_encode": ms(t0, t1),
+                "vae_encode": ms(t1, t2),
+                "denoise": ms(t2, t3),
+                "vae_decode": ms(t3, t4),
+                "safety": ms(t4, t5),
+                "total": ms(t0, t5),
+            },
+            cache={"prompt": prompt_hit, "condition": cond_hit},
+        )
+
+    def _unscale(self, x: Tensor, lh: int, lw: int) -> Tensor:
+        return sampler.unpack(x, lh, lw) / self.vae_scale + self.vae_shift

@@ -1,0 +1,29 @@
+"""The engine's error catalogue: every failure a client sees carries one of these codes."""
+
+from typing import Literal
+
+ErrorCode = Literal[
+    "malformed_message",
+    "unsupported_version",
+    "unknown_type",
+    "invalid_request",
+    "duplicate_job",
+    "cancelled",
+    "shutting_down",
+    "content_flagged",
+    "internal",
+]
+
+
+class EngineError(Exception):
+    """A failure reported to the gateway as an `error` message (docs/protocol.md)."""
+
+    def __init__(self, code: ErrorCode, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+        self.field = field
+
+
+class ModelDirError(Exception):
+    """The weights directory is incomplete or not FLUX.1 Kontext; the message names the file."""

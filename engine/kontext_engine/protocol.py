@@ -1,0 +1,253 @@
+"""Engine protocol v1: the messages, parsed and built (docs/protocol.md is the contract).
+
+Every message is one JSON object per line with `"v": 1` and a `"type"`. `parse` turns a line from
+the gateway into a typed message or raises `ProtocolError` naming what is wrong; the `*_event`
+builders make what the engine sends back.
+"""
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import EngineError, ErrorCode
+from .resolution import ASPECT_RATIOS, MAX_INPUT_SIDE
+
+VERSION = 1
+MAX_LINE_BYTES = 1 << 20
+MAX_PROMPT_CHARS = 10_000
+MAX_STEPS = 50
+MAX_GUIDANCE = 10.0
+MAX_GENERATIONS = 4
+MAX_SEED = 2**53 - 1  # the largest integer a JavaScript number holds exactly
+
+
+class ProtocolError(EngineError):
+    def __init__(self, code: ErrorCode, message: str, field: str | None = None, job_id: str | None = None):
+        super().__init__(code, message, field)
+        self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class JobInput:
+    path: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    input: JobInput
+    prompt: str
+    aspect_ratio: str
+    num_inference_steps: int
+    guidance: float
+    seeds: tuple[int, ...]
+    disable_safety_checker: bool
+    output_dir: str
+    preview: bool = False
+
+
+@dataclass(frozen=True)
+class Cancel:
+    job_id: str
+
+
+@dataclass(frozen=True)
+class Health:
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    pass
+
+
+Message = Job | Cancel | Health | Shutdown
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _int_in(v: Any, lo: int, hi: int) -> bool:
+    return _is_int(v) and lo <= v <= hi
+
+
+class _Fields:
+    """Reads the fields of one message, raising `invalid_request` that names the first bad one."""
+
+    def __init__(self, obj: dict[str, Any], job_id: str | None, prefix: str = ""):
+        self.obj, self.job_id, self.prefix = obj, job_id, prefix
+
+    def bad(self, name: str, rule: str) -> ProtocolError:
+        value = json.dumps(self.obj.get(name)) if name in self.obj else "nothing"
+        field = self.prefix + name
+        return ProtocolError("invalid_request", f"{field} must be {rule}, got {value}", field, self.job_id)
+
+    def get(self, name: str, ok: bool, rule: str) -> Any:
+        if name not in self.obj or not ok:
+            raise self.bad(name, rule)
+        return self.obj[name]
+
+    def only(self, allowed: set[str]) -> None:
+        for name in self.obj:
+            if name not in allowed:
+                field = self.prefix + name
+                raise ProtocolError("invalid_request", f"unknown field {field}", field, self.job_id)
+
+
+_JOB_FIELDS = {
+    "v",
+    "type",
+    "job_id",
+    "input",
+    "prompt",
+    "aspect_ratio",
+    "num_inference_steps",
+    "guidance",
+    "seeds",
+    "disable_safety_checker",
+    "output_dir",
+    "preview",
+}
+
+
+def _job_id(obj: dict[str, Any]) -> str | None:
+    v = obj.get("job_id")
+    return v if isinstance(v, str) and 1 <= len(v) <= 128 else None
+
+
+def _parse_job(obj: dict[str, Any]) -> Job:
+    job_id = _job_id(obj)
+    f = _Fields(obj, job_id)
+    f.get("job_id", job_id is not None, "a string of 1 to 128 characters")
+    f.only(_JOB_FIELDS)
+    raw_input = f.get("input", isinstance(obj.get("input"), dict), "an object {path, width, height}")
+    i = _Fields(raw_input, job_id, "input.")
+    i.only({"path", "width", "height"})
+    job_input = JobInput(
+        path=i.get("path", isinstance(raw_input.get("path"), str) and raw_input["path"] != "", "a file path"),
+        width=i.get("width", _int_in(raw_input.get("width"), 1, MAX_INPUT_SIDE), f"an integer 1–{MAX_INPUT_SIDE}"),
+        height=i.get("height", _int_in(raw_input.get("height"), 1, MAX_INPUT_SIDE), f"an integer 1–{MAX_INPUT_SIDE}"),
+    )
+    prompt = obj.get("prompt")
+    f.get(
+        "prompt",
+        isinstance(prompt, str) and prompt.strip() != "" and len(prompt) <= MAX_PROMPT_CHARS,
+        f"a non-empty string of at most {MAX_PROMPT_CHARS} characters",
+    )
+    aspect = f.get("aspect_ratio", obj.get("aspect_ratio") in ASPECT_RATIOS, "one of " + ", ".join(ASPECT_RATIOS))
+    steps = f.get(
+        "num_inference_steps", _int_in(obj.get("num_inference_steps"), 1, MAX_STEPS), f"an integer 1–{MAX_STEPS}"
+    )
+    g = obj.get("guidance")
+    ok_g = isinstance(g, int | float) and not isinstance(g, bool) and math.isfinite(g) and 0 <= g <= MAX_GUIDANCE
+    guidance = float(f.get("guidance", ok_g, f"a finite number from 0 to {MAX_GUIDANCE:g}"))
+    seeds = obj.get("seeds")
+    ok_seeds = (
+        isinstance(seeds, list) and 1 <= len(seeds) <= MAX_GENERATIONS and all(_int_in(s, 0, MAX_SEED) for s in seeds)
+    )
+    f.get("seeds", ok_seeds, f"a list of 1–{MAX_GENERATIONS} integers from 0 to 2^53−1")
+    safety_off = f.get("disable_safety_checker", isinstance(obj.get("disable_safety_checker"), bool), "a boolean")
+    out = obj.get("output_dir")
+    f.get("output_dir", isinstance(out, str) and os.path.isabs(out), "an absolute path")
+    preview = f.get("preview", isinstance(obj.get("preview", False), bool), "a boolean") if "preview" in obj else False
+    return Job(job_id, job_input, prompt, aspect, steps, guidance, tuple(seeds), safety_off, out, preview)
+
+
+def parse(line: str | bytes) -> Message:
+    if len(line) > MAX_LINE_BYTES:
+        raise ProtocolError("malformed_message", f"message longer than {MAX_LINE_BYTES} bytes")
+    try:
+        obj = json.loads(line)
+    except ValueError as e:
+        raise ProtocolError("malformed_message", f"not valid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("malformed_message", "a message must be a JSON object")
+    if obj.get("v") != VERSION:
+        raise ProtocolError(
+            "unsupported_version",
+            f"protocol version {obj.get('v')!r} is not supported (this engine speaks {VERSION})",
+            job_id=_job_id(obj),
+        )
+    kind = obj.get("type")
+    if kind == "job":
+        return _parse_job(obj)
+    if kind == "cancel":
+        job_id = _job_id(obj)
+        _Fields(obj, job_id).get("job_id", job_id is not None, "a string of 1 to 128 characters")
+        return Cancel(job_id or "")
+    if kind == "health":
+        rid = obj.get("request_id")
+        if rid is not None and not isinstance(rid, str):
+            raise _Fields(obj, None).bad("request_id", "a string")
+        return Health(rid)
+    if kind == "shutdown":
+        return Shutdown()
+    raise ProtocolError("unknown_type", f"unknown message type {kind!r}", job_id=_job_id(obj))
+
+
+def encode(event: dict[str, Any]) -> str:
+    """One line of JSON (no NaN: the gateway's parser would refuse it)."""
+    return json.dumps(event, allow_nan=False, separators=(", ", ": ")) + "\n"
+
+
+def _event(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"v": VERSION, "type": kind, **fields}
+
+
+def ready_event(model: dict[str, Any], device: str, dtype: str, safety_checker: bool) -> dict[str, Any]:
+    return _event(
+        "ready",
+        protocol=VERSION,
+        model=model,
+        device=device,
+        dtype=dtype,
+        safety_checker=safety_checker,
+        pid=os.getpid(),
+    )
+
+
+def fatal_event(code: str, message: str) -> dict[str, Any]:
+    return _event("fatal", code=code, message=message)
+
+
+def started_event(job_id: str, width: int, height: int, seeds: tuple[int, ...]) -> dict[str, Any]:
+    return _event("started", job_id=job_id, width=width, height=height, seeds=list(seeds))
+
+
+def progress_event(job_id: str, step: int, total: int, preview: dict[str, Any] | None = None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"job_id": job_id, "step": step, "total_steps": total}
+    if preview is not None:
+        fields["preview"] = preview
+    return _event("progress", **fields)
+
+
+def result_event(
+    job_id: str, images: list[dict[str, Any]], timings_ms: dict[str, float], cache: dict[str, bool]
+) -> dict[str, Any]:
+    return _event("result", job_id=job_id, images=images, timings_ms=timings_ms, cache=cache)
+
+
+def error_event(job_id: str | None, error: EngineError) -> dict[str, Any]:
+    fields: dict[str, Any] = {"job_id": job_id, "code": error.code, "message": error.message}
+    if error.field is not None:
+        fields["field"] = error.field
+    return _event("error", **fields)
+
+
+def health_event(
+    request_id: str | None, state: str, job_id: str | None, queued: int, device: str, uptime_s: float
+) -> dict[str, Any]:
+    return _event(
+        "health",
+        request_id=request_id,
+        state=state,
+        job_id=job_id,
+        queued=queued,
+        device=device,
+        uptime_s=round(uptime_s, 1),
+    )
