@@ -5,8 +5,10 @@ import { registerDocs } from "./api/docs.js";
 import { registerEvents } from "./api/events.js";
 import { registerGenerations } from "./api/generations.js";
 import { registerHealth } from "./api/health.js";
+import { registerHistory } from "./api/history.js";
 import { registerModels } from "./api/models.js";
 import { registerResults } from "./api/results.js";
+import { registerWorkbench } from "./api/workbench.js";
 import type { Config } from "./config.js";
 import type { Engines } from "./engine/supervisor.js";
 import { ApiError } from "./errors.js";
@@ -25,9 +27,11 @@ export interface AppDeps {
   config: Config;
   metrics?: Metrics;
   logger?: boolean | { level: string };
+  /** The built workbench (packages/workbench/dist), served at `/`; left out, `/` is not served. */
+  workbenchDir?: string;
 }
 
-export interface AppContext extends Required<Omit<AppDeps, "logger">> {
+export interface AppContext extends Required<Omit<AppDeps, "logger" | "workbenchDir">> {
   /** The scheme, host and port result URLs start with. */
   baseUrl(req: FastifyRequest): string;
 }
@@ -66,6 +70,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerResults(app, ctx);
   registerHealth(app, ctx);
   registerDocs(app, ctx);
+  registerHistory(app, ctx);
+  if (deps.workbenchDir) registerWorkbench(app, deps.workbenchDir);
   return app;
 }
 

@@ -58,6 +58,12 @@ export const ERRORS = {
     title: "Generation cancelled",
     template: "generation {id} was cancelled",
   },
+  workbench_not_built: {
+    status: 503,
+    title: "Workbench not built",
+    template:
+      "the workbench is not built ({dir} has no index.html): run npm start, or npm run build -w @kontext/workbench",
+  },
   internal: { status: 500, title: "Internal server error", template: "{reason}" },
 } as const satisfies Record<string, { status: number; title: string; template: string }>;
 

@@ -90,6 +90,7 @@ export async function main(): Promise<void> {
     config,
     metrics,
     logger: { level: config.logLevel },
+    workbenchDir: path.join(repoRoot, "packages/workbench/dist"),
   });
   engine.start();
   queue.start();

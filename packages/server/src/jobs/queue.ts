@@ -1,7 +1,7 @@
 // The job queue: takes validated requests, writes their generations to the store, hands the
 // oldest queued one to an idle engine, turns engine messages into status changes and events,
 // encodes results, and cancels. Every state change is written before it is announced.
-import { randomInt, randomUUID } from "node:crypto";
+import { createHash, randomInt, randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -275,6 +275,7 @@ export class JobQueue extends EventEmitter<QueueEvents> {
         width: image.width,
         height: image.height,
         timings: JSON.stringify(timings),
+        result_hash: createHash("sha256").update(encoded).digest("hex"), // links edit chains
       });
     } catch (err) {
       this.finish(g, "failed", {

@@ -27,7 +27,9 @@ CREATE TABLE IF NOT EXISTS generations (
   error_code TEXT,
   error_message TEXT,
   timings TEXT,
-  cancel_requested INTEGER NOT NULL DEFAULT 0
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  result_hash TEXT,
+  parent_id TEXT
 );
 CREATE INDEX IF NOT EXISTS generations_status ON generations (status, seq);
 CREATE INDEX IF NOT EXISTS generations_completed ON generations (completed_at);
@@ -66,6 +68,8 @@ interface Row {
   error_message: string | null;
   timings: string | null;
   cancel_requested: number;
+  result_hash: string | null;
+  parent_id: string | null;
 }
 
 function fromRow(r: Row): Generation {
@@ -90,6 +94,8 @@ function fromRow(r: Row): Generation {
     errorMessage: r.error_message,
     timings: r.timings ? (JSON.parse(r.timings) as Timings) : null,
     cancelRequested: r.cancel_requested === 1,
+    resultHash: r.result_hash,
+    parentId: r.parent_id,
   };
 }
 
@@ -105,11 +111,14 @@ export class JobStore {
     this.db.pragma("synchronous = NORMAL"); // WAL + NORMAL: durable across a process crash
     this.db.pragma("busy_timeout = 5000");
     this.db.exec(SCHEMA);
+    migrate(this.db);
     const db = this.db;
     this.stmts = {
+      // parent_id: an input whose bytes are an earlier result continues that result's edit chain.
       insert: db.prepare(
-        `INSERT INTO generations (id, model, status, params, input_hash, input_path, input_width, input_height, seed, enqueued_at)
-         VALUES (@id, @model, 'queued', @params, @input_hash, @input_path, @input_width, @input_height, @seed, @enqueued_at)`,
+        `INSERT INTO generations (id, model, status, params, input_hash, input_path, input_width, input_height, seed, enqueued_at, parent_id)
+         VALUES (@id, @model, 'queued', @params, @input_hash, @input_path, @input_width, @input_height, @seed, @enqueued_at,
+           (SELECT p.id FROM generations p WHERE p.result_hash = @input_hash ORDER BY p.seq DESC LIMIT 1))`,
       ),
       get: db.prepare("SELECT * FROM generations WHERE id = ?"),
       nextQueued: db.prepare("SELECT * FROM generations WHERE status = 'queued' ORDER BY seq LIMIT 1"),
@@ -192,6 +201,26 @@ export class JobStore {
     return (this.db.prepare(sql).all(...args) as Row[]).map(fromRow);
   }
 
+  /**
+   * Generations of every status, newest first: those whose prompt contains `query` (case-
+   * insensitive), and those older than the generation `before` when given (paging).
+   */
+  history(filter: { query?: string; before?: number; limit: number }): Generation[] {
+    let sql = "SELECT * FROM generations WHERE 1 = 1";
+    const args: unknown[] = [];
+    if (filter.query) {
+      sql += " AND json_extract(params, '$.prompt') LIKE ? ESCAPE '\\'";
+      args.push(`%${filter.query.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    }
+    if (filter.before !== undefined) {
+      sql += " AND seq < ?";
+      args.push(filter.before);
+    }
+    sql += " ORDER BY seq DESC LIMIT ?";
+    args.push(filter.limit);
+    return (this.db.prepare(sql).all(...args) as Row[]).map(fromRow);
+  }
+
   /** Updates the named columns of one generation. */
   update(id: string, fields: Partial<Omit<Row, "id" | "seq">>): void {
     const keys = Object.keys(fields);
@@ -236,6 +265,18 @@ export class JobStore {
   close(): void {
     this.db.close();
   }
+}
+
+/** Adds the columns later versions introduced to a database an earlier version created. */
+function migrate(db: Database.Database): void {
+  const have = new Set((db.pragma("table_info(generations)") as Array<{ name: string }>).map((c) => c.name));
+  for (const [name, type] of [
+    ["result_hash", "TEXT"],
+    ["parent_id", "TEXT"],
+  ] as const) {
+    if (!have.has(name)) db.exec(`ALTER TABLE generations ADD COLUMN ${name} ${type}`);
+  }
+  db.exec("CREATE INDEX IF NOT EXISTS generations_result_hash ON generations (result_hash)");
 }
 
 interface EventRow {

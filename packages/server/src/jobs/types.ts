@@ -31,6 +31,10 @@ export interface Generation {
   errorMessage: string | null;
   timings: Timings | null;
   cancelRequested: boolean;
+  /** sha256 of the result file's bytes (the hash an input of the same bytes gets). */
+  resultHash: string | null;
+  /** The generation whose result was this one's input image: the previous step of an edit chain. */
+  parentId: string | null;
 }
 
 export interface Timings {

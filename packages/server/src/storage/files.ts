@@ -52,6 +52,15 @@ export class FileStore {
     return { hash, path: p.raw, width, height };
   }
 
+  /** The raw RGB of a stored input, or null when it is gone. */
+  async readInput(input: StoredInput): Promise<Buffer | null> {
+    try {
+      return await readFile(this.inputPaths(input.hash).raw);
+    } catch {
+      return null;
+    }
+  }
+
   /** The directory the engine writes one job's raw outputs into (the engine creates it). */
   tmpDirFor(id: string): string {
     return path.join(this.root, "tmp", id);
