@@ -161,7 +161,8 @@ def _load_single_file(root: Path, config: dict[str, Any], dtype: torch.dtype) ->
     state = bfl_format.to_diffusers(
         load_file(path), model.state_dict(), config["num_layers"], config["num_single_layers"], str(path)
     )
-    model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
+    # Fresh, aligned copies: split views would keep the fused tensors alive and may take slower kernels.
+    model.load_state_dict({k: v.to(dtype).clone() for k, v in state.items()}, strict=True, assign=True)
     return model
 
 

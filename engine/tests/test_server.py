@@ -1,0 +1,164 @@
+"""The engine as the gateway sees it: a process speaking the protocol on stdin and fd 3."""
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import photo
+
+ENGINE_DIR = Path(__file__).resolve().parents[1]
+
+
+class EngineProcess:
+    def __init__(self, *args: str):
+        read_fd, write_fd = os.pipe()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kontext_engine", "serve", "--device", "cpu", "--events-fd", str(write_fd), *args],
+            cwd=ENGINE_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,  # must stay quiet: logs go to stderr
+            stderr=subprocess.DEVNULL,
+            pass_fds=(write_fd,),
+        )
+        os.close(write_fd)
+        self.events: queue.Queue[dict] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, args=(os.fdopen(read_fd),), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream) -> None:  # type: ignore[no-untyped-def]
+        for line in stream:
+            self.events.put(json.loads(line))
+
+    def send(self, message: dict | str) -> None:
+        assert self.proc.stdin is not None
+        line = message if isinstance(message, str) else json.dumps(message)
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def next(self, timeout: float = 60) -> dict:
+        return self.events.get(timeout=timeout)
+
+    def until(self, kind: str, timeout: float = 120) -> list[dict]:
+        seen = []
+        while True:
+            seen.append(self.next(timeout))
+            if seen[-1]["type"] == kind:
+                return seen
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_dir: Path) -> Iterator[EngineProcess]:
+    e = EngineProcess("--model-dir", str(tiny_dir))
+    ready = e.next(timeout=120)
+    assert ready["type"] == "ready", ready
+    assert ready["model"]["demo"] is True and ready["safety_checker"] is True and ready["dtype"] == "float32"
+    yield e
+    if e.proc.poll() is None:
+        e.proc.kill()
+
+
+def job(tmp_path: Path, job_id: str, **overrides) -> dict:  # type: ignore[no-untyped-def]
+    image = photo(40, 30)
+    path = tmp_path / f"{job_id}.rgb"
+    path.write_bytes(image.tobytes())
+    return {
+        "v": 1,
+        "type": "job",
+        "job_id": job_id,
+        "input": {"path": str(path), "width": 40, "height": 30},
+        "prompt": "add a red hat",
+        "aspect_ratio": "1:1",
+        "num_inference_steps": 2,
+        "guidance": 2.5,
+        "seeds": [1],
+        "disable_safety_checker": False,
+        "output_dir": str(tmp_path / job_id),
+        **overrides,
+    }
+
+
+def test_a_job_streams_started_progress_and_result(engine: EngineProcess, tmp_path: Path) -> None:
+    engine.send(job(tmp_path, "ok1", seeds=[1, 2], preview=True))
+    events = engine.until("result")
+    kinds = [e["type"] for e in events]
+    assert kinds == ["started", "progress", "progress", "result"]
+    assert events[0] == {"v": 1, "type": "started", "job_id": "ok1", "width": 1024, "height": 1024, "seeds": [1, 2]}
+    assert [e["step"] for e in events[1:3]] == [1, 2] and events[1]["preview"]["mime"] == "image/jpeg"
+    result = events[-1]
+    assert [im["seed"] for im in result["images"]] == [1, 2]
+    for im in result["images"]:
+        assert Path(im["path"]).stat().st_size == 1024 * 1024 * 3
+    assert set(result["timings_ms"]) == {"text_encode", "vae_encode", "denoise", "vae_decode", "safety", "total"}
+    assert not list((tmp_path / "ok1").glob(".*tmp"))  # no temporary files left behind
+
+
+def test_bad_messages_get_errors_and_the_engine_keeps_serving(engine: EngineProcess, tmp_path: Path) -> None:
+    engine.send("{nope")
+    assert engine.next()["code"] == "malformed_message"
+    engine.send({"v": 1, "type": "dance"})
+    assert engine.next()["code"] == "unknown_type"
+    engine.send(json.dumps(job(tmp_path, "nan", guidance=float("nan"))))  # Python writes NaN, as a buggy peer might
+    err = engine.next()
+    assert (err["job_id"], err["code"], err["field"]) == ("nan", "invalid_request", "guidance")
+    missing = job(tmp_path, "nofile")
+    missing["input"]["path"] = str(tmp_path / "absent.rgb")
+    engine.send(missing)
+    err = engine.next()
+    assert (err["code"], err["field"]) == ("invalid_request", "input.path")
+    short = job(tmp_path, "short")
+    short["input"]["width"] = 41  # the file holds 40×30 pixels
+    engine.send(short)
+    assert engine.next()["field"] == "input.path"
+    engine.send(job(tmp_path, "after"))
+    assert engine.until("result")[-1]["job_id"] == "after"
+
+
+def test_health_is_answered_while_a_job_runs_and_cancel_stops_it(engine: EngineProcess, tmp_path: Path) -> None:
+    engine.send(job(tmp_path, "long", num_inference_steps=50))
+    assert engine.next()["type"] == "started"
+    assert engine.next()["type"] == "progress"
+    engine.send({"v": 1, "type": "health", "request_id": "h"})
+    engine.send(job(tmp_path, "waiting"))
+    engine.send(job(tmp_path, "waiting"))  # the same id again
+    engine.send({"v": 1, "type": "cancel", "job_id": "waiting"})
+    engine.send({"v": 1, "type": "cancel", "job_id": "long"})
+    seen = [e for e in engine.until("error") if e["type"] != "progress"]
+    health = next(e for e in seen if e["type"] == "health")
+    assert (health["state"], health["job_id"], health["request_id"]) == ("busy", "long", "h")
+    seen += [e for e in engine.until("error") if e["type"] == "error"]
+    seen += [e for e in engine.until("error") if e["type"] == "error"]
+    errors = {(e["job_id"], e["code"]) for e in seen if e["type"] == "error"}
+    assert errors == {("waiting", "duplicate_job"), ("waiting", "cancelled"), ("long", "cancelled")}
+    engine.send(job(tmp_path, "next"))
+    assert engine.until("result")[-1]["job_id"] == "next"
+
+
+def test_shutdown_exits_cleanly(tiny_dir: Path) -> None:
+    e = EngineProcess("--model-dir", str(tiny_dir))
+    assert e.next(timeout=120)["type"] == "ready"
+    e.send({"v": 1, "type": "shutdown"})
+    assert e.proc.wait(timeout=30) == 0
+    assert e.proc.stdout is not None and e.proc.stdout.read() == b""  # nothing ever on stdout
+
+
+def test_safety_on_without_a_classifier_is_a_startup_error(tiny_dir: Path, tmp_path: Path) -> None:
+    e = EngineProcess("--model-dir", str(tiny_dir), "--safety-checker-dir", str(tmp_path / "none"))
+    fatal = e.next(timeout=60)
+    assert (fatal["type"], fatal["code"]) == ("fatal", "config_invalid")
+    assert "--no-safety-checker" in fatal["message"] and "--safety-checker-dir" in fatal["message"]
+    assert e.proc.wait(timeout=30) == 3
+
+
+def test_an_incomplete_model_directory_is_a_startup_error_naming_the_part(tmp_path: Path) -> None:
+    e = EngineProcess("--model-dir", str(tmp_path), "--no-safety-checker")
+    fatal = e.next(timeout=60)
+    assert (fatal["type"], fatal["code"]) == ("fatal", "load_failed")
+    assert "model_index.json" in fatal["message"]
+    assert e.proc.wait(timeout=30) == 3
