@@ -1,6 +1,7 @@
 // buildApp composes the HTTP server from its parts. It opens no port and spawns nothing:
 // main.ts does that; tests build it with what they need and call inject().
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import { registerAuth } from "./api/auth.js";
 import { registerDocs } from "./api/docs.js";
 import { registerEvents } from "./api/events.js";
 import { registerGenerations } from "./api/generations.js";
@@ -9,14 +10,19 @@ import { registerHistory } from "./api/history.js";
 import { registerModels } from "./api/models.js";
 import { registerResults } from "./api/results.js";
 import { registerWorkbench } from "./api/workbench.js";
+import { ApiKeys } from "./auth/keys.js";
 import type { Config } from "./config.js";
 import type { Engines } from "./engine/supervisor.js";
 import { ApiError } from "./errors.js";
+import { AddressPolicy } from "./images/address.js";
 import type { ImageIngest } from "./images/ingest.js";
+import { Idempotency } from "./jobs/idempotency.js";
 import type { JobQueue } from "./jobs/queue.js";
 import type { JobStore } from "./jobs/store.js";
 import { Metrics } from "./metrics.js";
 import type { FileStore } from "./storage/files.js";
+import { Retention } from "./storage/retention.js";
+import { type WebhookOptions, Webhooks } from "./webhooks/sender.js";
 
 export interface AppDeps {
   store: JobStore;
@@ -29,11 +35,17 @@ export interface AppDeps {
   logger?: boolean | { level: string };
   /** The built workbench (packages/workbench/dist), served at `/`; left out, `/` is not served. */
   workbenchDir?: string;
+  /** Webhook delivery tuning (tests shorten the retry schedule). */
+  webhookOptions?: Partial<WebhookOptions>;
 }
 
-export interface AppContext extends Required<Omit<AppDeps, "logger" | "workbenchDir">> {
+export interface AppContext extends Required<Omit<AppDeps, "logger" | "workbenchDir" | "webhookOptions">> {
   /** The scheme, host and port result URLs start with. */
   baseUrl(req: FastifyRequest): string;
+  keys: ApiKeys;
+  idempotency: Idempotency;
+  webhooks: Webhooks;
+  retention: Retention;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -45,11 +57,35 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // Fastify's own schema validation is not used: the model schemas are checked in the
     // handlers so that errors name the field, the rule and the value (schema/validate.ts).
   });
+  const { config, store } = deps;
   const ctx: AppContext = {
     ...deps,
     metrics: deps.metrics ?? new Metrics(),
-    baseUrl: (req) => deps.config.publicUrl?.replace(/\/$/, "") ?? `${req.protocol}://${req.host}`,
+    baseUrl: (req) => config.publicUrl?.replace(/\/$/, "") ?? `${req.protocol}://${req.host}`,
+    keys: new ApiKeys(config, {
+      submitsPerMinute: config.keySubmitsPerMinute,
+      maxActiveJobs: config.keyMaxActiveJobs,
+    }),
+    idempotency: new Idempotency(store),
+    webhooks: new Webhooks(store, deps.queue, {
+      secret: config.webhookSecret,
+      policy: new AddressPolicy(config.fetchAllow),
+      ...deps.webhookOptions,
+    }),
+    retention: new Retention(store, deps.files, {
+      ttlHours: config.resultTtlHours,
+      capBytes: config.storageCapMb * 1024 * 1024,
+    }),
   };
+  // Webhook deliveries and the retention sweep run while the app does (closed before the store).
+  app.addHook("onReady", async () => {
+    ctx.webhooks.start();
+    ctx.retention.start();
+  });
+  app.addHook("onClose", async () => {
+    ctx.webhooks.stop();
+    await ctx.retention.stop();
+  });
 
   app.removeContentTypeParser("text/plain"); // bodies are JSON; anything else is 415
   app.setErrorHandler((err, req, reply) => {
@@ -64,6 +100,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     void reply.code(e.status).send(e.toBody());
   });
 
+  registerAuth(app, ctx);
   registerModels(app, ctx);
   registerGenerations(app, ctx);
   registerEvents(app, ctx);

@@ -28,6 +28,14 @@ export interface Config {
   engineRestartDelayMs: number;
   sseKeepAliveS: number;
   logLevel: string;
+  apiKeys: string[];
+  /** null: keys are required exactly when `host` is not a loopback address. */
+  requireApiKey: boolean | null;
+  keySubmitsPerMinute: number;
+  keyMaxActiveJobs: number;
+  webhookSecret: string | null;
+  storageCapMb: number;
+  shutdownGraceS: number;
 }
 
 type Kind = "string" | "int" | "bool" | "list" | "path";
@@ -106,7 +114,8 @@ export const SETTINGS: readonly Setting[] = [
     kind: "int",
     default: 168,
     min: 1,
-    description: "Finished generations and their result files are kept this long (default 7 days).",
+    description:
+      "Input and result files of finished generations are kept this long (default 7 days); the generations stay listed, without their files.",
   },
   {
     key: "publicUrl",
@@ -195,6 +204,67 @@ export const SETTINGS: readonly Setting[] = [
     kind: "string",
     default: "info",
     description: "fatal, error, warn, info, debug or trace.",
+  },
+  {
+    key: "apiKeys",
+    env: "KONTEXT_API_KEYS",
+    kind: "list",
+    default: [],
+    description:
+      "Comma-separated API keys clients send as `Authorization: Bearer <key>`; an entry may be `sha256:<hex>` (the key's SHA-256) so the key itself is not written down. Held hashed in memory.",
+  },
+  {
+    key: "requireApiKey",
+    env: "KONTEXT_REQUIRE_API_KEY",
+    kind: "bool",
+    default: null,
+    nullable: true,
+    description:
+      "Unset: keys are required when HOST is not a loopback address (the server refuses to start without any), and whenever keys are configured. `false` turns keys off even then (e.g. behind a proxy that authenticates).",
+  },
+  {
+    key: "keySubmitsPerMinute",
+    env: "KONTEXT_KEY_SUBMITS_PER_MINUTE",
+    kind: "int",
+    default: 60,
+    min: 1,
+    description: "Submissions one API key may make per minute; beyond it 429 with Retry-After.",
+  },
+  {
+    key: "keyMaxActiveJobs",
+    env: "KONTEXT_KEY_MAX_ACTIVE_JOBS",
+    kind: "int",
+    default: 20,
+    min: 1,
+    description:
+      "Generations one API key may have queued or processing at once; beyond it 429 with Retry-After.",
+  },
+  {
+    key: "webhookSecret",
+    env: "KONTEXT_WEBHOOK_SECRET",
+    kind: "string",
+    default: null,
+    nullable: true,
+    description:
+      "Secret webhooks are signed with (Standard Webhooks: `whsec_` + base64, or any other string used as-is). Unset: requests with a `webhook` are refused.",
+  },
+  {
+    key: "storageCapMb",
+    env: "KONTEXT_STORAGE_CAP_MB",
+    kind: "int",
+    default: 10240,
+    min: 1,
+    description:
+      "Disk the input and result files may take; beyond it the oldest finished generations' files are deleted first, and submissions get 507 while nothing can be freed.",
+  },
+  {
+    key: "shutdownGraceS",
+    env: "KONTEXT_SHUTDOWN_GRACE_S",
+    kind: "int",
+    default: 60,
+    min: 0,
+    description:
+      "On SIGTERM: seconds running generations get to finish before the engines stop; the rest run again after the restart.",
   },
 ];
 

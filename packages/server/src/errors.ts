@@ -13,6 +13,12 @@ export const ERRORS = {
     title: "Unsupported media type",
     template: "send the request body as application/json, got {contentType}",
   },
+  multipart_required: {
+    status: 415,
+    title: "Unsupported media type",
+    template:
+      "send the request body as multipart/form-data (image, prompt, ...) as the OpenAI SDKs do, got {contentType}",
+  },
   input_image_invalid: { status: 400, title: "Invalid input image", template: "input_image: {reason}" },
   input_image_refused: {
     status: 400,
@@ -49,6 +55,46 @@ export const ERRORS = {
     status: 429,
     title: "Queue full",
     template: "{queued} generations are queued, the limit is {limit}; retry after {retryAfter} s",
+  },
+  unauthorized: {
+    status: 401,
+    title: "Unauthorized",
+    template: "{reason}; send Authorization: Bearer <key> with a key from KONTEXT_API_KEYS",
+  },
+  rate_limited: {
+    status: 429,
+    title: "Too many requests",
+    template:
+      "this API key made {limit} submissions in the last minute (KONTEXT_KEY_SUBMITS_PER_MINUTE); retry after {retryAfter} s",
+  },
+  too_many_active: {
+    status: 429,
+    title: "Too many active generations",
+    template:
+      "this API key has {active} generations queued or processing and asked for {count} more, the limit is {limit} (KONTEXT_KEY_MAX_ACTIVE_JOBS); retry after {retryAfter} s",
+  },
+  idempotency_conflict: {
+    status: 409,
+    title: "Idempotency key reused",
+    template:
+      "Idempotency-Key {key} was first used with a different request body (or endpoint); use a new key for a new request",
+  },
+  webhook_invalid: { status: 400, title: "Invalid webhook", template: "webhook: {reason}" },
+  webhook_refused: {
+    status: 400,
+    title: "Webhook address refused",
+    template: "webhook: {url} resolves to {address}, a {range} address; allow it with KONTEXT_FETCH_ALLOW",
+  },
+  storage_full: {
+    status: 507,
+    title: "Insufficient storage",
+    template: "storage is full: {reason}",
+  },
+  shutting_down: {
+    status: 503,
+    title: "Service unavailable",
+    template:
+      "the server is shutting down and takes no new generations; retry on another instance or after the restart",
   },
   engine_not_ready: { status: 503, title: "Service unavailable", template: "no engine is ready: {reason}" },
   generation_failed: { status: 500, title: "Generation failed", template: "{reason}" },

@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildApp } from "./app.js";
+import { authRequired } from "./auth/keys.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { Supervisor } from "./engine/supervisor.js";
 import { ImageIngest } from "./images/ingest.js";
@@ -43,6 +44,7 @@ export async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();
+    authRequired(config); // refuses to start exposed without keys
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`kontext: ${err.message}\n`);
@@ -71,7 +73,6 @@ export async function main(): Promise<void> {
   });
   const queue = new JobQueue(store, files, engine, metrics, {
     maxQueue: config.maxQueue,
-    resultTtlHours: config.resultTtlHours,
     log: (_level, msg) => info(msg),
   });
   const images = new ImageIngest(files, {
@@ -97,14 +98,29 @@ export async function main(): Promise<void> {
   await app.listen({ host: config.host, port: config.port });
   info(`serving on http://${config.host}:${config.port} (data in ${config.dataDir}, model ${modelDir})`);
 
+  // Graceful stop: no new generations (503, /healthz 503), running ones get the grace period to
+  // finish (their clients, webhooks and streams are still served), then the engines stop and
+  // whatever did not finish is queued again for the next start. A second signal stops at once.
   let stopping = false;
   const stop = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      info(`${signal} again: stopping now`);
+      await engine.stop();
+      process.exit(1);
+    }
     stopping = true;
-    info(`${signal}: stopping`);
     queue.stop();
+    const running = queue.runningCount();
+    info(
+      `${signal}: stopping; ${running} running generation(s) get up to ${config.shutdownGraceS} s to finish`,
+    );
+    const end = Date.now() + config.shutdownGraceS * 1000;
+    while (queue.runningCount() > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    if (queue.runningCount() > 0)
+      info(`grace period over: ${queue.runningCount()} generation(s) will run again after the restart`);
+    await engine.stop(); // a job still running ends as shutting_down and is requeued
+    await new Promise((r) => setTimeout(r, 200)); // let final events reach open streams
     await app.close();
-    await engine.stop();
     store.close();
     process.exit(0);
   };

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
-import { buildApp } from "../src/app.js";
+import { type AppDeps, buildApp } from "../src/app.js";
 import { type Config, defaultConfig } from "../src/config.js";
 import type { EngineCommand } from "../src/engine/process.js";
 import { Supervisor } from "../src/engine/supervisor.js";
@@ -48,11 +48,14 @@ export async function makeHarness(
     command?: (device: string | null) => EngineCommand;
     dataDir?: string;
     waitReady?: boolean;
+    webhookOptions?: AppDeps["webhookOptions"];
+    /** A FileStore of the test's own (a double that fails writes, say). */
+    files?: (dataDir: string) => FileStore;
   } = {},
 ): Promise<Harness> {
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(tmpdir(), "kontext-test-"));
   const config = defaultConfig({ dataDir, engineRestartDelayMs: 50, ...opts.config });
-  const files = new FileStore(dataDir);
+  const files = opts.files ? opts.files(dataDir) : new FileStore(dataDir);
   const store = new JobStore(files.databasePath);
   const metrics = new Metrics();
   const engine = new Supervisor({
@@ -63,7 +66,6 @@ export async function makeHarness(
   });
   const queue = new JobQueue(store, files, engine, metrics, {
     maxQueue: config.maxQueue,
-    resultTtlHours: config.resultTtlHours,
   });
   const images = new ImageIngest(files, {
     maxPixels: config.maxInputPixels,
@@ -72,7 +74,7 @@ export async function makeHarness(
     maxBytes: config.fetchMaxBytes,
     maxRedirects: config.fetchMaxRedirects,
   });
-  const app = buildApp({ store, queue, engine, images, files, config, metrics });
+  const app = buildApp({ store, queue, engine, images, files, config, metrics, webhookOptions: opts.webhookOptions ?? {} });
   engine.start();
   queue.start();
   if (opts.waitReady !== false)

@@ -56,7 +56,7 @@ describe("models", () => {
       $schema: undefined,
       $id: schema.$id,
     });
-    const validate = new Ajv2020({ strict: true }).compile(schema);
+    const validate = new Ajv2020({ strict: true, formats: { uri: true } }).compile(schema); // webhook is a `uri`
     expect(validate({ input_image: "x", prompt: "p" })).toBe(true);
     expect(validate({ input_image: "x", prompt: "p", guidance: 11 })).toBe(false);
   });

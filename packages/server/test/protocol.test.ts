@@ -57,7 +57,7 @@ describe("gateway → engine golden examples", () => {
     const { tmpdir } = await import("node:os");
     const files = new FileStore(mkdtempSync(path.join(tmpdir(), "kontext-proto-")));
     const store = new JobStore(":memory:");
-    const q = new JobQueue(store, files, engines, new Metrics(), { maxQueue: 10, resultTtlHours: 1 });
+    const q = new JobQueue(store, files, engines, new Metrics(), { maxQueue: 10 });
     q.submit(
       {
         model: "flux-kontext-dev",

@@ -14,6 +14,7 @@ export function registerEvents(app: FastifyInstance, ctx: AppContext): void {
     let lastSent = lastEventId(req);
     const push = (e: StoredEvent) => {
       if (e.id <= lastSent || e.event !== "media_generation_completed") return;
+      if (req.owner !== null && ctx.store.get(e.generationId)?.owner !== req.owner) return; // others' jobs
       lastSent = e.id;
       chain = chain.then(async () => sse.send(e.id, e.event, await renderEvent(e, base, ctx, false)));
     };

@@ -4,11 +4,14 @@ import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AppContext } from "../app.js";
 import { ApiError } from "../errors.js";
+import { idempotencyKeyOf, requestHash } from "../jobs/idempotency.js";
+import type { InsertMeta } from "../jobs/store.js";
 import type { Generation, StoredEvent } from "../jobs/types.js";
 import { FINAL, STATUSES, type Status } from "../jobs/types.js";
 import { type EditParams, type EditRequestBody, MODEL_ID, withDefaults } from "../schema/flux-kontext-dev.js";
 import { findModel } from "../schema/models.js";
 import { validateBody } from "../schema/validate.js";
+import { ownGeneration } from "./auth.js";
 import { renderEvent, renderGeneration } from "./render.js";
 import { lastEventId, SseStream, wantsEventStream } from "./sse.js";
 
@@ -77,11 +80,37 @@ function requireEngine(ctx: AppContext): void {
   }
 }
 
-async function submit(ctx: AppContext, body: unknown, endpoint: "edit" | "queue"): Promise<Generation[]> {
+/**
+ * Validates, checks an engine can serve, ingests the image and queues: every submit path (hosted,
+ * OpenAI). `req` gives the caller (its key's limits and ownership), the Idempotency-Key and the
+ * base URL webhooks use.
+ */
+export async function submit(
+  ctx: AppContext,
+  body: unknown,
+  endpoint: "edit" | "queue",
+  req?: FastifyRequest,
+): Promise<Generation[]> {
   const params = parseRequest(body, endpoint);
-  requireEngine(ctx);
-  const input = await ctx.images.ingest(params.input_image);
-  return ctx.queue.submit(params, input, endpoint === "edit" ? 1 : params.num_generations);
+  const owner = req?.owner ?? null;
+  const key = idempotencyKeyOf(req?.headers["idempotency-key"]);
+  const hash = key ? requestHash(endpoint, body) : "";
+  const create = async () => {
+    requireEngine(ctx);
+    const count = endpoint === "edit" ? 1 : params.num_generations;
+    const release = ctx.keys.admit(owner, count, ctx.store.countActiveOf(owner));
+    try {
+      if (params.webhook) await ctx.webhooks.check(params.webhook);
+      await ctx.retention.ensureRoom();
+      const input = await ctx.images.ingest(params.input_image);
+      const meta: InsertMeta = { owner, baseUrl: req ? ctx.baseUrl(req) : ctx.config.publicUrl };
+      if (key) meta.idempotency = { key, requestHash: hash };
+      return ctx.queue.submit(params, input, count, meta);
+    } finally {
+      release();
+    }
+  };
+  return key ? ctx.idempotency.once(owner, key, hash, create) : create();
 }
 
 /** Replays a generation's events after `after`, then follows it until its final event. */
@@ -142,7 +171,7 @@ async function syncResponse(ctx: AppContext, g: Generation, base: string): Promi
 export function registerGenerations(app: FastifyInstance, ctx: AppContext): void {
   app.post("/api/ai/images/edit", async (req: FastifyRequest, reply: FastifyReply) => {
     const streamed = wantsEventStream(req) || (req.body as { stream?: unknown } | null)?.stream === true;
-    const [g] = await submit(ctx, req.body, "edit");
+    const [g] = await submit(ctx, req.body, "edit", req);
     const gen = g as Generation;
     const base = ctx.baseUrl(req);
     if (streamed) {
@@ -155,7 +184,7 @@ export function registerGenerations(app: FastifyInstance, ctx: AppContext): void
   });
 
   app.post("/api/ai/queue", async (req) => {
-    const gens = await submit(ctx, req.body, "queue");
+    const gens = await submit(ctx, req.body, "queue", req);
     return { generations: gens.map((g) => ({ generation_id: g.id, status: g.status })) };
   });
 
@@ -185,27 +214,27 @@ export function registerGenerations(app: FastifyInstance, ctx: AppContext): void
         { fields: ["limit"] },
       );
     }
-    const opts: { model?: string; statuses: readonly Status[]; limit: number } = { statuses, limit };
+    const opts: Parameters<typeof ctx.store.list>[0] = { statuses, limit };
     if (q.model) opts.model = q.model;
+    if (req.owner !== null) opts.owner = req.owner;
     const gens = ctx.store.list(opts);
     const base = ctx.baseUrl(req);
     return { count: gens.length, generations: gens.map((g) => renderGeneration(g, ctx, base)) };
   });
 
   app.get<{ Params: { id: string } }>("/api/ai/queue/:id", async (req) => {
-    const g = ctx.store.get(req.params.id);
-    if (!g) throw new ApiError("generation_not_found", { id: req.params.id });
+    const g = ownGeneration(ctx, req, req.params.id);
     return renderGeneration(g, ctx, ctx.baseUrl(req));
   });
 
   app.delete<{ Params: { id: string } }>("/api/ai/queue/:id", async (req) => {
+    ownGeneration(ctx, req, req.params.id);
     const g = ctx.queue.cancel(req.params.id);
     return { status: "success", generation_id: g.id };
   });
 
   app.get<{ Params: { id: string } }>("/api/ai/queue/:id/events", async (req, reply) => {
-    const g = ctx.store.get(req.params.id);
-    if (!g) throw new ApiError("generation_not_found", { id: req.params.id });
+    const g = ownGeneration(ctx, req, req.params.id);
     const sse = new SseStream(req, reply, ctx.config.sseKeepAliveS);
     const inline = (req.query as { response_format?: string }).response_format === "b64_json";
     streamGeneration(ctx, sse, g.id, lastEventId(req), ctx.baseUrl(req), inline);
@@ -213,8 +242,7 @@ export function registerGenerations(app: FastifyInstance, ctx: AppContext): void
   });
 
   app.get<{ Params: { id: string } }>("/api/ai/queue/:id/preview", async (req, reply) => {
-    const g = ctx.store.get(req.params.id);
-    if (!g) throw new ApiError("generation_not_found", { id: req.params.id });
+    const g = ownGeneration(ctx, req, req.params.id);
     const preview = ctx.queue.latestPreview(g.id);
     if (!preview) {
       const state = FINAL.includes(g.status) ? `is ${g.status}` : "has no preview yet";

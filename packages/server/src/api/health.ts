@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../app.js";
 import type { EngineStatus } from "../engine/supervisor.js";
 
-export type HealthState = "ready" | "busy" | "starting" | "failed";
+export type HealthState = "ready" | "busy" | "starting" | "failed" | "stopping";
 
 export function overallState(engines: EngineStatus[]): HealthState {
   if (engines.some((e) => e.state === "idle")) return "ready";
@@ -15,7 +15,8 @@ export function overallState(engines: EngineStatus[]): HealthState {
 export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
   app.get("/healthz", async (_req, reply) => {
     const engines = ctx.engine.status();
-    const state = overallState(engines);
+    // While shutting down: 503, so a load balancer sends new work elsewhere.
+    const state = ctx.queue.accepting() ? overallState(engines) : "stopping";
     const loaded = engines.find((e) => e.model)?.model ?? null;
     const body = {
       status: state === "ready" || state === "busy" ? "ok" : "unavailable",

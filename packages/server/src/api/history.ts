@@ -8,6 +8,7 @@ import { ApiError } from "../errors.js";
 import { encodeOutput } from "../images/codec.js";
 import type { Generation } from "../jobs/types.js";
 import { validateBody } from "../schema/validate.js";
+import { ownGeneration, visibleTo } from "./auth.js";
 import { renderGeneration } from "./render.js";
 
 export const HistoryQuery = Type.Object(
@@ -59,7 +60,7 @@ export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
     let before: number | undefined;
     if (q.before !== undefined) {
       const g = ctx.store.get(q.before);
-      if (!g) {
+      if (!visibleTo(req, g)) {
         throw new ApiError(
           "invalid_request",
           { detail: `before: no generation has the id ${JSON.stringify(q.before)}` },
@@ -68,7 +69,8 @@ export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
       }
       before = g.seq;
     }
-    const filter: { query?: string; before?: number; limit: number } = { limit };
+    const filter: Parameters<typeof ctx.store.history>[0] = { limit };
+    if (req.owner !== null) filter.owner = req.owner;
     if (q.q?.trim()) filter.query = q.q.trim();
     if (before !== undefined) filter.before = before;
     const gens = ctx.store.history(filter);
@@ -78,8 +80,7 @@ export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
 
   // The input image as the engine saw it (decoded, orientation applied), losslessly as PNG.
   app.get<{ Params: { id: string } }>("/api/history/:id/input", async (req, reply) => {
-    const g = ctx.store.get(req.params.id);
-    if (!g) throw new ApiError("generation_not_found", { id: req.params.id });
+    const g = ownGeneration(ctx, req, req.params.id);
     const rgb = await ctx.files.readInput(g.input);
     if (!rgb) throw new ApiError("result_not_found", { name: `input image of ${g.id}` });
     const png = await encodeOutput(rgb, g.input.width, g.input.height, "png", 100);

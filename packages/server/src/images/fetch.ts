@@ -14,41 +14,64 @@ export interface FetchLimits {
   maxRedirects: number;
 }
 
-async function resolveChecked(url: URL, policy: AddressPolicy): Promise<{ address: string; family: number }> {
+export type PinnedAddress = { address: string; family: number };
+
+/** What resolving a URL's host under the policy gave: an address to pin, or why not. */
+export type AddressCheck =
+  | { ok: true; pinned: PinnedAddress }
+  | { ok: false; refused: { address: string; range: string } }
+  | { ok: false; unresolvable: string };
+
+/**
+ * Resolves the URL's host and checks every address it resolves to. Shared by input_image
+ * fetches and webhook deliveries: the one guard for every URL the server calls.
+ */
+export async function checkAddress(url: URL, policy: AddressPolicy): Promise<AddressCheck> {
   const host = url.hostname.replace(/^\[|\]$/g, "");
-  let addresses: Array<{ address: string; family: number }>;
+  let addresses: PinnedAddress[];
   if (isIP(host)) addresses = [{ address: host, family: isIP(host) }];
   else {
     try {
       addresses = await lookup(host, { all: true, verbatim: true });
     } catch (err) {
-      throw new ApiError("input_image_fetch_failed", {
-        url: url.href,
-        reason: `cannot resolve ${host} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
-      });
+      return {
+        ok: false,
+        unresolvable: `cannot resolve ${host} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+      };
     }
   }
   for (const a of addresses) {
     const range = policy.refusedRange(a.address);
-    if (range) throw new ApiError("input_image_refused", { url: url.href, address: a.address, range });
+    if (range) return { ok: false, refused: { address: a.address, range } };
   }
   const first = addresses[0];
-  if (!first)
-    throw new ApiError("input_image_fetch_failed", { url: url.href, reason: `no address for ${host}` });
-  return first;
+  if (!first) return { ok: false, unresolvable: `no address for ${host}` };
+  return { ok: true, pinned: first };
+}
+
+/** A `lookup` for http(s).request that answers the checked address: no second DNS query to rebind. */
+export function pinnedLookup(pinned: PinnedAddress): LookupFunction {
+  return (_host, options, cb) => {
+    if ((options as { all?: boolean }).all) {
+      (cb as unknown as (e: null, a: PinnedAddress[]) => void)(null, [pinned]);
+    } else cb(null, pinned.address, pinned.family);
+  };
+}
+
+async function resolveChecked(url: URL, policy: AddressPolicy): Promise<PinnedAddress> {
+  const check = await checkAddress(url, policy);
+  if (check.ok) return check.pinned;
+  if ("refused" in check) throw new ApiError("input_image_refused", { url: url.href, ...check.refused });
+  throw new ApiError("input_image_fetch_failed", { url: url.href, reason: check.unresolvable });
 }
 
 function getOnce(
   url: URL,
-  pinned: { address: string; family: number },
+  pinned: PinnedAddress,
   limits: FetchLimits,
   signal: AbortSignal,
 ): Promise<{ status: number; location?: string; body?: Buffer }> {
-  const pin: LookupFunction = (_host, options, cb) => {
-    if ((options as { all?: boolean }).all) {
-      (cb as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [pinned]);
-    } else cb(null, pinned.address, pinned.family);
-  };
+  const pin = pinnedLookup(pinned);
   const mod = url.protocol === "https:" ? https : http;
   return new Promise((resolve, reject) => {
     const req = mod.get(

@@ -11,12 +11,11 @@ import { encodeOutput } from "../images/codec.js";
 import type { Metrics } from "../metrics.js";
 import { type EditParams, MAX_SEED } from "../schema/flux-kontext-dev.js";
 import type { FileStore, StoredInput } from "../storage/files.js";
-import type { JobStore } from "./store.js";
+import type { InsertMeta, JobStore } from "./store.js";
 import { FINAL, type Generation, type StoredEvent, type StoredParams, type Timings } from "./types.js";
 
 export interface QueueOptions {
   maxQueue: number;
-  resultTtlHours: number;
   /** Attempts a generation gets when its engine dies under it (the first run plus one retry). */
   maxAttempts?: number;
   log?: (level: "info" | "warn" | "error", msg: string) => void;
@@ -32,7 +31,6 @@ export class JobQueue extends EventEmitter<QueueEvents> {
   private readonly previews = new Map<string, Buffer>();
   private readonly lastStepAt = new Map<string, number>();
   private readonly running = new Set<string>();
-  private sweepTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   private readonly maxAttempts: number;
 
@@ -50,13 +48,11 @@ export class JobQueue extends EventEmitter<QueueEvents> {
     engines.on("restart", () => metrics.engineRestarts.inc());
   }
 
-  /** Requeues what a crash left processing, starts dispatching and the retention sweep. */
+  /** Requeues what a crash left processing (and clears its raw outputs), starts dispatching. */
   start(): this {
     const n = this.store.requeueInterrupted();
     if (n > 0) this.options.log?.("info", `requeued ${n} generation(s) interrupted by a restart`);
-    this.sweep();
-    this.sweepTimer = setInterval(() => this.sweep(), 10 * 60_000);
-    this.sweepTimer.unref();
+    this.files.clearTmp();
     this.dispatch();
     return this;
   }
@@ -64,11 +60,21 @@ export class JobQueue extends EventEmitter<QueueEvents> {
   /** Stops dispatching; generations the engines are running are requeued as they end. */
   stop(): void {
     this.stopping = true;
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
+  }
+
+  /** False once stop() was called (shutting down). */
+  accepting(): boolean {
+    return !this.stopping;
+  }
+
+  /** Generations the engines are running now. */
+  runningCount(): number {
+    return this.running.size;
   }
 
   /** Writes `count` generations (queued) and returns them; 429 when the queue is full. */
-  submit(params: EditParams, input: StoredInput, count: number): Generation[] {
+  submit(params: EditParams, input: StoredInput, count: number, meta: InsertMeta = {}): Generation[] {
+    if (this.stopping) throw new ApiError("shutting_down");
     const queued = this.store.count("queued");
     if (queued + count > this.options.maxQueue) {
       const retryAfter = this.retryAfterSeconds(queued);
@@ -91,6 +97,10 @@ export class JobQueue extends EventEmitter<QueueEvents> {
       response_format: params.response_format,
     };
     if (/^https?:\/\//i.test(params.input_image)) stored.input_image = params.input_image;
+    if (params.webhook) {
+      stored.webhook = params.webhook;
+      stored.webhook_events_filter = params.webhook_events_filter;
+    }
     const gens = Array.from({ length: count }, (_, i) => ({
       id: randomUUID(),
       model: params.model,
@@ -98,12 +108,17 @@ export class JobQueue extends EventEmitter<QueueEvents> {
       input,
       seed: (base + i) % (MAX_SEED + 1),
     }));
-    const saved = this.store.insertMany(gens, Date.now(), (g) => ({
-      generation_id: g.id,
-      status: "queued",
-      model: g.model,
-      queue_position: this.store.queuePosition(g),
-    }));
+    const saved = this.store.insertMany(
+      gens,
+      Date.now(),
+      (g) => ({
+        generation_id: g.id,
+        status: "queued",
+        model: g.model,
+        queue_position: this.store.queuePosition(g),
+      }),
+      meta,
+    );
     // Announced after the commit, so a listener always finds the rows it is told about.
     for (const g of saved) this.announce(this.store.eventsOf(g.id).at(-1));
     queueMicrotask(() => this.dispatch());
@@ -128,7 +143,7 @@ export class JobQueue extends EventEmitter<QueueEvents> {
   }
 
   resultUrlPath(g: Generation): string | null {
-    return g.resultFile ? `${RESULT_URL_PREFIX}${g.resultFile}` : null;
+    return g.resultFile && g.expiredAt === null ? `${RESULT_URL_PREFIX}${g.resultFile}` : null;
   }
 
   /** Resolves when the generation reaches a final status. */
@@ -278,9 +293,13 @@ export class JobQueue extends EventEmitter<QueueEvents> {
         result_hash: createHash("sha256").update(encoded).digest("hex"), // links edit chains
       });
     } catch (err) {
+      await this.files.removeTmp(id);
+      const full = err instanceof ApiError && err.code === "storage_full";
       this.finish(g, "failed", {
-        error_code: "encode_failed",
-        error_message: `encoding the result failed: ${String(err)}`,
+        error_code: full ? "storage_full" : "encode_failed",
+        error_message: full
+          ? `storing the result failed: ${err.message}`
+          : `encoding the result failed: ${String(err)}`,
       });
     }
   }
@@ -365,14 +384,6 @@ export class JobQueue extends EventEmitter<QueueEvents> {
 
   private announce(e: StoredEvent | undefined): void {
     if (e) this.emit("event", e);
-  }
-
-  /** Deletes generations (and result files) finished longer ago than the retention time. */
-  sweep(): void {
-    const cutoff = Date.now() - this.options.resultTtlHours * 3_600_000;
-    for (const g of this.store.deleteFinishedBefore(cutoff)) {
-      if (g.resultFile) void this.files.removeResult(g.resultFile);
-    }
   }
 
   depth(): { queued: number; processing: number } {

@@ -42,6 +42,27 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_generation ON events (generation_id, id);
 CREATE INDEX IF NOT EXISTS events_completed ON events (event, id);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+  owner TEXT NOT NULL,
+  key TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  generation_ids TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (owner, key)
+);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  message_id TEXT NOT NULL,
+  generation_id TEXT NOT NULL,
+  url TEXT NOT NULL,
+  body TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at INTEGER NOT NULL,
+  done_at INTEGER,
+  outcome TEXT,
+  last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (done_at, next_at);
 `;
 
 interface Row {
@@ -70,6 +91,9 @@ interface Row {
   cancel_requested: number;
   result_hash: string | null;
   parent_id: string | null;
+  owner: string | null;
+  base_url: string | null;
+  expired_at: number | null;
 }
 
 function fromRow(r: Row): Generation {
@@ -96,10 +120,29 @@ function fromRow(r: Row): Generation {
     cancelRequested: r.cancel_requested === 1,
     resultHash: r.result_hash,
     parentId: r.parent_id,
+    owner: r.owner,
+    baseUrl: r.base_url,
+    expiredAt: r.expired_at,
   };
 }
 
 export type NewGeneration = Pick<Generation, "id" | "model" | "params" | "input" | "seed">;
+
+export interface InsertMeta {
+  owner?: string | null;
+  baseUrl?: string | null;
+  /** Recorded with the generations, so the same key finds them again. */
+  idempotency?: { key: string; requestHash: string };
+}
+
+export interface WebhookDelivery {
+  id: number;
+  messageId: string;
+  generationId: string;
+  url: string;
+  body: string;
+  attempts: number;
+}
 
 export class JobStore {
   private readonly db: Database.Database;
@@ -116,8 +159,8 @@ export class JobStore {
     this.stmts = {
       // parent_id: an input whose bytes are an earlier result continues that result's edit chain.
       insert: db.prepare(
-        `INSERT INTO generations (id, model, status, params, input_hash, input_path, input_width, input_height, seed, enqueued_at, parent_id)
-         VALUES (@id, @model, 'queued', @params, @input_hash, @input_path, @input_width, @input_height, @seed, @enqueued_at,
+        `INSERT INTO generations (id, model, status, params, input_hash, input_path, input_width, input_height, seed, enqueued_at, owner, base_url, parent_id)
+         VALUES (@id, @model, 'queued', @params, @input_hash, @input_path, @input_width, @input_height, @seed, @enqueued_at, @owner, @base_url,
            (SELECT p.id FROM generations p WHERE p.result_hash = @input_hash ORDER BY p.seq DESC LIMIT 1))`,
       ),
       get: db.prepare("SELECT * FROM generations WHERE id = ?"),
@@ -131,9 +174,45 @@ export class JobStore {
       completedSince: db.prepare(
         "SELECT * FROM events WHERE event = 'media_generation_completed' AND id > ? ORDER BY id",
       ),
-      expired: db.prepare("SELECT * FROM generations WHERE completed_at IS NOT NULL AND completed_at < ?"),
-      deleteGen: db.prepare("DELETE FROM generations WHERE id = ?"),
-      deleteEvents: db.prepare("DELETE FROM events WHERE generation_id = ?"),
+      putIdempotency: db.prepare(
+        "INSERT INTO idempotency_keys (owner, key, request_hash, generation_ids, created_at) VALUES (?, ?, ?, ?, ?)",
+      ),
+      getIdempotency: db.prepare(
+        "SELECT request_hash, generation_ids FROM idempotency_keys WHERE owner = ? AND key = ?",
+      ),
+      deleteIdempotency: db.prepare("DELETE FROM idempotency_keys WHERE created_at < ?"),
+      countActiveOf: db.prepare(
+        "SELECT COUNT(*) AS n FROM generations WHERE owner IS ? AND status IN ('queued', 'processing')",
+      ),
+      withFilesOldestFirst: db.prepare(
+        `SELECT * FROM generations WHERE expired_at IS NULL AND completed_at IS NOT NULL AND completed_at < ?
+         ORDER BY completed_at LIMIT ?`,
+      ),
+      inputInUse: db.prepare(
+        "SELECT COUNT(*) AS n FROM generations WHERE input_hash = ? AND expired_at IS NULL AND id != ?",
+      ),
+      expire: db.prepare("UPDATE generations SET expired_at = ? WHERE id = ?"),
+      deleteProgressEvents: db.prepare(
+        "DELETE FROM events WHERE generation_id = ? AND event = 'media_generation_progress'",
+      ),
+      addDelivery: db.prepare(
+        "INSERT INTO webhook_deliveries (message_id, generation_id, url, body, next_at) VALUES (?, ?, ?, ?, ?)",
+      ),
+      dueDeliveries: db.prepare(
+        `SELECT id, message_id AS messageId, generation_id AS generationId, url, body, attempts
+         FROM webhook_deliveries WHERE done_at IS NULL AND next_at <= ? AND id NOT IN (SELECT value FROM json_each(?))
+         ORDER BY next_at, id LIMIT ?`,
+      ),
+      nextDeliveryAt: db.prepare("SELECT MIN(next_at) AS t FROM webhook_deliveries WHERE done_at IS NULL"),
+      deliveryDone: db.prepare(
+        "UPDATE webhook_deliveries SET attempts = attempts + 1, done_at = ?, outcome = ?, last_error = ? WHERE id = ?",
+      ),
+      deliveryRetry: db.prepare(
+        "UPDATE webhook_deliveries SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?",
+      ),
+      deliveriesOf: db.prepare(
+        "SELECT message_id, attempts, done_at, outcome, last_error FROM webhook_deliveries WHERE generation_id = ? ORDER BY id",
+      ),
       requeueInterrupted: db.prepare(
         "UPDATE generations SET status = 'queued', started_at = NULL, step = 0, total_steps = NULL, attempts = MAX(attempts - 1, 0) WHERE status = 'processing'",
       ),
@@ -145,9 +224,20 @@ export class JobStore {
     gens: NewGeneration[],
     now: number,
     queuedEvent: (g: Generation) => Record<string, unknown>,
+    meta: InsertMeta = {},
   ): Generation[] {
     const tx = this.db.transaction(() => {
       const out: Generation[] = [];
+      if (meta.idempotency) {
+        // In the same transaction: a crash leaves both the generations and their key, or neither.
+        this.stmts.putIdempotency.run(
+          meta.owner ?? "",
+          meta.idempotency.key,
+          meta.idempotency.requestHash,
+          JSON.stringify(gens.map((g) => g.id)),
+          now,
+        );
+      }
       for (const g of gens) {
         this.stmts.insert.run({
           id: g.id,
@@ -159,6 +249,8 @@ export class JobStore {
           input_height: g.input.height,
           seed: g.seed,
           enqueued_at: now,
+          owner: meta.owner ?? null,
+          base_url: meta.baseUrl ?? null,
         });
         const saved = this.get(g.id) as Generation;
         this.appendEvent(saved.id, "media_generation_queued", queuedEvent(saved));
@@ -188,10 +280,20 @@ export class JobStore {
     return (this.stmts.position.get(g.seq) as { n: number }).n;
   }
 
-  list(filter: { model?: string; statuses: readonly Status[]; limit: number }): Generation[] {
+  /** `owner` given (null included): only that owner's generations. */
+  list(filter: {
+    model?: string;
+    statuses: readonly Status[];
+    limit: number;
+    owner?: string | null;
+  }): Generation[] {
     const marks = filter.statuses.map(() => "?").join(", ");
     const args: unknown[] = [...filter.statuses];
     let sql = `SELECT * FROM generations WHERE status IN (${marks})`;
+    if (filter.owner !== undefined) {
+      sql += " AND owner IS ?";
+      args.push(filter.owner);
+    }
     if (filter.model) {
       sql += " AND model = ?";
       args.push(filter.model);
@@ -205,9 +307,13 @@ export class JobStore {
    * Generations of every status, newest first: those whose prompt contains `query` (case-
    * insensitive), and those older than the generation `before` when given (paging).
    */
-  history(filter: { query?: string; before?: number; limit: number }): Generation[] {
+  history(filter: { query?: string; before?: number; limit: number; owner?: string | null }): Generation[] {
     let sql = "SELECT * FROM generations WHERE 1 = 1";
     const args: unknown[] = [];
+    if (filter.owner !== undefined) {
+      sql += " AND owner IS ?";
+      args.push(filter.owner);
+    }
     if (filter.query) {
       sql += " AND json_extract(params, '$.prompt') LIKE ? ESCAPE '\\'";
       args.push(`%${filter.query.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
@@ -249,17 +355,72 @@ export class JobStore {
     return (this.stmts.completedSince.all(afterId) as EventRow[]).map(eventFromRow);
   }
 
-  /** Deletes generations finished before `before` (ms), with their events; returns them. */
-  deleteFinishedBefore(before: number): Generation[] {
-    const rows = (this.stmts.expired.all(before) as Row[]).map(fromRow);
-    const tx = this.db.transaction(() => {
-      for (const g of rows) {
-        this.stmts.deleteEvents.run(g.id);
-        this.stmts.deleteGen.run(g.id);
-      }
-    });
-    tx();
-    return rows;
+  /** The generation ids an idempotency key was first used for, with that request's hash. */
+  idempotent(owner: string | null, key: string): { requestHash: string; ids: string[] } | null {
+    const r = this.stmts.getIdempotency.get(owner ?? "", key) as
+      | { request_hash: string; generation_ids: string }
+      | undefined;
+    return r ? { requestHash: r.request_hash, ids: JSON.parse(r.generation_ids) as string[] } : null;
+  }
+
+  /** Forgets idempotency keys used before `before` (ms). */
+  forgetIdempotencyBefore(before: number): number {
+    return this.stmts.deleteIdempotency.run(before).changes;
+  }
+
+  /** Generations of this owner (null: no key) that are queued or processing. */
+  countActiveOf(owner: string | null): number {
+    return (this.stmts.countActiveOf.get(owner) as { n: number }).n;
+  }
+
+  /** Finished generations that still have their files, finished before `before`, oldest first. */
+  withFilesOldestFirst(before: number, limit: number): Generation[] {
+    return (this.stmts.withFilesOldestFirst.all(before, limit) as Row[]).map(fromRow);
+  }
+
+  /** Whether a generation other than `exceptId` still needs the input stored under `hash`. */
+  inputInUse(hash: string, exceptId: string): boolean {
+    return (this.stmts.inputInUse.get(hash, exceptId) as { n: number }).n > 0;
+  }
+
+  /** Marks a generation's files deleted; its row and final events stay as metadata. */
+  markExpired(id: string, at: number): void {
+    this.db.transaction(() => {
+      this.stmts.expire.run(at, id);
+      this.stmts.deleteProgressEvents.run(id); // previews are the bulk of the events table
+    })();
+  }
+
+  addDelivery(messageId: string, generationId: string, url: string, body: string, at: number): void {
+    this.stmts.addDelivery.run(messageId, generationId, url, body, at);
+  }
+
+  /** Deliveries due at `now`, leaving out those in `busy` (being sent). */
+  dueDeliveries(now: number, busy: readonly number[], limit: number): WebhookDelivery[] {
+    return this.stmts.dueDeliveries.all(now, JSON.stringify(busy), limit) as WebhookDelivery[];
+  }
+
+  nextDeliveryAt(): number | null {
+    return (this.stmts.nextDeliveryAt.get() as { t: number | null }).t;
+  }
+
+  deliveryDone(id: number, outcome: "delivered" | "gave_up", error: string | null, at: number): void {
+    this.stmts.deliveryDone.run(at, outcome, error, id);
+  }
+
+  deliveryRetry(id: number, nextAt: number, error: string): void {
+    this.stmts.deliveryRetry.run(nextAt, error, id);
+  }
+
+  /** A generation's webhook deliveries (for tests and operators). */
+  deliveriesOf(generationId: string): Array<{
+    message_id: string;
+    attempts: number;
+    done_at: number | null;
+    outcome: string | null;
+    last_error: string | null;
+  }> {
+    return this.stmts.deliveriesOf.all(generationId) as never;
   }
 
   close(): void {
@@ -273,10 +434,14 @@ function migrate(db: Database.Database): void {
   for (const [name, type] of [
     ["result_hash", "TEXT"],
     ["parent_id", "TEXT"],
+    ["owner", "TEXT"],
+    ["base_url", "TEXT"],
+    ["expired_at", "INTEGER"],
   ] as const) {
     if (!have.has(name)) db.exec(`ALTER TABLE generations ADD COLUMN ${name} ${type}`);
   }
   db.exec("CREATE INDEX IF NOT EXISTS generations_result_hash ON generations (result_hash)");
+  db.exec("CREATE INDEX IF NOT EXISTS generations_input ON generations (input_hash)");
 }
 
 interface EventRow {

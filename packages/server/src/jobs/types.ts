@@ -6,8 +6,13 @@ export type Status = (typeof STATUSES)[number];
 export const FINAL: readonly Status[] = ["succeeded", "failed", "cancelled"];
 
 /** The request parameters kept with a generation (input_image only when it was a URL). */
-export type StoredParams = Omit<EditParams, "input_image" | "stream" | "num_generations" | "seed"> & {
+export type StoredParams = Omit<
+  EditParams,
+  "input_image" | "stream" | "num_generations" | "seed" | "webhook" | "webhook_events_filter"
+> & {
   input_image?: string;
+  webhook?: string;
+  webhook_events_filter?: EditParams["webhook_events_filter"];
 };
 
 export interface Generation {
@@ -31,6 +36,12 @@ export interface Generation {
   errorMessage: string | null;
   timings: Timings | null;
   cancelRequested: boolean;
+  /** The API key (its id, never the key) that submitted it; null when keys are off. */
+  owner: string | null;
+  /** Scheme, host and port its URLs start with outside a request (webhooks). */
+  baseUrl: string | null;
+  /** When its input and result files were deleted (retention or the disk cap). */
+  expiredAt: number | null;
   /** sha256 of the result file's bytes (the hash an input of the same bytes gets). */
   resultHash: string | null;
   /** The generation whose result was this one's input image: the previous step of an edit chain. */

@@ -20,6 +20,7 @@ export const ASPECT_RATIOS = [
 ] as const;
 export const OUTPUT_FORMATS = ["webp", "jpg", "png"] as const;
 export const RESPONSE_FORMATS = ["url", "b64_json"] as const;
+export const WEBHOOK_EVENTS = ["start", "progress", "completed"] as const;
 export const MAX_SEED = Number.MAX_SAFE_INTEGER; // the engine takes seeds from 0 to 2^53 − 1
 
 const stringEnum = <T extends readonly string[]>(
@@ -117,6 +118,26 @@ export const EditRequest = Type.Object(
         default: false,
       }),
     ),
+    webhook: Type.Optional(
+      Type.String({
+        description:
+          "Kontext addition: an http(s) URL that receives this generation's events as POSTs signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature), retried with backoff. The same address rules as input_image URLs apply. Needs KONTEXT_WEBHOOK_SECRET.",
+        format: "uri",
+        maxLength: 2048,
+      }),
+    ),
+    webhook_events_filter: Type.Optional(
+      Type.Array(
+        Type.Unsafe<(typeof WEBHOOK_EVENTS)[number]>({ type: "string", enum: [...WEBHOOK_EVENTS] }),
+        {
+          description:
+            "Kontext addition: which events the webhook receives: start, progress (every step), completed.",
+          minItems: 1,
+          uniqueItems: true,
+          default: ["completed"],
+        },
+      ),
+    ),
   },
   {
     $id: "FluxKontextDevRequest",
@@ -130,7 +151,11 @@ export const EditRequest = Type.Object(
 export type EditRequestBody = Static<typeof EditRequest>;
 
 /** A request with every default applied. Seed stays optional (random when absent). */
-export type EditParams = Required<Omit<EditRequestBody, "seed">> & { seed?: number };
+export type EditParams = Required<Omit<EditRequestBody, "seed" | "webhook" | "webhook_events_filter">> & {
+  seed?: number;
+  webhook?: string;
+  webhook_events_filter?: Array<(typeof WEBHOOK_EVENTS)[number]>;
+};
 
 export function withDefaults(body: EditRequestBody): EditParams {
   const out: Record<string, unknown> = {};

@@ -5,9 +5,20 @@ import { ApiError } from "../errors.js";
 
 const ajv = new Ajv2020({ allErrors: true, strict: true, coerceTypes: false, useDefaults: false });
 const compiled = new WeakMap<object, ValidateFunction>();
+// `uri` here means what the server can call: an absolute http(s) URL.
+ajv.addFormat("uri", (v: string) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === "http:" || u.protocol === "https:") && u.hostname.length > 0;
+  } catch {
+    return false;
+  }
+});
 
 interface PropSchema {
   type?: string;
+  format?: string;
+  items?: PropSchema;
   enum?: readonly string[];
   minimum?: number;
   maximum?: number;
@@ -19,7 +30,12 @@ interface PropSchema {
 /** The rule a field must follow, in words, derived from its schema (never written twice). */
 export function describeRule(p: PropSchema): string {
   if (p.enum) return `must be one of ${p.enum.join(", ")}`;
+  if (p.format === "uri") return "must be an absolute http(s) URL";
   switch (p.type) {
+    case "array":
+      return p.items?.enum
+        ? `must be a non-empty list of distinct values from ${p.items.enum.join(", ")}`
+        : "must be a list";
     case "integer":
     case "number": {
       const kind = p.type === "integer" ? "an integer" : "a number";
@@ -78,7 +94,8 @@ export function validateBody<T>(schema: ObjectSchema, body: unknown): T {
   if (validate(body)) return body as T;
   const messages = new Map<string, string>();
   for (const err of validate.errors ?? []) {
-    const field = fieldOf(err);
+    // an error inside a list (webhook_events_filter.1) is reported on the list itself
+    const field = fieldOf(err).split(".")[0] ?? "";
     if (messages.has(field)) continue;
     const value = (body as Record<string, unknown>)[field];
     if (err.keyword === "additionalProperties") {

@@ -1,10 +1,14 @@
 // The file store: every path under KONTEXT_DATA_DIR is made here, and only here.
 //   inputs/ab/<sha256>.rgb   decoded input images (raw RGB), content-addressed, with <sha256>.json
-//   results/<id>.<ext>       encoded outputs, served at /results/<id>.<ext>
+//   results/<id>-<random>.<ext>  encoded outputs, served at /results/<name>
 //   tmp/<id>/                the engine's raw outputs for one job, removed once encoded
-import { mkdirSync } from "node:fs";
-import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+// Every file is written to a temporary name, flushed and renamed: a reader (or a restart after
+// kill -9) sees the whole file or none. usageBytes() tracks what inputs/ and results/ hold.
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { open, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
+import { ApiError } from "../errors.js";
 
 export interface StoredInput {
   hash: string;
@@ -14,12 +18,47 @@ export interface StoredInput {
 }
 
 const SAFE_NAME = /^[A-Za-z0-9_-]{1,128}\.(webp|jpg|png)$/;
+const PART = ".part";
 
 export class FileStore {
   readonly root: string;
+  private usage = 0;
   constructor(root: string) {
     this.root = path.resolve(root);
     for (const d of ["inputs", "results", "tmp"]) mkdirSync(path.join(this.root, d), { recursive: true });
+    // Whatever a crash left half-written is removed; the rest is counted.
+    for (const d of ["inputs", "results"]) this.usage += scan(path.join(this.root, d));
+  }
+
+  /** Bytes held by input and result files. */
+  usageBytes(): number {
+    return this.usage;
+  }
+
+  /** Empties tmp/ (the engines' raw outputs); only at start, when no job is running. */
+  clearTmp(): void {
+    rmSync(path.join(this.root, "tmp"), { recursive: true, force: true });
+    mkdirSync(path.join(this.root, "tmp"), { recursive: true });
+  }
+
+  private async write(file: string, data: Buffer): Promise<void> {
+    const before = await sizeOf(file);
+    await writeAtomic(file, data);
+    this.usage += data.length - before;
+  }
+
+  private async remove(file: string): Promise<void> {
+    const size = await sizeOf(file);
+    await rm(file, { force: true });
+    this.usage -= size;
+  }
+
+  /** Deletes a stored input (both its files). */
+  async removeInput(hash: string): Promise<void> {
+    if (!/^[0-9a-f]{64}$/.test(hash)) return;
+    const p = this.inputPaths(hash);
+    await this.remove(p.meta); // the meta file first: without it the input counts as missing
+    await this.remove(p.raw);
   }
 
   get databasePath(): string {
@@ -47,8 +86,8 @@ export class FileStore {
   async putInput(hash: string, rgb: Buffer, width: number, height: number): Promise<StoredInput> {
     const p = this.inputPaths(hash);
     mkdirSync(path.dirname(p.raw), { recursive: true });
-    await writeAtomic(p.raw, rgb);
-    await writeAtomic(p.meta, Buffer.from(JSON.stringify({ width, height })));
+    await this.write(p.raw, rgb);
+    await this.write(p.meta, Buffer.from(JSON.stringify({ width, height })));
     return { hash, path: p.raw, width, height };
   }
 
@@ -70,12 +109,13 @@ export class FileStore {
     await rm(this.tmpDirFor(id), { recursive: true, force: true });
   }
 
+  /** A result's file name: the id plus 128 random bits, so its URL cannot be guessed from the id. */
   resultName(id: string, ext: string): string {
-    return `${id}.${ext}`;
+    return `${id}-${randomBytes(16).toString("base64url")}.${ext}`;
   }
 
   async putResult(name: string, data: Buffer): Promise<void> {
-    await writeAtomic(this.resultPath(name), data);
+    await this.write(this.resultPath(name), data);
   }
 
   /** The path of a result file, or null when the name could not be one of ours. */
@@ -98,12 +138,51 @@ export class FileStore {
   }
 
   async removeResult(name: string): Promise<void> {
-    if (this.isResultName(name)) await rm(this.resultPath(name), { force: true });
+    if (this.isResultName(name)) await this.remove(this.resultPath(name));
   }
 }
 
+let partSeq = 0;
+
 async function writeAtomic(file: string, data: Buffer): Promise<void> {
-  const tmp = `${file}.${process.pid}.${Date.now()}.part`;
-  await writeFile(tmp, data);
-  await rename(tmp, file);
+  const tmp = `${file}.${process.pid}.${++partSeq}${PART}`;
+  try {
+    const fh = await open(tmp, "w");
+    try {
+      await fh.writeFile(data);
+      await fh.sync(); // on disk before the rename makes it visible
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOSPC" || code === "EDQUOT") {
+      throw new ApiError("storage_full", {
+        reason: `the disk holding ${path.dirname(file)} has no space left`,
+      });
+    }
+    throw err;
+  }
+}
+
+async function sizeOf(file: string): Promise<number> {
+  try {
+    return (await stat(file)).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Total size of the files under `dir`, deleting leftover temporary (.part) files. */
+function scan(dir: string): number {
+  let total = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue;
+    const file = path.join(e.parentPath, e.name);
+    if (e.name.endsWith(PART)) rmSync(file, { force: true });
+    else total += statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+  }
+  return total;
 }

@@ -1,0 +1,101 @@
+// Retention and the disk cap. A finished generation's input and result files are deleted once
+// they are older than KONTEXT_RESULT_TTL_HOURS, and sooner, oldest first, while the files take
+// more than KONTEXT_STORAGE_CAP_MB; its row stays as metadata (expired_at set). An input shared
+// by another generation that still needs it is kept. When nothing can be freed, submissions get
+// 507 until generations finish.
+import { ApiError } from "../errors.js";
+import { IDEMPOTENCY_TTL_MS } from "../jobs/idempotency.js";
+import type { JobStore } from "../jobs/store.js";
+import type { Generation } from "../jobs/types.js";
+import type { FileStore } from "./files.js";
+
+export interface RetentionOptions {
+  ttlHours: number;
+  capBytes: number;
+  log?: (level: "info" | "warn" | "error", msg: string) => void;
+}
+
+const MB = 1024 * 1024;
+/** Eviction frees down to this share of the cap, so it does not run on every submission. */
+const LOW_WATER = 0.9;
+
+export class Retention {
+  private timer: NodeJS.Timeout | null = null;
+  private sweeping: Promise<void> | null = null;
+
+  constructor(
+    private readonly store: JobStore,
+    private readonly files: FileStore,
+    private readonly options: RetentionOptions,
+  ) {}
+
+  start(intervalMs = 60_000): this {
+    void this.sweep();
+    this.timer = setInterval(() => void this.sweep(), intervalMs);
+    this.timer.unref();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.sweeping;
+  }
+
+  /** Expires what is past the retention time, then the oldest while over the cap. */
+  sweep(): Promise<void> {
+    this.sweeping ??= this.run().finally(() => {
+      this.sweeping = null;
+    });
+    return this.sweeping;
+  }
+
+  /** Called before a submission stores anything: frees room, or answers 507. */
+  async ensureRoom(): Promise<void> {
+    if (this.files.usageBytes() < this.options.capBytes) return;
+    await this.sweep();
+    const used = this.files.usageBytes();
+    if (used < this.options.capBytes) return;
+    throw new ApiError(
+      "storage_full",
+      {
+        reason: `input and result files take ${(used / MB).toFixed(1)} MB and the cap is ${(this.options.capBytes / MB).toFixed(1)} MB (KONTEXT_STORAGE_CAP_MB); what is left belongs to queued or processing generations, so retry when some finish`,
+      },
+      { headers: { "retry-after": "30" } },
+    );
+  }
+
+  private async run(): Promise<void> {
+    const now = Date.now();
+    let expired = 0;
+    for (;;) {
+      const batch = this.store.withFilesOldestFirst(now - this.options.ttlHours * 3_600_000, 100);
+      for (const g of batch) await this.expire(g);
+      expired += batch.length;
+      if (batch.length < 100) break;
+    }
+    const target = this.options.capBytes * LOW_WATER;
+    let evicted = 0;
+    while (this.files.usageBytes() > target) {
+      const batch = this.store.withFilesOldestFirst(now + 1, 20);
+      if (batch.length === 0) break; // the rest belongs to generations still running or queued
+      for (const g of batch) {
+        await this.expire(g);
+        evicted++;
+        if (this.files.usageBytes() <= target) break;
+      }
+    }
+    this.store.forgetIdempotencyBefore(now - IDEMPOTENCY_TTL_MS);
+    if (expired + evicted > 0) {
+      this.options.log?.(
+        "info",
+        `retention: deleted the files of ${expired} expired and ${evicted} oldest generation(s) (disk cap)`,
+      );
+    }
+  }
+
+  private async expire(g: Generation): Promise<void> {
+    this.store.markExpired(g.id, Date.now()); // first: from here on it no longer holds its input
+    if (g.resultFile) await this.files.removeResult(g.resultFile);
+    if (!this.store.inputInUse(g.input.hash, g.id)) await this.files.removeInput(g.input.hash);
+  }
+}
