@@ -43,8 +43,23 @@ export class FileStore {
 
   private async write(file: string, data: Buffer): Promise<void> {
     const before = await sizeOf(file);
-    await writeAtomic(file, data);
+    try {
+      await this.writeFileAtomic(file, data);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOSPC" || code === "EDQUOT") {
+        throw new ApiError("storage_full", {
+          reason: `the disk holding ${path.dirname(file)} has no space left`,
+        });
+      }
+      throw err;
+    }
     this.usage += data.length - before;
+  }
+
+  /** The one place bytes reach the disk (tests replace it to simulate a full disk). */
+  protected writeFileAtomic(file: string, data: Buffer): Promise<void> {
+    return writeAtomic(file, data);
   }
 
   private async remove(file: string): Promise<void> {
@@ -156,13 +171,7 @@ async function writeAtomic(file: string, data: Buffer): Promise<void> {
     }
     await rename(tmp, file);
   } catch (err) {
-    await rm(tmp, { force: true });
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOSPC" || code === "EDQUOT") {
-      throw new ApiError("storage_full", {
-        reason: `the disk holding ${path.dirname(file)} has no space left`,
-      });
-    }
+    await rm(tmp, { force: true }); // never leave a half-written file behind
     throw err;
   }
 }
