@@ -31,14 +31,22 @@ describe("API keys", () => {
   beforeAll(async () => {
     h = await makeHarness({
       // B is configured by its hash only; C has the same limits
-      config: { apiKeys: [KEY_A, `sha256:${sha256(KEY_B)}`, "key-c-limits"], keySubmitsPerMinute: 4, keyMaxActiveJobs: 3 },
+      config: {
+        apiKeys: [KEY_A, `sha256:${sha256(KEY_B)}`, "key-c-limits"],
+        keySubmitsPerMinute: 4,
+        keyMaxActiveJobs: 3,
+      },
       command: fakeEngine({ FAKE_STEP_MS: "40" }),
     });
     image = await pngDataUri();
   });
   afterAll(async () => h?.close());
 
-  const submit = (key: string | null, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
+  const submit = (
+    key: string | null,
+    extra: Record<string, unknown> = {},
+    headers: Record<string, string> = {},
+  ) =>
     h.app.inject({
       method: "POST",
       url: "/api/ai/queue",
@@ -99,8 +107,11 @@ describe("API keys", () => {
     expect(over.statusCode).toBe(429);
     expect(Number(over.headers["retry-after"])).toBeGreaterThan(0);
     expect(over.json().error.type).toBe("too_many_active");
-    expect(over.json().error.detail).toMatch(/3 generations queued or processing.*limit is 3.*KONTEXT_KEY_MAX_ACTIVE_JOBS/);
-    for (const id of ids) await h.app.inject({ method: "DELETE", url: `/api/ai/queue/${id}`, headers: as(KEY_B) });
+    expect(over.json().error.detail).toMatch(
+      /3 generations queued or processing.*limit is 3.*KONTEXT_KEY_MAX_ACTIVE_JOBS/,
+    );
+    for (const id of ids)
+      await h.app.inject({ method: "DELETE", url: `/api/ai/queue/${id}`, headers: as(KEY_B) });
     await waitFor(() => ids.every((id) => h.store.get(id)?.status === "cancelled"), 20_000, "cancelled");
     expect((await submit(KEY_B)).statusCode).toBe(200);
   });
@@ -115,7 +126,9 @@ describe("API keys", () => {
     const res = await submit("key-c-limits");
     expect(res.statusCode).toBe(429);
     expect(res.json().error.type).toBe("rate_limited");
-    expect(res.json().error.detail).toMatch(/4 submissions in the last minute.*KONTEXT_KEY_SUBMITS_PER_MINUTE/);
+    expect(res.json().error.detail).toMatch(
+      /4 submissions in the last minute.*KONTEXT_KEY_SUBMITS_PER_MINUTE/,
+    );
     expect(Number(res.headers["retry-after"])).toBeGreaterThan(0);
     expect(Number(res.headers["retry-after"])).toBeLessThanOrEqual(60);
     expect((await submit(KEY_A)).statusCode).toBe(200); // another key is not affected
@@ -143,14 +156,18 @@ describe("Idempotency-Key", () => {
     expect(a.statusCode, a.body).toBe(200);
     const ids = (r: typeof a) => r.json().generations.map((g: { generation_id: string }) => g.generation_id);
     expect(ids(b)).toEqual(ids(a));
-    expect(h.store.list({ statuses: ["queued", "processing", "succeeded"], limit: 1000 }).length).toBe(before + 2);
+    expect(h.store.list({ statuses: ["queued", "processing", "succeeded"], limit: 1000 }).length).toBe(
+      before + 2,
+    );
 
     const c = await post("/api/ai/queue", "order-1", { ...body, prompt: "twice" });
     expect(c.statusCode).toBe(409);
     expect(c.json().error.type).toBe("idempotency_conflict");
     expect(c.json().error.detail).toMatch(/order-1.*different request body/);
     // the same key on the other endpoint is another request too
-    expect((await post("/api/ai/images/edit", "order-1", { ...body, num_generations: 1 })).statusCode).toBe(409);
+    expect((await post("/api/ai/images/edit", "order-1", { ...body, num_generations: 1 })).statusCode).toBe(
+      409,
+    );
   });
 
   it("makes one generation when requests with the same key arrive together", async () => {

@@ -94,7 +94,8 @@ describe("storage", () => {
     let full = false;
     class FullDisk extends FileStore {
       protected override async writeFileAtomic(file: string, data: Buffer): Promise<void> {
-        if (full) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+        if (full)
+          throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
         return super.writeFileAtomic(file, data);
       }
     }

@@ -85,7 +85,11 @@ describe("webhooks", () => {
 
   it("POSTs start, progress and completed, each signed per Standard Webhooks", async () => {
     const id = await queue({ webhook: rx.url, webhook_events_filter: ["start", "progress", "completed"] });
-    await waitFor(() => rx.received.some((r) => r.json.type === "media_generation_completed"), 20_000, "completed hook");
+    await waitFor(
+      () => rx.received.some((r) => r.json.type === "media_generation_completed"),
+      20_000,
+      "completed hook",
+    );
     await waitFor(() => rx.received.length >= 6, 5_000, "every hook");
     const types = rx.received.map((r) => r.json.type);
     expect(types.filter((t) => t === "media_generation_started")).toHaveLength(1);
@@ -145,7 +149,11 @@ describe("webhooks", () => {
 
   it("refuses private addresses (as for input_image), bad URLs, and webhooks without a secret", async () => {
     const post = (webhook: unknown) =>
-      h.app.inject({ method: "POST", url: "/api/ai/queue", payload: { input_image: image, prompt: "p", webhook } });
+      h.app.inject({
+        method: "POST",
+        url: "/api/ai/queue",
+        payload: { input_image: image, prompt: "p", webhook },
+      });
     const priv = await post("http://10.1.2.3/hook");
     expect(priv.statusCode).toBe(400);
     expect(priv.json().error.detail).toBe(
