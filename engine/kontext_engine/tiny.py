@@ -194,6 +194,13 @@ def write_safety_checker(out: Path, verdict: str) -> None:
     (out / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
 
 
+def clip_config(kwargs: dict, vocab_size: int) -> CLIPTextConfig:
+    """CLIP's config for a vocabulary whose last two tokens are <|startoftext|> and <|endoftext|>;
+    eos_token_id names the real end token, so the pooled output is taken at the end of the prompt."""
+    ids = {"bos_token_id": vocab_size - 2, "eos_token_id": vocab_size - 1, "pad_token_id": vocab_size - 1}
+    return CLIPTextConfig(**{**kwargs, "vocab_size": vocab_size, **ids})
+
+
 def generate(out: Path, safety_verdict: str = "pass", single_file: bool = False) -> Path:
     preset = PRESETS["tiny"]
     if out.exists():
@@ -220,15 +227,7 @@ def generate(out: Path, safety_verdict: str = "pass", single_file: bool = False)
     AutoencoderKL(**preset.vae).save_pretrained(out / "vae")
 
     torch.manual_seed(SEEDS["clip"])
-    # eos_token_id names the real end token, so the pooled output is taken at the end of the prompt.
-    clip_cfg = CLIPTextConfig(
-        **preset.clip,
-        vocab_size=clip_vocab,
-        bos_token_id=clip_vocab - 2,
-        eos_token_id=clip_vocab - 1,
-        pad_token_id=clip_vocab - 1,
-    )
-    CLIPTextModel(clip_cfg).save_pretrained(out / "text_encoder")
+    CLIPTextModel(clip_config(preset.clip, clip_vocab)).save_pretrained(out / "text_encoder")
 
     torch.manual_seed(SEEDS["t5"])
     T5EncoderModel(T5Config(**preset.t5, vocab_size=t5_vocab)).save_pretrained(out / "text_encoder_2")
