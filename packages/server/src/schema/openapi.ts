@@ -25,6 +25,14 @@ const sse = (description: string) => ({
   description,
   content: { "text/event-stream": { schema: { type: "string" } } },
 });
+const idempotencyKey = {
+  name: "Idempotency-Key",
+  in: "header",
+  required: false,
+  schema: { type: "string", pattern: "^[\\x21-\\x7e]{1,255}$" },
+  description:
+    "Kontext addition: the same key with the same body returns the same generations (kept 24 h); with a different body, 409.",
+};
 const idParam = {
   name: "id",
   in: "path",
@@ -47,10 +55,13 @@ export function buildOpenApi(): Record<string, unknown> {
       description:
         "Self-hosted FLUX.1 Kontext [dev]. The /api/ai endpoints match the hosted API; Kontext adds event streams, progress, cancellation, /healthz and /metrics.",
     },
+    // Keys are optional on loopback: either an API key or nothing.
+    security: [{ apiKey: [] }, {}],
     paths: {
       "/api/ai/images/edit": {
         post: {
           summary: "Edit an image and wait for the result",
+          parameters: [idempotencyKey],
           description:
             'Blocks until the generation is done (no time limit). With `Accept: text/event-stream` or `"stream": true` it answers a Server-Sent Events stream instead: media_generation_queued, media_generation_started, media_generation_progress, media_generation_completed.',
           requestBody: {
@@ -65,20 +76,21 @@ export function buildOpenApi(): Record<string, unknown> {
                 "text/event-stream": { schema: { type: "string" } },
               },
             },
-            ...errors(400, 404, 409, 413, 415, 422, 429, 500, 503),
+            ...errors(400, 401, 404, 409, 413, 415, 422, 429, 500, 503, 507),
           },
         },
       },
       "/api/ai/queue": {
         post: {
           summary: "Queue an edit (1–4 generations)",
+          parameters: [idempotencyKey],
           requestBody: {
             required: true,
             content: { "application/json": { schema: ref("FluxKontextDevRequest") } },
           },
           responses: {
             "200": json(ref("QueueResponse"), "Queued"),
-            ...errors(400, 404, 413, 415, 422, 429, 503),
+            ...errors(400, 401, 404, 409, 413, 415, 422, 429, 503, 507),
           },
         },
         get: {
@@ -90,39 +102,39 @@ export function buildOpenApi(): Record<string, unknown> {
             schema: { type: "string" },
             description: s.description,
           })),
-          responses: { "200": json(ref("GenerationList"), "Generations, newest first"), ...errors(400) },
+          responses: { "200": json(ref("GenerationList"), "Generations, newest first"), ...errors(400, 401) },
         },
       },
       "/api/ai/queue/{id}": {
         get: {
           summary: "A generation's status",
           parameters: [idParam],
-          responses: { "200": json(ref("Generation"), "The generation"), ...errors(404) },
+          responses: { "200": json(ref("Generation"), "The generation"), ...errors(401, 404) },
         },
         delete: {
           summary: "Cancel a generation (queued, or processing: stopped between two steps)",
           parameters: [idParam],
-          responses: { "200": json(ref("CancelResponse"), "Cancelled"), ...errors(404, 409) },
+          responses: { "200": json(ref("CancelResponse"), "Cancelled"), ...errors(401, 404, 409) },
         },
       },
       "/api/ai/queue/{id}/events": {
         get: {
           summary: "A generation's events (SSE); replays from Last-Event-ID, closes after the final one",
           parameters: [idParam],
-          responses: { "200": sse("Event stream"), ...errors(404) },
+          responses: { "200": sse("Event stream"), ...errors(401, 404) },
         },
       },
       "/api/ai/queue/{id}/preview": {
         get: {
           summary: "The latest preview (JPEG) of a processing generation",
           parameters: [idParam],
-          responses: { "200": { description: "JPEG", content: { "image/jpeg": {} } }, ...errors(404) },
+          responses: { "200": { description: "JPEG", content: { "image/jpeg": {} } }, ...errors(401, 404) },
         },
       },
       "/api/events": {
         get: {
           summary: "media_generation_completed for every generation (SSE, keep-alive every 15 s)",
-          responses: { "200": sse("Event stream") },
+          responses: { "200": sse("Event stream"), ...errors(401) },
         },
       },
       "/api/ai/models": {
@@ -132,7 +144,7 @@ export function buildOpenApi(): Record<string, unknown> {
         get: {
           summary: "One model with its request schema",
           parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
-          responses: { "200": json(ref("Model"), "The model"), ...errors(404) },
+          responses: { "200": json(ref("Model"), "The model"), ...errors(401, 404) },
         },
       },
       "/results/{name}": {
@@ -155,13 +167,24 @@ export function buildOpenApi(): Record<string, unknown> {
         },
       },
       "/metrics": {
-        get: { summary: "Prometheus metrics", responses: { "200": { description: "text/plain" } } },
+        get: {
+          summary: "Prometheus metrics",
+          responses: { "200": { description: "text/plain" }, ...errors(401) },
+        },
       },
       "/openapi.json": {
         get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1" } } },
       },
     },
     components: {
+      securitySchemes: {
+        apiKey: {
+          type: "http",
+          scheme: "bearer",
+          description:
+            "A key from KONTEXT_API_KEYS. Required on /api, /v1 and /metrics when keys are on (always when the server listens beyond loopback).",
+        },
+      },
       schemas: {
         FluxKontextDevRequest: request,
         EditResponse: plain(EditResponse),

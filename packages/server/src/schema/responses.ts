@@ -52,7 +52,11 @@ export const QueueResponse = Type.Object({
   generations: Type.Array(
     Type.Object({
       generation_id: Type.String({ description: "Id to poll, stream or cancel." }),
-      status: Type.Literal("queued"),
+      status: Type.Unsafe<string>({
+        type: "string",
+        enum: [...STATUSES],
+        description: "queued; a request repeated with its Idempotency-Key gets the generations as they are now.",
+      }),
     }),
   ),
 });
