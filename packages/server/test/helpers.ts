@@ -74,7 +74,16 @@ export async function makeHarness(
     maxBytes: config.fetchMaxBytes,
     maxRedirects: config.fetchMaxRedirects,
   });
-  const app = buildApp({ store, queue, engine, images, files, config, metrics, webhookOptions: opts.webhookOptions ?? {} });
+  const app = buildApp({
+    store,
+    queue,
+    engine,
+    images,
+    files,
+    config,
+    metrics,
+    webhookOptions: opts.webhookOptions ?? {},
+  });
   engine.start();
   queue.start();
   if (opts.waitReady !== false)

@@ -55,7 +55,8 @@ export const QueueResponse = Type.Object({
       status: Type.Unsafe<string>({
         type: "string",
         enum: [...STATUSES],
-        description: "queued; a request repeated with its Idempotency-Key gets the generations as they are now.",
+        description:
+          "queued; a request repeated with its Idempotency-Key gets the generations as they are now.",
       }),
     }),
   ),
