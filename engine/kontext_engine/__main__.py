@@ -10,17 +10,6 @@ from pathlib import Path
 from .errors import ModelDirError
 
 
-def _device_and_dtype(device: str, dtype: str) -> tuple["torch.device", "torch.dtype"]:  # noqa: F821
-    import torch
-
-    dev = torch.device(
-        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
-    )
-    if dtype == "auto":  # bf16 on GPU; float32 on CPU, where bf16 matmuls are slow and inexact
-        return dev, torch.bfloat16 if dev.type == "cuda" else torch.float32
-    return dev, getattr(torch, dtype)
-
-
 def serve(args: argparse.Namespace) -> int:
     # Events get their own descriptor; fd 1 is pointed at stderr so no stray print reaches the gateway.
     events = os.fdopen(args.events_fd, "w", buffering=1, encoding="utf-8")
@@ -46,17 +35,32 @@ def serve(args: argparse.Namespace) -> int:
             "--no-safety-checker (KONTEXT_SAFETY_CHECKER=off)",
         )
     try:
+        import torch
+
         from .editor import Editor
         from .loading import load_model
         from .safety import SafetyChecker
         from .server import EngineServer
+        from .speed import accelerate, model_dtype, parse_buckets, resolve_precision
 
-        device, dtype = _device_and_dtype(args.device, args.dtype)
-        model = load_model(args.model_dir, device, dtype)
+        device = torch.device(
+            "cuda"
+            if args.device == "auto" and torch.cuda.is_available()
+            else "cpu"
+            if args.device == "auto"
+            else args.device
+        )
+        precision = resolve_precision(args.precision, device)
+        buckets = parse_buckets(args.warmup_buckets)
+        model = load_model(args.model_dir, device, model_dtype(precision), offload=args.low_memory)
+        speed = accelerate(model, precision, args.compile, args.compile_cache)
         safety = None if args.no_safety_checker else SafetyChecker(safety_dir, device, args.safety_threshold)
         editor = Editor(model, safety, args.prompt_cache, args.condition_cache)
+        editor.warm_up(buckets)
     except ModelDirError as e:
         return fatal("load_failed", f"model directory {args.model_dir}: {e}")
+    except ValueError as e:  # a setting out of range, e.g. an unknown warm-up bucket
+        return fatal("config_invalid", str(e))
     except Exception as e:
         logging.exception("loading failed")
         return fatal("load_failed", f"{type(e).__name__}: {e}")
@@ -68,8 +72,9 @@ def serve(args: argparse.Namespace) -> int:
         "demo": model.variant == "tiny",
     }
     server = EngineServer(editor, events, info)
-    server.send(p.ready_event(info, str(device), str(dtype).removeprefix("torch."), safety is not None))
-    logging.info("ready: %s on %s (%s)", args.model_dir, device, dtype)
+    dtype = str(model.dtype).removeprefix("torch.")
+    server.send(p.ready_event(info, str(device), dtype, safety is not None, speed.precision, speed.compiled))
+    logging.info("ready: %s on %s (%s, %s)", args.model_dir, device, speed.precision, dtype)
     reader = threading.Thread(target=server.read_forever, args=(sys.stdin.buffer.readline,), daemon=True)
     reader.start()
     server.serve_forever()
@@ -82,7 +87,20 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("serve", help="load the model and serve the engine protocol (docs/protocol.md)")
     s.add_argument("--model-dir", type=Path, required=True, help="FLUX.1 Kontext [dev] in the Hugging Face layout")
     s.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, cuda:N")
-    s.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
+    s.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp8"],
+        help="auto: fp8 on GPUs with FP8 tensor cores, bf16 on other GPUs, fp32 on CPU",
+    )
+    s.add_argument("--compile", action="store_true", help="compile the transformer blocks (torch.compile)")
+    s.add_argument("--compile-cache", type=Path, help="directory for compiled kernels, kept across restarts")
+    s.add_argument("--warmup-buckets", default="none", help="none, all, or WxH,… output sizes run once before ready")
+    s.add_argument(
+        "--low-memory",
+        action="store_true",
+        help="keep parts on the CPU and move one at a time to the GPU (16–24 GB cards)",
+    )
     s.add_argument("--safety-checker-dir", type=Path, help="image classifier (default: MODEL_DIR/safety_checker)")
     s.add_argument("--no-safety-checker", action="store_true", help="run without a safety checker")
     s.add_argument("--safety-threshold", type=float, default=0.85, help="flag at nsfw score ≥ this")

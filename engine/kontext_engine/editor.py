@@ -3,9 +3,10 @@
 `Editor` holds the loaded model and the caches; `edit()` is the whole hot path.
 """
 
+import contextlib
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,7 @@ from .loading import KontextModel
 from .preview import LatentPreview
 from .resolution import condition_size, output_size
 from .safety import SafetyChecker
+from .speed import fastest_attention
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class EditRequest:
     guidance: float = 2.5
     seeds: tuple[int, ...] = (0,)
     disable_safety_checker: bool = False
+    fast: bool = False  # forecast some steps instead of running the transformer (sampler.fast_plan)
 
 
 @dataclass
@@ -61,8 +64,21 @@ class Editor:
         self.prompts: LRU[tuple[Tensor, Tensor]] = LRU(prompt_cache_size)
         self.conditions: LRU[Tensor] = LRU(condition_cache_size)
         self.preview = LatentPreview(model.vae)
+        self._gpu_parts = [model.transformer, model.clip, model.t5, model.vae]
         self.vae_scale = float(model.vae.config.scaling_factor)
         self.vae_shift = float(model.vae.config.shift_factor)
+
+    @contextlib.contextmanager
+    def _on_device(self, *parts: torch.nn.Module) -> Iterator[None]:
+        """Low-memory mode: move `parts` onto the GPU, first evicting every other part there.
+        Parts stay until evicted, so repeated work (e.g. steps) moves nothing."""
+        if self.m.offload:
+            for other in self._gpu_parts:
+                if other not in parts and next(other.parameters()).device != torch.device("cpu"):
+                    other.to("cpu")
+            for part in parts:
+                part.to(self.m.device)
+        yield
 
     def _sync(self) -> float:
         if self.m.device.type == "cuda":
@@ -77,6 +93,13 @@ class Editor:
         if hit is not None:
             return hit[0], hit[1], True
         m = self.m
+        with self._on_device(m.clip, m.t5):
+            pooled, txt = self._encode_prompt(prompt)
+        self.prompts.put(prompt, (pooled, txt))
+        return pooled, txt, False
+
+    def _encode_prompt(self, prompt: str) -> tuple[Tensor, Tensor]:
+        m = self.m
         clip_ids = m.clip_tokenizer(
             prompt, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
         ).input_ids
@@ -85,8 +108,7 @@ class Editor:
             prompt, padding="max_length", max_length=512, truncation=True, return_tensors="pt"
         ).input_ids
         txt = m.t5(t5_ids.to(m.device), output_hidden_states=False)[0].to(m.dtype)
-        self.prompts.put(prompt, (pooled, txt))
-        return pooled, txt, False
+        return pooled, txt
 
     @torch.no_grad()
     def encode_condition(self, image: np.ndarray) -> tuple[Tensor, int, int, bool]:
@@ -101,7 +123,8 @@ class Editor:
             return hit, lh, lw, True
         resized = np.asarray(Image.fromarray(image).resize((cw, ch), Image.Resampling.LANCZOS))
         x = torch.from_numpy(resized.astype(np.float32) / 255.0).permute(2, 0, 1)[None] * 2 - 1
-        z = self.m.vae.encode(x.to(self.m.device, self.m.dtype)).latent_dist.mode()
+        with self._on_device(self.m.vae):
+            z = self.m.vae.encode(x.to(self.m.device, self.m.dtype)).latent_dist.mode()
         tokens = sampler.pack((z - self.vae_shift) * self.vae_scale)
         self.conditions.put(key, tokens)
         return tokens, lh, lw, False
@@ -110,13 +133,14 @@ class Editor:
     def decode(self, x: Tensor, lh: int, lw: int) -> Tensor:
         """(B, L, 64) packed latents → (B, 3, h, w) float32 in [0, 1]."""
         z = sampler.unpack(x, lh, lw) / self.vae_scale + self.vae_shift
-        image = self.m.vae.decode(z.to(self.m.dtype), return_dict=False)[0]
+        with self._on_device(self.m.vae):
+            image = self.m.vae.decode(z.to(self.m.device, self.m.dtype), return_dict=False)[0]
         return (image.float() / 2 + 0.5).clamp(0, 1)
 
     def edit(
         self, req: EditRequest, on_step: ProgressCallback | None = None, noise: Tensor | None = None
     ) -> EditResult:
-        m, b = self.m, len(req.seeds)
+        m = self.m
         t0 = self._sync()
         pooled, txt, prompt_hit = self.encode_prompt(req.prompt)
         t1 = self._sync()
@@ -136,18 +160,8 @@ class Editor:
             if on_step is not None:
                 on_step(step, total, lambda: self.preview.jpeg(self._unscale(x0[:1], lh, lw)[0]))
 
-        x = sampler.denoise(
-            m.transformer,
-            x,
-            cond.expand(b, -1, -1),
-            txt.expand(b, -1, -1),
-            pooled.expand(b, -1),
-            img_ids,
-            txt_ids,
-            sigmas,
-            req.guidance,
-            step_callback,
-        )
+        with self._on_device(m.transformer), fastest_attention(m.device):
+            x = self._denoise(req, x, cond, txt, pooled, img_ids, txt_ids, sigmas, step_callback)
         t3 = self._sync()
         decoded = self.decode(x, lh, lw)
         t4 = self._sync()
@@ -178,6 +192,42 @@ class Editor:
             },
             cache={"prompt": prompt_hit, "condition": cond_hit},
         )
+
+    def _denoise(
+        self,
+        req: EditRequest,
+        x: Tensor,
+        cond: Tensor,
+        txt: Tensor,
+        pooled: Tensor,
+        img_ids: Tensor,
+        txt_ids: Tensor,
+        sigmas: Tensor,
+        on_step: sampler.StepCallback,
+    ) -> Tensor:
+        b = x.shape[0]
+        plan = sampler.fast_plan(req.num_inference_steps) if req.fast else None
+        return sampler.denoise(
+            self.m.transformer,
+            x,
+            cond.expand(b, -1, -1),
+            txt.expand(b, -1, -1),
+            pooled.expand(b, -1),
+            img_ids,
+            txt_ids,
+            sigmas,
+            req.guidance,
+            on_step,
+            plan,
+        )
+
+    def warm_up(self, buckets: list[tuple[int, int]]) -> None:
+        """One short edit per output bucket before `ready`: compilation and autotuning happen at start."""
+        for w, h in buckets:
+            image = np.zeros((h, w, 3), dtype=np.uint8)
+            self.edit(EditRequest(image, "warm-up", "match_input_image", 2, 2.5, (0,), disable_safety_checker=True))
+        self.prompts.clear()
+        self.conditions.clear()
 
     def _unscale(self, x: Tensor, lh: int, lw: int) -> Tensor:
         return sampler.unpack(x, lh, lw) / self.vae_scale + self.vae_shift

@@ -18,6 +18,10 @@ from typing import Any, Literal
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Quiet loaders: no per-file progress bars or advice in the gateway's log.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 import torch
 from diffusers import AutoencoderKL, FluxTransformer2DModel
@@ -45,6 +49,7 @@ class KontextModel:
     transformer_source: TransformerSource
     device: torch.device
     dtype: torch.dtype
+    offload: bool = False  # low-memory mode: parts live on the CPU and visit the GPU one at a time
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -166,8 +171,9 @@ def _load_single_file(root: Path, config: dict[str, Any], dtype: torch.dtype) ->
     return model
 
 
-def load_model(root: Path, device: torch.device, dtype: torch.dtype) -> KontextModel:
-    """Load every part onto `device` in `dtype` (bf16 on GPU, float32 on CPU)."""
+def load_model(root: Path, device: torch.device, dtype: torch.dtype, offload: bool = False) -> KontextModel:
+    """Load every part onto `device` in `dtype` (bf16 on GPU, float32 on CPU); with `offload`,
+    onto the CPU, for the Editor to move in when each is needed."""
     source = check_model_dir(root)
     offline: dict[str, Any] = {"local_files_only": True}
     if source == "diffusers":
@@ -179,7 +185,7 @@ def load_model(root: Path, device: torch.device, dtype: torch.dtype) -> KontextM
     t5 = T5EncoderModel.from_pretrained(root / "text_encoder_2", dtype=dtype, **offline)
     parts = (transformer, vae, clip, t5)
     for part in parts:
-        part.to(device).eval().requires_grad_(False)
+        part.to("cpu" if offload else device).eval().requires_grad_(False)
     return KontextModel(
         transformer=transformer,
         vae=vae,
@@ -192,4 +198,5 @@ def load_model(root: Path, device: torch.device, dtype: torch.dtype) -> KontextM
         transformer_source=source,
         device=device,
         dtype=dtype,
+        offload=offload,
     )

@@ -48,6 +48,7 @@ class Job:
     disable_safety_checker: bool
     output_dir: str
     preview: bool = False
+    fast: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,12 +113,17 @@ _JOB_FIELDS = {
     "disable_safety_checker",
     "output_dir",
     "preview",
+    "fast",
 }
 
 
 def _job_id(obj: dict[str, Any]) -> str | None:
     v = obj.get("job_id")
     return v if isinstance(v, str) and 1 <= len(v) <= 128 else None
+
+
+def _optional_bool(f: _Fields, obj: dict[str, Any], name: str) -> bool:
+    return bool(f.get(name, isinstance(obj[name], bool), "a boolean")) if name in obj else False
 
 
 def _parse_job(obj: dict[str, Any]) -> Job:
@@ -154,8 +160,9 @@ def _parse_job(obj: dict[str, Any]) -> Job:
     safety_off = f.get("disable_safety_checker", isinstance(obj.get("disable_safety_checker"), bool), "a boolean")
     out = obj.get("output_dir")
     f.get("output_dir", isinstance(out, str) and os.path.isabs(out), "an absolute path")
-    preview = f.get("preview", isinstance(obj.get("preview", False), bool), "a boolean") if "preview" in obj else False
-    return Job(job_id, job_input, prompt, aspect, steps, guidance, tuple(seeds), safety_off, out, preview)
+    preview = _optional_bool(f, obj, "preview")
+    fast = _optional_bool(f, obj, "fast")
+    return Job(job_id, job_input, prompt, aspect, steps, guidance, tuple(seeds), safety_off, out, preview, fast)
 
 
 def parse(line: str | bytes) -> Message:
@@ -199,7 +206,9 @@ def _event(kind: str, **fields: Any) -> dict[str, Any]:
     return {"v": VERSION, "type": kind, **fields}
 
 
-def ready_event(model: dict[str, Any], device: str, dtype: str, safety_checker: bool) -> dict[str, Any]:
+def ready_event(
+    model: dict[str, Any], device: str, dtype: str, safety_checker: bool, precision: str, compiled: bool
+) -> dict[str, Any]:
     return _event(
         "ready",
         protocol=VERSION,
@@ -207,6 +216,8 @@ def ready_event(model: dict[str, Any], device: str, dtype: str, safety_checker: 
         device=device,
         dtype=dtype,
         safety_checker=safety_checker,
+        precision=precision,
+        compiled=compiled,
         pid=os.getpid(),
     )
 

@@ -147,6 +147,7 @@ class EngineServer:
                 job.guidance,
                 job.seeds,
                 job.disable_safety_checker,
+                job.fast,
             )
             width, height = output_size(job.aspect_ratio, job.input.width, job.input.height)
             self.send(p.started_event(job.job_id, width, height, job.seeds))

@@ -22,6 +22,7 @@ def test_every_message_to_the_engine_parses() -> None:
     assert (job.seeds, job.guidance, job.preview, job.aspect_ratio) == ((42,), 2.5, True, "match_input_image")
     two = p.parse((EXAMPLES / "to_engine/job_two_generations.json").read_text())
     assert isinstance(two, p.Job) and two.seeds == (1, 2) and two.preview is False and two.disable_safety_checker
+    assert two.fast and not job.fast
     assert p.parse((EXAMPLES / "to_engine/cancel.json").read_text()) == p.Cancel("gen_01")
     assert p.parse((EXAMPLES / "to_engine/health.json").read_text()) == p.Health("h1")
     assert p.parse((EXAMPLES / "to_engine/shutdown.json").read_text()) == p.Shutdown()
@@ -29,7 +30,7 @@ def test_every_message_to_the_engine_parses() -> None:
 
 def test_events_the_engine_builds_match_the_golden_examples() -> None:
     ready = load("from_engine/ready.json")
-    built = p.ready_event(ready["model"], "cuda:0", "bfloat16", True)
+    built = p.ready_event(ready["model"], "cuda:0", "bfloat16", True, "fp8", True)
     assert built == {**ready, "pid": built["pid"]}
     assert p.fatal_event("load_failed", load("from_engine/fatal.json")["message"]) == load("from_engine/fatal.json")
     assert p.started_event("gen_01", 1184, 880, (42,)) == load("from_engine/started.json")
