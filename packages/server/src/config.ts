@@ -15,6 +15,10 @@ export interface Config {
   python: string | null;
   safetyCheckerDir: string | null;
   safetyChecker: boolean;
+  precision: string;
+  compile: boolean;
+  warmupBuckets: string;
+  lowMemory: boolean;
   maxQueue: number;
   resultTtlHours: number;
   publicUrl: string | null;
@@ -46,6 +50,8 @@ interface Setting {
   default: Config[keyof Config];
   nullable?: boolean;
   min?: number;
+  /** For strings: the values allowed. */
+  choices?: readonly string[];
   description: string;
 }
 
@@ -99,6 +105,39 @@ export const SETTINGS: readonly Setting[] = [
     kind: "bool",
     default: true,
     description: "`false` starts the engine without a safety checker (`--no-safety-checker`).",
+  },
+  {
+    key: "precision",
+    env: "KONTEXT_PRECISION",
+    kind: "string",
+    default: "auto",
+    choices: ["auto", "fp32", "bf16", "fp8"],
+    description:
+      "Transformer precision: `auto` is fp8 (e4m3 linear layers) on GPUs with FP8 tensor cores (Ada, Hopper), bf16 on other GPUs, fp32 on CPU. `/healthz` reports what runs.",
+  },
+  {
+    key: "compile",
+    env: "KONTEXT_COMPILE",
+    kind: "bool",
+    default: false,
+    description:
+      "`true` compiles the transformer blocks with torch.compile (GPU); compiled kernels are kept in DATA_DIR/compile-cache so restarts are fast.",
+  },
+  {
+    key: "warmupBuckets",
+    env: "KONTEXT_WARMUP_BUCKETS",
+    kind: "string",
+    default: "none",
+    description:
+      "Output sizes run once before the engine says ready, so compilation happens at start: `none`, `all` (the 17 trained sizes) or `WxH,…` (e.g. `1024x1024,1392x752`).",
+  },
+  {
+    key: "lowMemory",
+    env: "KONTEXT_LOW_MEMORY",
+    kind: "bool",
+    default: false,
+    description:
+      "`true` keeps the model parts on the CPU and moves one at a time onto the GPU (for 16–24 GB cards; with fp8, about 15 GB at peak). Slower when prompts or input images change.",
   },
   {
     key: "maxQueue",
@@ -278,8 +317,15 @@ function parseValue(s: Setting, raw: unknown, origin: string): unknown {
   }
   switch (s.kind) {
     case "string":
-    case "path":
-      return String(raw);
+    case "path": {
+      const v = String(raw);
+      if (s.choices && !s.choices.includes(v)) {
+        throw new ConfigError(
+          `${origin}: ${s.env} must be one of ${s.choices.join(", ")}, got ${JSON.stringify(raw)}`,
+        );
+      }
+      return v;
+    }
     case "int": {
       const n = typeof raw === "number" ? raw : Number(String(raw).trim());
       if (!Number.isInteger(n) || n < (s.min ?? Number.NEGATIVE_INFINITY)) {

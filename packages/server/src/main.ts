@@ -68,6 +68,10 @@ export async function main(): Promise<void> {
       if (device) args.push("--device", device);
       if (!config.safetyChecker) args.push("--no-safety-checker");
       else if (config.safetyCheckerDir) args.push("--safety-checker-dir", config.safetyCheckerDir);
+      args.push("--precision", config.precision, "--warmup-buckets", config.warmupBuckets);
+      if (config.compile)
+        args.push("--compile", "--compile-cache", path.join(config.dataDir, "compile-cache"));
+      if (config.lowMemory) args.push("--low-memory");
       return { file: python, args, cwd: path.join(repoRoot, "engine") };
     },
   });

@@ -70,6 +70,7 @@ describe("gateway → engine golden examples", () => {
         output_format: "webp",
         output_quality: 80,
         disable_safety_checker: false,
+        fast: false,
         response_format: "url",
         num_generations: 1,
         stream: false,

@@ -33,6 +33,8 @@ export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
         pid: e.pid,
         model: e.model,
         dtype: e.dtype,
+        precision: e.precision,
+        compiled: e.compiled,
         safety_checker: e.safetyChecker,
         generation_id: e.jobId,
         restarts: e.restarts,

@@ -19,6 +19,7 @@ export interface JobMessage {
   disable_safety_checker: boolean;
   output_dir: string;
   preview?: boolean;
+  fast?: boolean;
 }
 export interface CancelMessage {
   v: 1;
@@ -51,6 +52,8 @@ export interface ReadyMessage {
   device: string;
   dtype: string;
   safety_checker: boolean;
+  precision: "fp32" | "bf16" | "fp8";
+  compiled: boolean;
   pid: number;
 }
 export interface FatalMessage {
@@ -156,7 +159,16 @@ const strOrNull =
 
 // The fields the gateway relies on, per message type; extra fields are tolerated (forward compatible).
 const SHAPES: Record<FromEngine["type"], Check[]> = {
-  ready: [int("protocol"), obj("model"), str("device"), str("dtype"), bool("safety_checker"), int("pid")],
+  ready: [
+    int("protocol"),
+    obj("model"),
+    str("device"),
+    str("dtype"),
+    bool("safety_checker"),
+    str("precision"),
+    bool("compiled"),
+    int("pid"),
+  ],
   fatal: [str("code"), str("message")],
   started: [str("job_id"), int("width"), int("height"), arr("seeds")],
   progress: [str("job_id"), int("step"), int("total_steps")],

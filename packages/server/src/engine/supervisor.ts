@@ -23,6 +23,8 @@ export interface EngineStatus {
   pid: number | null;
   model: ModelInfo | null;
   dtype: string | null;
+  precision: string | null;
+  compiled: boolean | null;
   safetyChecker: boolean | null;
   jobId: string | null;
   restarts: number;
@@ -62,7 +64,14 @@ const MAX_BACKOFF_MS = 60_000;
 class EngineSlot {
   proc: EngineProcess | null = null;
   state: EngineState = "starting";
-  ready: { model: ModelInfo; dtype: string; safetyChecker: boolean; device: string } | null = null;
+  ready: {
+    model: ModelInfo;
+    dtype: string;
+    precision: string;
+    compiled: boolean;
+    safetyChecker: boolean;
+    device: string;
+  } | null = null;
   job: { id: string; listener: JobListener } | null = null;
   restarts = 0;
   problem: string | null = null;
@@ -103,7 +112,14 @@ class EngineSlot {
     switch (m.type) {
       case "ready":
         if (this.readyTimer) clearTimeout(this.readyTimer);
-        this.ready = { model: m.model, dtype: m.dtype, safetyChecker: m.safety_checker, device: m.device };
+        this.ready = {
+          model: m.model,
+          dtype: m.dtype,
+          precision: m.precision,
+          compiled: m.compiled,
+          safetyChecker: m.safety_checker,
+          device: m.device,
+        };
         this.state = "idle";
         this.problem = null;
         this.backoff = this.opts.restartDelayMs;
@@ -191,6 +207,8 @@ class EngineSlot {
       pid: this.proc?.pid ?? null,
       model: this.ready?.model ?? null,
       dtype: this.ready?.dtype ?? null,
+      precision: this.ready?.precision ?? null,
+      compiled: this.ready?.compiled ?? null,
       safetyChecker: this.ready?.safetyChecker ?? null,
       jobId: this.job?.id ?? null,
       restarts: this.restarts,

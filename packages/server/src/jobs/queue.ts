@@ -94,6 +94,7 @@ export class JobQueue extends EventEmitter<QueueEvents> {
       output_format: params.output_format,
       output_quality: params.output_quality,
       disable_safety_checker: params.disable_safety_checker,
+      fast: params.fast,
       response_format: params.response_format,
     };
     if (/^https?:\/\//i.test(params.input_image)) stored.input_image = params.input_image;
@@ -201,6 +202,7 @@ export class JobQueue extends EventEmitter<QueueEvents> {
           disable_safety_checker: g.params.disable_safety_checker,
           output_dir: path.resolve(this.files.tmpDirFor(g.id)),
           preview: true,
+          fast: g.params.fast ?? false, // rows stored before fast mode existed lack it
         },
         this.listenerFor(g),
       );
