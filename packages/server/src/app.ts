@@ -8,6 +8,7 @@ import { registerGenerations } from "./api/generations.js";
 import { registerHealth } from "./api/health.js";
 import { registerHistory } from "./api/history.js";
 import { registerModels } from "./api/models.js";
+import { registerOpenAI } from "./api/openai.js";
 import { registerResults } from "./api/results.js";
 import { registerWorkbench } from "./api/workbench.js";
 import { ApiKeys } from "./auth/keys.js";
@@ -108,6 +109,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerHealth(app, ctx);
   registerDocs(app, ctx);
   registerHistory(app, ctx);
+  registerOpenAI(app, ctx);
   if (deps.workbenchDir) registerWorkbench(app, deps.workbenchDir);
   return app;
 }

@@ -98,11 +98,11 @@ describe("the server process (real engine, tiny model)", () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it("README's curl examples work as written (sync, async, SSE)", async () => {
+  it("README's curl examples work as written (sync, async, SSE, OpenAI multipart)", async () => {
     const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)]
       .map((m) => m[1] as string)
       .filter((b) => b.includes("curl"));
-    expect(blocks.length).toBe(3);
+    expect(blocks.length).toBe(4);
     const work = mkdtempSync(path.join(tmpdir(), "kontext-readme-"));
     await sharp({ create: { width: 64, height: 48, channels: 3, background: "#4488cc" } })
       .png()
@@ -128,6 +128,8 @@ describe("the server process (real engine, tiny model)", () => {
         await run(blocks[1] as string),
         await run(blocks[2] as string),
       ];
+      await run(blocks[3] as string); // POST /v1/images/edits, as OpenAI's curl example does it
+      expect(readFileSync(path.join(work, "out.png")).subarray(1, 4).toString()).toBe("PNG");
       const out = JSON.parse(sync);
       expect(out.images[0].url).toMatch(/\/results\/.+\.webp$/);
       expect(out.seed).toBe(42);
@@ -140,7 +142,7 @@ describe("the server process (real engine, tiny model)", () => {
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
-  });
+  }, 240_000); // four jobs on a CPU that may be shared
 
   it("kill -9 with queued jobs, restart on the same data dir: every job completes", async () => {
     const image = `data:image/png;base64,${(

@@ -1,16 +1,27 @@
 // The OpenAPI 3.1 document, built from the same schemas the server validates with. The committed
 // packages/server/openapi.json is this document; a test fails when the two drift apart.
 import { ListQuery } from "../api/generations.js";
+import {
+  OpenAIErrorBody,
+  OpenAIImagesResponse,
+  OpenAIModel,
+  OpenAIModelList,
+  openAIEditFormSchema,
+} from "../api/openai.js";
 import { MODELS } from "./models.js";
 import {
   CancelResponse,
+  CompletedEvent,
   EditResponse,
   ErrorEnvelope,
   GenerationList,
   GenerationView,
   ModelList,
   ModelView,
+  ProgressEvent,
+  QueuedEvent,
   QueueResponse,
+  StartedEvent,
 } from "./responses.js";
 
 const plain = (s: unknown) => JSON.parse(JSON.stringify(s)) as Record<string, unknown>;
@@ -21,9 +32,19 @@ const json = (schema: unknown, description: string) => ({
 });
 const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((c) => [String(c), json(ref("Error"), "Error envelope")]));
+const openAIErrors = (...codes: number[]) =>
+  Object.fromEntries(codes.map((c) => [String(c), json(ref("OpenAIError"), "OpenAI error shape")]));
 const sse = (description: string) => ({
   description,
-  content: { "text/event-stream": { schema: { type: "string" } } },
+  content: {
+    "text/event-stream": {
+      schema: {
+        type: "string",
+        description:
+          "Events with `id:`; their data: media_generation_queued QueuedEvent, media_generation_started StartedEvent, media_generation_progress ProgressEvent, media_generation_completed CompletedEvent (components.schemas).",
+      },
+    },
+  },
 });
 const idempotencyKey = {
   name: "Idempotency-Key",
@@ -172,6 +193,34 @@ export function buildOpenApi(): Record<string, unknown> {
           responses: { "200": { description: "text/plain" }, ...errors(401) },
         },
       },
+      "/v1/images/edits": {
+        post: {
+          summary: "OpenAI-compatible image edit (multipart, as the OpenAI SDKs send it)",
+          description:
+            "Runs the same jobs as POST /api/ai/queue and waits for them. OpenAI's field names (image, n, size, response_format, output_format, output_compression); any flux-kontext-dev parameter (num_inference_steps, guidance, seed, ...) may be sent as one more form field. Errors come in OpenAI's shape.",
+          requestBody: {
+            required: true,
+            content: { "multipart/form-data": { schema: ref("OpenAIImageEditRequest") } },
+          },
+          responses: {
+            "200": json(ref("OpenAIImagesResponse"), "The edited images"),
+            ...openAIErrors(400, 401, 404, 409, 413, 415, 422, 429, 500, 503, 507),
+          },
+        },
+      },
+      "/v1/models": {
+        get: {
+          summary: "Served models (OpenAI shape)",
+          responses: { "200": json(ref("OpenAIModelList"), "Models"), ...openAIErrors(401) },
+        },
+      },
+      "/v1/models/{id}": {
+        get: {
+          summary: "One model (OpenAI shape)",
+          parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
+          responses: { "200": json(ref("OpenAIModel"), "The model"), ...openAIErrors(401, 404) },
+        },
+      },
       "/openapi.json": {
         get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1" } } },
       },
@@ -195,6 +244,15 @@ export function buildOpenApi(): Record<string, unknown> {
         Model: plain(ModelView),
         ModelList: plain(ModelList),
         Error: plain(ErrorEnvelope),
+        QueuedEvent: plain(QueuedEvent),
+        StartedEvent: plain(StartedEvent),
+        ProgressEvent: plain(ProgressEvent),
+        CompletedEvent: plain(CompletedEvent),
+        OpenAIImageEditRequest: openAIEditFormSchema(),
+        OpenAIImagesResponse: plain(OpenAIImagesResponse),
+        OpenAIModel: plain(OpenAIModel),
+        OpenAIModelList: plain(OpenAIModelList),
+        OpenAIError: plain(OpenAIErrorBody),
       },
     },
   };

@@ -122,3 +122,61 @@ export const ModelView = Type.Object(
 );
 
 export const ModelList = Type.Object({ object: Type.Literal("list"), data: Type.Array(ModelView) });
+
+// The data of each Server-Sent Event (edit streams, /api/ai/queue/:id/events, /api/events).
+export const QueuedEvent = Type.Object(
+  {
+    generation_id: Type.String(),
+    status: Type.Literal("queued"),
+    model: Type.String(),
+    queue_position: Type.Union([Type.Integer(), Type.Null()], { description: "Queued ahead of it." }),
+    retry: Type.Optional(Type.Boolean({ description: "Queued again after its engine died." })),
+  },
+  { description: "Data of `media_generation_queued`.", additionalProperties: true },
+);
+
+export const StartedEvent = Type.Object(
+  {
+    generation_id: Type.String(),
+    status: Type.Literal("processing"),
+    width: Type.Integer({ description: "Output width." }),
+    height: Type.Integer({ description: "Output height." }),
+    seed: Type.Integer(),
+    total_steps: Type.Integer(),
+  },
+  { description: "Data of `media_generation_started`.", additionalProperties: true },
+);
+
+export const ProgressEvent = Type.Object(
+  {
+    generation_id: Type.String(),
+    step: Type.Integer({ description: "Steps done (1..total_steps)." }),
+    total_steps: Type.Integer(),
+    progress: Type.Number({ description: "step / total_steps" }),
+    preview: Type.Optional(Type.String({ description: "A small preview image as a data URI." })),
+  },
+  { description: "Data of `media_generation_progress`.", additionalProperties: true },
+);
+
+export const CompletedEvent = Type.Object(
+  {
+    generation_id: Type.String(),
+    status: Type.Unsafe<"succeeded" | "failed" | "cancelled">({
+      type: "string",
+      enum: ["succeeded", "failed", "cancelled"],
+    }),
+    media_type: Type.Literal("image"),
+    model: Type.String(),
+    url: Type.Optional(Type.String({ description: "The result's stable URL (succeeded)." })),
+    b64_json: Type.Optional(Type.String({ description: "The result inlined (response_format b64_json)." })),
+    seed: Type.Optional(Type.Integer()),
+    width: Type.Optional(Type.Integer()),
+    height: Type.Optional(Type.Integer()),
+    timings: Type.Optional(Type.Union([Timings, Type.Null()])),
+    error: Type.Optional(
+      Type.Union([Type.String(), Type.Null()], { description: "Why (failed, cancelled)." }),
+    ),
+    error_code: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  },
+  { description: "Data of `media_generation_completed`, the last event.", additionalProperties: true },
+);

@@ -1,0 +1,87 @@
+// `kontext edit`: submits an edit as an event stream, draws its progress, writes the result file.
+import { readFile, writeFile } from "node:fs/promises";
+import type { EditRequest, Kontext } from "../client.js";
+import { formatOfPath, UsageError } from "./params.js";
+import { ProgressBar, type ProgressOutput } from "./progress.js";
+
+export interface EditArgs {
+  input: string;
+  prompt: string;
+  output: string;
+  /** Request fields from the options (steps, guidance, --set ...). */
+  fields: Record<string, unknown>;
+}
+
+/** An input argument as input_image: URLs and data URIs as given, files as base64. */
+export async function inputImageOf(input: string): Promise<string> {
+  if (/^(https?:\/\/|data:)/i.test(input)) return input;
+  try {
+    return (await readFile(input)).toString("base64");
+  } catch (err) {
+    throw new UsageError(
+      `cannot read the input image ${input}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+    );
+  }
+}
+
+export async function runEdit(
+  kontext: Kontext,
+  args: EditArgs,
+  out: ProgressOutput & { write(s: string): unknown } = process.stderr,
+): Promise<void> {
+  const format = (args.fields.output_format as string | undefined) ?? formatOfPath(args.output);
+  if (!format) {
+    throw new UsageError(
+      `cannot tell the output format from ${args.output}: name it .webp, .png or .jpg, or pass --format`,
+    );
+  }
+  const body = {
+    ...args.fields,
+    input_image: await inputImageOf(args.input),
+    prompt: args.prompt,
+    output_format: format,
+    response_format: "b64_json", // the image arrives inline in the last event
+  } as EditRequest;
+
+  const bar = new ProgressBar(out);
+  let id: string | null = null;
+  // Ctrl-C stops the generation on the server too, not just this client.
+  const onSigint = () => {
+    if (!id) process.exit(130);
+    bar.finish(`cancelling ${id}...`);
+    void kontext.cancel(id).finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSigint);
+  try {
+    for await (const e of kontext.stream(body)) {
+      switch (e.event) {
+        case "media_generation_queued":
+          id = e.data.generation_id;
+          bar.status(`queued ${id}${e.data.queue_position ? ` (${e.data.queue_position} ahead)` : ""}`);
+          break;
+        case "media_generation_started":
+          bar.status(`started: ${e.data.width}x${e.data.height}, seed ${e.data.seed}`);
+          bar.update(0, e.data.total_steps);
+          break;
+        case "media_generation_progress":
+          bar.update(e.data.step, e.data.total_steps);
+          break;
+        case "media_generation_completed": {
+          const d = e.data;
+          if (d.status !== "succeeded") {
+            bar.finish(`${d.status}: ${d.generation_id}`);
+            throw new Error(`generation ${d.generation_id} ${d.status}: ${d.error ?? "no reason given"}`);
+          }
+          if (!d.b64_json) throw new Error(`generation ${d.generation_id}: the server sent no image`);
+          await writeFile(args.output, Buffer.from(d.b64_json, "base64"));
+          const secs = d.timings ? `, ${((d.timings.inference + d.timings.encode) / 1000).toFixed(1)} s` : "";
+          bar.finish(`saved ${args.output} (${d.width}x${d.height}, seed ${d.seed}${secs}): ${d.url}`);
+          return;
+        }
+      }
+    }
+    throw new Error("the event stream ended before the generation finished");
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}

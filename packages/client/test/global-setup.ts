@@ -1,0 +1,78 @@
+// Once per test run: the real server process (as `npm start` runs it) on a free loopback port,
+// with the real engine on the tiny model (generated into a temporary directory).
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { TestProject } from "vitest/node";
+
+export const repoRoot = path.resolve(import.meta.dirname, "../../..");
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    serverUrl: string;
+  }
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const venv = execFileSync("bash", [path.join(repoRoot, "scripts/python-env.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  }).trim();
+  const python = path.join(venv, "bin", "python");
+  const dir = mkdtempSync(path.join(tmpdir(), "kontext-client-"));
+  const model = path.join(dir, "flux-kontext-tiny");
+  execFileSync(python, ["-m", "kontext_engine.tiny", model], {
+    cwd: path.join(repoRoot, "engine"),
+    stdio: "ignore",
+  });
+  const port = await freePort();
+  const server: ChildProcess = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    cwd: path.join(repoRoot, "packages/server"),
+    env: {
+      ...process.env,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      KONTEXT_DATA_DIR: path.join(dir, "data"),
+      KONTEXT_MODEL_DIR: model,
+      KONTEXT_PYTHON: python,
+      KONTEXT_DEVICES: "cpu",
+      KONTEXT_LOG_LEVEL: "warn",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const log: string[] = [];
+  for (const s of [server.stdout, server.stderr]) s?.on("data", (d: Buffer) => log.push(d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const end = Date.now() + 150_000;
+  for (;;) {
+    const ok = await fetch(`${url}/healthz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ok) break;
+    if (Date.now() > end || server.exitCode !== null) {
+      server.kill("SIGKILL");
+      throw new Error(`the server did not become healthy:\n${log.join("").slice(-3000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  project.provide("serverUrl", url);
+  return async () => {
+    const exited = new Promise((r) => server.once("exit", r));
+    server.kill("SIGTERM");
+    const timer = setTimeout(() => server.kill("SIGKILL"), 20_000);
+    await exited;
+    clearTimeout(timer);
+    rmSync(dir, { recursive: true, force: true });
+  };
+}

@@ -1,0 +1,392 @@
+// The OpenAI-compatible surface: POST /v1/images/edits (multipart, as the official SDKs send it)
+// and GET /v1/models. A request is translated into a hosted request body and goes through the
+// same schema, the same submit path and the same jobs as POST /api/ai/queue; only the field
+// names, the response and the error shape are OpenAI's. Differences are listed in README.
+import multipart from "@fastify/multipart";
+import { Type } from "@sinclair/typebox";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { AppContext } from "../app.js";
+import { ApiError, type ErrorBody } from "../errors.js";
+import type { Generation } from "../jobs/types.js";
+import { ASPECT_RATIOS, EditRequest } from "../schema/flux-kontext-dev.js";
+import { findModel, MODELS } from "../schema/models.js";
+import { validateBody } from "../schema/validate.js";
+import { submit } from "./generations.js";
+
+const HOSTED = EditRequest.properties;
+
+/** OpenAI's output_format names; `jpeg` is Kontext's `jpg`. */
+const OPENAI_OUTPUT_FORMATS = ["png", "jpeg", "webp"] as const;
+
+/**
+ * Hosted fields the form takes under OpenAI's names (image, n, size, output_format,
+ * output_compression) or not at all (stream: use the hosted endpoint's event stream).
+ */
+const RENAMED = new Set([
+  "input_image",
+  "num_generations",
+  "aspect_ratio",
+  "output_format",
+  "output_quality",
+  "stream",
+]);
+const passThrough = Object.fromEntries(Object.entries(HOSTED).filter(([k]) => !RENAMED.has(k)));
+
+/** OpenAI parameters Kontext cannot honour: refused with the reason rather than ignored. */
+const UNSUPPORTED: Record<string, { accept?: readonly string[]; reason: string }> = {
+  mask: { reason: "Kontext edits from the prompt alone and takes no mask; leave it out" },
+  quality: {
+    accept: ["auto"],
+    reason: "Kontext has no quality levels; set num_inference_steps (4–50) instead",
+  },
+  background: { accept: ["auto", "opaque"], reason: "Kontext outputs are always opaque" },
+  moderation: { accept: ["auto"], reason: "the safety checker is set with disable_safety_checker" },
+  input_fidelity: { reason: "Kontext has no input_fidelity; leave it out" },
+  stream: {
+    reason:
+      "not supported here; stream with POST /api/ai/images/edit and Accept: text/event-stream (progress and previews)",
+  },
+  partial_images: { reason: "not supported here; POST /api/ai/images/edit streams progress previews" },
+};
+
+/** The form fields other than the image file, validated with the same rules as the hosted schema. */
+export const OpenAIEditFields = Type.Object(
+  {
+    ...passThrough,
+    prompt: HOSTED.prompt,
+    n: Type.Optional(
+      Type.Integer({
+        description:
+          "How many images to make (each its own generation). OpenAI allows up to 10; Kontext 1–4.",
+        minimum: HOSTED.num_generations.minimum,
+        maximum: HOSTED.num_generations.maximum,
+        default: 1,
+      }),
+    ),
+    size: Type.Optional(
+      Type.String({
+        description: `auto (the input's shape) or WIDTHxHEIGHT whose ratio is one of ${ASPECT_RATIOS.filter((r) => r.includes(":")).join(", ")}, e.g. 1024x1024, 1536x1024, 1024x1536. Picks the shape: the output stays about one megapixel.`,
+        minLength: 1,
+        default: "auto",
+      }),
+    ),
+    response_format: Type.Optional(
+      Type.Unsafe<"url" | "b64_json">({
+        ...HOSTED.response_format,
+        description: "b64_json (default, as OpenAI's GPT image models) or url (a stable URL on this server).",
+        default: "b64_json",
+      }),
+    ),
+    output_format: Type.Optional(
+      Type.Unsafe<(typeof OPENAI_OUTPUT_FORMATS)[number]>({
+        type: "string",
+        enum: [...OPENAI_OUTPUT_FORMATS],
+        description: "Encoding of the output image.",
+        default: "png",
+      }),
+    ),
+    output_compression: Type.Optional(
+      Type.Integer({
+        description: "Encoder quality for webp and jpeg, 0–100 (Kontext's output_quality); ignored for png.",
+        minimum: HOSTED.output_quality.minimum,
+        maximum: HOSTED.output_quality.maximum,
+      }),
+    ),
+    user: Type.Optional(Type.String({ description: "Accepted for compatibility and not used." })),
+    quality: Type.Optional(Type.String({ description: "Only auto (Kontext has no quality levels)." })),
+    background: Type.Optional(Type.String({ description: "auto or opaque (outputs are always opaque)." })),
+    moderation: Type.Optional(Type.String({ description: "Only auto; see disable_safety_checker." })),
+  },
+  { additionalProperties: false },
+);
+
+/** The multipart request as the OpenAPI document shows it: the image file plus the fields. */
+export function openAIEditFormSchema(): Record<string, unknown> {
+  const fields = JSON.parse(JSON.stringify(OpenAIEditFields)) as { properties: object; required: string[] };
+  return {
+    ...fields,
+    properties: {
+      image: {
+        type: "string",
+        contentMediaType: "application/octet-stream",
+        description: "The image to edit: one PNG, JPEG, WebP or GIF file (`image` or `image[]`).",
+      },
+      ...fields.properties,
+    },
+    required: ["image", ...fields.required],
+  };
+}
+
+// Response shapes, for the OpenAPI document.
+const OpenAIImage = Type.Object({
+  b64_json: Type.Optional(Type.String({ description: "The image in base64 (response_format b64_json)." })),
+  url: Type.Optional(Type.String({ description: "Its stable URL on this server (response_format url)." })),
+  generation_id: Type.String({ description: "Kontext addition: the generation's id." }),
+  seed: Type.Integer({ description: "Kontext addition: the seed used." }),
+});
+
+export const OpenAIImagesResponse = Type.Object({
+  created: Type.Integer({ description: "Unix time (s) the first image was made." }),
+  data: Type.Array(OpenAIImage),
+  output_format: Type.String({ description: "png, jpeg or webp." }),
+  size: Type.String({ description: "WIDTHxHEIGHT of the output." }),
+  background: Type.Literal("opaque"),
+});
+
+export const OpenAIModel = Type.Object({
+  id: Type.String(),
+  object: Type.Literal("model"),
+  created: Type.Integer(),
+  owned_by: Type.String(),
+});
+
+export const OpenAIModelList = Type.Object({ object: Type.Literal("list"), data: Type.Array(OpenAIModel) });
+
+export const OpenAIErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      message: Type.String({ description: "What went wrong: the field, the rule and the value received." }),
+      type: Type.String({
+        description: "invalid_request_error, authentication_error, rate_limit_error, ...",
+      }),
+      param: Type.Union([Type.String(), Type.Null()], { description: "The offending form field." }),
+      code: Type.String({ description: "Kontext's error code (the catalogue's), e.g. invalid_request." }),
+    }),
+  },
+  { description: "OpenAI's error shape, on /v1 routes." },
+);
+
+interface Form {
+  image: Buffer[];
+  /** Every non-image part by name (`x[]` counted as `x`); files other than the image as "(file)". */
+  fields: Map<string, string[]>;
+}
+
+async function readForm(req: FastifyRequest, limit: number): Promise<Form> {
+  const form: Form = { image: [], fields: new Map() };
+  try {
+    for await (const part of req.parts()) {
+      const name = part.fieldname.replace(/\[\]$/, "");
+      if (part.type === "file") {
+        const bytes = await part.toBuffer();
+        if (name === "image") form.image.push(bytes);
+        else form.fields.set(name, [...(form.fields.get(name) ?? []), "(file)"]);
+      } else {
+        form.fields.set(name, [...(form.fields.get(name) ?? []), String(part.value)]);
+      }
+    }
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === "FST_REQ_FILE_TOO_LARGE") throw new ApiError("body_too_large", { limit });
+    if (code === "FST_FILES_LIMIT" || code === "FST_FIELDS_LIMIT" || code === "FST_PARTS_LIMIT") {
+      throw new ApiError("invalid_request", {
+        detail: `the form has too many parts: ${(err as Error).message}`,
+      });
+    }
+    if (err instanceof ApiError) throw err;
+    // busboy's parse errors (no boundary, a truncated body): the client sent a broken form
+    throw new ApiError("invalid_request", {
+      detail: `the multipart/form-data body could not be read: ${(err as Error).message}`,
+    });
+  }
+  return form;
+}
+
+/** Form strings as the types the schema asks for, so the shared validator can check them. */
+function typedFields(fields: Map<string, string[]>): Record<string, unknown> {
+  const props = OpenAIEditFields.properties as Record<string, { type?: string }>;
+  const out: Record<string, unknown> = {};
+  for (const [name, values] of fields) {
+    const type = props[name]?.type;
+    if (type === "array") {
+      out[name] = values;
+      continue;
+    }
+    if (values.length > 1) {
+      throw new ApiError(
+        "invalid_request",
+        { detail: `${name}: given ${values.length} times, send it once` },
+        { fields: [name] },
+      );
+    }
+    const v = values[0] as string;
+    if ((type === "integer" || type === "number") && /^\s*-?\d+(\.\d+)?\s*$/.test(v)) out[name] = Number(v);
+    else if (type === "boolean" && (v === "true" || v === "false")) out[name] = v === "true";
+    else out[name] = v;
+  }
+  return out;
+}
+
+function refuseUnsupported(fields: Record<string, unknown>): void {
+  for (const [name, rule] of Object.entries(UNSUPPORTED)) {
+    if (!(name in fields)) continue;
+    const value = fields[name];
+    if (rule.accept?.includes(String(value))) continue;
+    throw new ApiError(
+      "invalid_request",
+      { detail: `${name}: ${rule.reason}, got ${JSON.stringify(value)}` },
+      { fields: [name] },
+    );
+  }
+}
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/** OpenAI's size as Kontext's aspect_ratio: the shape of WIDTHxHEIGHT, or the input's (auto). */
+export function aspectRatioOfSize(size: string): string {
+  if (size === "auto") return "match_input_image";
+  const m = /^(\d{1,5})x(\d{1,5})$/.exec(size);
+  const w = Number(m?.[1]);
+  const h = Number(m?.[2]);
+  const ratio = m && w > 0 && h > 0 ? `${w / gcd(w, h)}:${h / gcd(w, h)}` : null;
+  if (ratio && (ASPECT_RATIOS as readonly string[]).includes(ratio)) return ratio;
+  throw new ApiError(
+    "invalid_request",
+    {
+      detail: `size: must be auto or WIDTHxHEIGHT with a ratio of ${ASPECT_RATIOS.filter((r) => r.includes(":")).join(", ")} (e.g. 1024x1024, 1536x1024, 1024x1536), got ${JSON.stringify(size)}`,
+    },
+    { fields: ["size"] },
+  );
+}
+
+/** The OpenAI form as a hosted request body (the same schema checks it again on submit). */
+function hostedBody(image: Buffer, fields: Record<string, unknown>): Record<string, unknown> {
+  const { n, size, response_format, output_format, output_compression, ...rest } = fields;
+  // user, quality, background and moderation are accepted (refuseUnsupported checked them) and unused
+  for (const name of ["user", ...Object.keys(UNSUPPORTED)]) delete rest[name];
+  const body: Record<string, unknown> = {
+    ...rest,
+    input_image: image.toString("base64"),
+    num_generations: n ?? 1,
+    aspect_ratio: aspectRatioOfSize((size as string | undefined) ?? "auto"),
+    response_format: response_format ?? "b64_json",
+    output_format: output_format === "jpeg" ? "jpg" : (output_format ?? "png"),
+  };
+  if (output_compression !== undefined) body.output_quality = output_compression;
+  return body;
+}
+
+async function openAIImage(ctx: AppContext, g: Generation, base: string): Promise<Record<string, unknown>> {
+  const image: Record<string, unknown> = {};
+  if (g.params.response_format === "url") image.url = `${base}${ctx.queue.resultUrlPath(g)}`;
+  else {
+    const bytes = await ctx.files.readResult(g.resultFile as string);
+    if (!bytes) throw new ApiError("result_not_found", { name: g.resultFile ?? "" });
+    image.b64_json = bytes.toString("base64");
+  }
+  // Kontext additions, per image
+  return { ...image, generation_id: g.id, seed: g.seed };
+}
+
+function failure(g: Generation): ApiError | null {
+  if (g.status === "cancelled") return new ApiError("generation_cancelled", { id: g.id });
+  if (g.status === "failed") {
+    const code = g.errorCode === "content_flagged" ? "content_flagged" : "generation_failed";
+    return new ApiError(code, { reason: `generation ${g.id} failed: ${g.errorMessage ?? "unknown error"}` });
+  }
+  return null;
+}
+
+const OPENAI_ERROR_TYPES: Record<number, string> = {
+  401: "authentication_error",
+  403: "permission_error",
+  404: "invalid_request_error",
+  429: "rate_limit_error",
+};
+
+/** Hosted field names in error messages, as the OpenAI form calls them. */
+const OPENAI_NAMES: Record<string, string> = {
+  input_image: "image",
+  num_generations: "n",
+  aspect_ratio: "size",
+  output_quality: "output_compression",
+};
+
+/** The hosted error envelope as OpenAI's: {error: {message, type, param, code}}. */
+export function openAIError(status: number, body: ErrorBody): Record<string, unknown> {
+  const { detail, fields, type } = body.error;
+  // Field errors start with the field's name ("n: must be ...", "input_image: could not ...").
+  const field = fields?.[0] ?? (type.startsWith("input_image") ? "input_image" : null);
+  const param = field ? (OPENAI_NAMES[field] ?? field) : null;
+  return {
+    error: {
+      message: field && param ? detail.replace(`${field}: `, `${param}: `) : detail,
+      type: OPENAI_ERROR_TYPES[status] ?? (status >= 500 ? "server_error" : "invalid_request_error"),
+      param,
+      code: type,
+    },
+  };
+}
+
+function openAIModel(id: string, created: number, ownedBy: string) {
+  return { id, object: "model", created, owned_by: ownedBy };
+}
+
+export function registerOpenAI(app: FastifyInstance, ctx: AppContext): void {
+  void app.register(
+    async (v1) => {
+      await v1.register(multipart, {
+        limits: { fileSize: ctx.config.bodyLimitBytes, files: 4, fields: 64, parts: 68 },
+      });
+      // Errors on these routes (the app's error handler, auth, 404) leave in OpenAI's shape.
+      v1.addHook("onSend", async (_req, reply, payload) => {
+        if (reply.statusCode < 400 || typeof payload !== "string") return payload;
+        try {
+          const body = JSON.parse(payload) as ErrorBody;
+          if (body?.status !== "error" || !body.error) return payload;
+          return JSON.stringify(openAIError(reply.statusCode, body));
+        } catch {
+          return payload;
+        }
+      });
+      v1.setNotFoundHandler((req, reply) => {
+        const e = new ApiError("route_not_found", { method: req.method, url: req.url.split("?")[0] ?? "" });
+        void reply.code(e.status).send(e.toBody());
+      });
+
+      v1.post("/images/edits", async (req) => {
+        if (!req.isMultipart()) {
+          throw new ApiError("multipart_required", { contentType: req.headers["content-type"] ?? "none" });
+        }
+        const form = await readForm(req, ctx.config.bodyLimitBytes);
+        const fields = typedFields(form.fields);
+        refuseUnsupported(fields);
+        validateBody(OpenAIEditFields, fields);
+        if (form.image.length !== 1) {
+          const detail =
+            form.image.length === 0
+              ? "image: required, one PNG, JPEG, WebP or GIF file sent as a multipart file"
+              : `image: Kontext edits one image per request, got ${form.image.length} files`;
+          throw new ApiError("invalid_request", { detail }, { fields: ["image"] });
+        }
+        const gens = await submit(ctx, hostedBody(form.image[0] as Buffer, fields), "queue", req);
+        // Like the hosted sync edit: the generations run whether or not this client stays.
+        const done = await Promise.all(gens.map((g) => ctx.queue.waitFor(g.id)));
+        for (const g of done) {
+          const err = failure(g);
+          if (err) throw err;
+        }
+        const base = ctx.baseUrl(req);
+        const first = done[0] as Generation;
+        return {
+          created: Math.floor((first.completedAt ?? Date.now()) / 1000),
+          data: await Promise.all(done.map((g) => openAIImage(ctx, g, base))),
+          output_format: first.params.output_format === "jpg" ? "jpeg" : first.params.output_format,
+          size: `${first.width}x${first.height}`,
+          background: "opaque",
+        };
+      });
+
+      v1.get("/models", async () => ({
+        object: "list",
+        data: MODELS.map((m) => openAIModel(m.id, m.created, m.ownedBy)),
+      }));
+      v1.get<{ Params: { id: string } }>("/models/:id", async (req) => {
+        const m = findModel(req.params.id);
+        if (!m) throw new ApiError("model_not_found", { model: req.params.id });
+        return openAIModel(m.id, m.created, m.ownedBy);
+      });
+    },
+    { prefix: "/v1" },
+  );
+}

@@ -1,0 +1,282 @@
+// The OpenAI-compatible endpoint: the real `openai` npm package calls images.edit against the
+// server on the real engine (tiny model), configured only with baseURL; and the form's rules.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import OpenAI, { toFile } from "openai";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { type Harness, makeHarness, realEngine } from "./helpers.js";
+
+let h: Harness;
+let base: string;
+let dir: string;
+let png: Buffer;
+
+beforeAll(async () => {
+  h = await makeHarness({ command: realEngine(inject("python"), inject("tinyModelDir")) });
+  await h.app.listen({ host: "127.0.0.1", port: 0 });
+  base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
+  dir = mkdtempSync(path.join(tmpdir(), "kontext-openai-"));
+  png = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 30, b: 30 } } })
+    .png()
+    .toBuffer();
+  writeFileSync(path.join(dir, "photo.png"), png);
+});
+afterAll(async () => {
+  await h?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A multipart request as the SDKs send it, for inject(). */
+async function multipart(fields: Record<string, string | Blob | Array<string | Blob>>) {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) {
+    for (const x of Array.isArray(v) ? v : [v]) {
+      if (typeof x === "string") form.append(k, x);
+      else form.append(k, x, "photo.png");
+    }
+  }
+  const req = new Request("http://x/", { method: "POST", body: form });
+  return {
+    payload: Buffer.from(await req.arrayBuffer()),
+    headers: { "content-type": req.headers.get("content-type") as string },
+  };
+}
+
+const edit = async (fields: Record<string, string | Blob | Array<string | Blob>>) =>
+  h.app.inject({ method: "POST", url: "/v1/images/edits", ...(await multipart(fields)) });
+
+describe("the openai package against Kontext (baseURL only)", () => {
+  const client = () => new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused-without-KONTEXT_API_KEYS" });
+
+  it("images.edit as written for OpenAI: a PNG of the asked size, base64", async () => {
+    const { createReadStream } = await import("node:fs");
+    const openai = client();
+    const result = await openai.images.edit({
+      image: createReadStream(path.join(dir, "photo.png")),
+      prompt: "make the square blue",
+      size: "1024x1024",
+    });
+    expect(result.data).toHaveLength(1);
+    const bytes = Buffer.from(result.data?.[0]?.b64_json as string, "base64");
+    const meta = await sharp(bytes).metadata();
+    expect(meta.format).toBe("png");
+    expect([meta.width, meta.height]).toEqual([1024, 1024]);
+    expect(result.size).toBe("1024x1024");
+    expect(result.output_format).toBe("png");
+  }, 300_000); // 28 steps (the default) at 1 MP on a CPU that may be shared
+
+  it("url results, webp, two images with their own seeds (n), Kontext parameters passed along", async () => {
+    const params = {
+      image: await toFile(png, "photo.png", { type: "image/png" }),
+      prompt: "add a hat",
+      n: 2,
+      size: "1536x1024",
+      response_format: "url",
+      output_format: "webp",
+      output_compression: 70,
+      num_inference_steps: 4, // a Kontext parameter, sent as one more form field
+      seed: 11,
+    } as OpenAI.ImageEditParamsNonStreaming;
+    const result = await client().images.edit(params);
+    const data = result.data as Array<{ url: string; seed: number }>;
+    expect(data).toHaveLength(2);
+    expect(data.map((d) => d.seed)).toEqual([11, 12]);
+    for (const d of data) {
+      expect(d.url).toMatch(new RegExp(`^${base}/results/`));
+      const res = await fetch(d.url);
+      expect(res.status).toBe(200);
+      const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
+      expect(meta.format).toBe("webp");
+      expect((meta.width as number) / (meta.height as number)).toBeCloseTo(1.5, 1);
+    }
+  }, 300_000);
+
+  it("a bad parameter is the SDK's BadRequestError naming the OpenAI field", async () => {
+    const err = await client()
+      .images.edit({ image: await toFile(png, "photo.png", { type: "image/png" }), prompt: "p", n: 5 })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    const e = err as InstanceType<typeof OpenAI.BadRequestError>;
+    expect(e.status).toBe(400);
+    expect(e.message).toContain("n: must be an integer from 1 to 4, got 5");
+    expect(e.param).toBe("n");
+    expect(e.code).toBe("invalid_request");
+  });
+
+  it("an unknown model is the SDK's NotFoundError", async () => {
+    const err = await client()
+      .images.edit({
+        image: await toFile(png, "photo.png", { type: "image/png" }),
+        prompt: "p",
+        model: "gpt-image-1",
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((err as Error).message).toContain("Model not found: gpt-image-1");
+  });
+
+  it("models.list and models.retrieve", async () => {
+    const openai = client();
+    const ids: string[] = [];
+    for await (const m of openai.models.list()) ids.push(m.id);
+    expect(ids).toEqual(["flux-kontext-dev"]);
+    const m = await openai.models.retrieve("flux-kontext-dev");
+    expect(m).toMatchObject({ id: "flux-kontext-dev", object: "model", owned_by: "black-forest-labs" });
+  });
+});
+
+describe("POST /v1/images/edits: the form's rules, in OpenAI's error shape", () => {
+  const image = () => new Blob([png], { type: "image/png" });
+  const cases: Array<[string, Record<string, string | Blob | Array<string | Blob>>, number, string, string]> =
+    [
+      [
+        "n out of range",
+        { image: image(), prompt: "p", n: "9" },
+        400,
+        "n",
+        "n: must be an integer from 1 to 4, got 9",
+      ],
+      [
+        "n not a number",
+        { image: image(), prompt: "p", n: "two" },
+        400,
+        "n",
+        'n: must be an integer from 1 to 4, got "two"',
+      ],
+      [
+        "a size of no supported ratio",
+        { image: image(), prompt: "p", size: "1000x300" },
+        400,
+        "size",
+        "size: must be auto or WIDTHxHEIGHT with a ratio of 1:1, 16:9",
+      ],
+      [
+        "a mask",
+        { image: image(), prompt: "p", mask: image() },
+        400,
+        "mask",
+        "mask: Kontext edits from the prompt alone and takes no mask",
+      ],
+      [
+        "a quality level",
+        { image: image(), prompt: "p", quality: "high" },
+        400,
+        "quality",
+        "quality: Kontext has no quality levels; set num_inference_steps",
+      ],
+      [
+        "output_format jpg (OpenAI says jpeg)",
+        { image: image(), prompt: "p", output_format: "jpg" },
+        400,
+        "output_format",
+        'output_format: must be one of png, jpeg, webp, got "jpg"',
+      ],
+      [
+        "an unknown field",
+        { image: image(), prompt: "p", stength: "1" },
+        400,
+        "stength",
+        "stength: unknown field",
+      ],
+      ["no image", { prompt: "p" }, 400, "image", "image: required"],
+      [
+        "two images",
+        { image: [image(), image()], prompt: "p" },
+        400,
+        "image",
+        "image: Kontext edits one image per request, got 2 files",
+      ],
+      ["no prompt", { image: image() }, 400, "prompt", "prompt: required"],
+      [
+        "a Kontext parameter out of range",
+        { image: image(), prompt: "p", num_inference_steps: "2" },
+        400,
+        "num_inference_steps",
+        "num_inference_steps: must be an integer from 4 to 50, got 2",
+      ],
+      [
+        "an image that is not one",
+        { image: new Blob([Buffer.from("not an image at all")]), prompt: "p" },
+        422,
+        "image",
+        "image: ",
+      ],
+      [
+        "stream",
+        { image: image(), prompt: "p", stream: "true" },
+        400,
+        "stream",
+        "stream: not supported here",
+      ],
+    ];
+  it.each(cases)("%s", async (_what, fields, status, param, message) => {
+    const res = await edit(fields);
+    expect(res.statusCode, res.body).toBe(status);
+    const body = res.json();
+    expect(body.error.param).toBe(param);
+    expect(body.error.message).toContain(message);
+    expect(body.error.type).toBe("invalid_request_error");
+  });
+
+  it("image[] (how the SDK sends a list) is the same as image", async () => {
+    const res = await edit({ "image[]": image(), prompt: "p", n: "0" });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.param).toBe("n"); // got past the image check
+  });
+
+  it("a JSON body is refused with 415 saying to send multipart", async () => {
+    const res = await h.app.inject({
+      method: "POST",
+      url: "/v1/images/edits",
+      payload: { prompt: "p", image: "x" },
+    });
+    expect(res.statusCode).toBe(415);
+    expect(res.json().error.message).toMatch(/multipart\/form-data/);
+  });
+
+  it("a broken multipart body is 400, not a server error", async () => {
+    const res = await h.app.inject({
+      method: "POST",
+      url: "/v1/images/edits",
+      headers: { "content-type": "multipart/form-data" },
+      payload: "x",
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.message).toMatch(/^the multipart\/form-data body could not be read: /);
+  });
+
+  it("unknown /v1 routes answer in OpenAI's shape", async () => {
+    const res = await h.app.inject({ method: "POST", url: "/v1/images/generations" });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().error).toMatchObject({ code: "route_not_found", type: "invalid_request_error" });
+  });
+
+  it("GET /v1/models/:id of an unknown model is 404", async () => {
+    const res = await h.app.inject({ url: "/v1/models/dall-e-2" });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().error.message).toBe("Model not found: dall-e-2");
+  });
+});
+
+describe("the openai package with API keys (KONTEXT_API_KEYS)", () => {
+  let keyed: Harness;
+  let url: string;
+  beforeAll(async () => {
+    keyed = await makeHarness({ config: { apiKeys: ["sk-kontext-test"] } }); // fake engine: no job runs here
+    await keyed.app.listen({ host: "127.0.0.1", port: 0 });
+    url = `http://127.0.0.1:${(keyed.app.server.address() as AddressInfo).port}/v1`;
+  });
+  afterAll(async () => keyed?.close());
+
+  it("the SDK's apiKey is the Bearer key: a wrong one is the SDK's AuthenticationError, the right one works", async () => {
+    const wrong = new OpenAI({ baseURL: url, apiKey: "sk-wrong" });
+    const err = await wrong.models.retrieve("flux-kontext-dev").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect((err as Error).message).toContain("Authorization: Bearer");
+    const right = new OpenAI({ baseURL: url, apiKey: "sk-kontext-test" });
+    expect((await right.models.retrieve("flux-kontext-dev")).id).toBe("flux-kontext-dev");
+  });
+});
