@@ -221,6 +221,21 @@ describe("POST /v1/images/edits: the form's rules, in OpenAI's error shape", () 
     expect(body.error.type).toBe("invalid_request_error");
   });
 
+  it("the values of unsupported OpenAI parameters that change nothing are accepted", async () => {
+    const res = await edit({
+      image: image(),
+      prompt: "p",
+      n: "0", // to stop at validation, after the unsupported parameters were looked at
+      stream: "false",
+      partial_images: "0",
+      quality: "auto",
+      background: "opaque",
+      moderation: "auto",
+      user: "someone",
+    });
+    expect(res.json().error.param).toBe("n");
+  });
+
   it("image[] (how the SDK sends a list) is the same as image", async () => {
     const res = await edit({ "image[]": image(), prompt: "p", n: "0" });
     expect(res.statusCode).toBe(400);

@@ -1507,6 +1507,10 @@ export interface components {
             background?: string;
             /** @description Only auto; see disable_safety_checker. */
             moderation?: string;
+            /** @description Only false: stream with POST /api/ai/images/edit (Accept: text/event-stream). */
+            stream?: string;
+            /** @description Only 0. */
+            partial_images?: string;
         };
         OpenAIImagesResponse: {
             /** @description Unix time (s) the first image was made. */

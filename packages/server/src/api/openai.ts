@@ -43,10 +43,14 @@ const UNSUPPORTED: Record<string, { accept?: readonly string[]; reason: string }
   moderation: { accept: ["auto"], reason: "the safety checker is set with disable_safety_checker" },
   input_fidelity: { reason: "Kontext has no input_fidelity; leave it out" },
   stream: {
+    accept: ["false"],
     reason:
       "not supported here; stream with POST /api/ai/images/edit and Accept: text/event-stream (progress and previews)",
   },
-  partial_images: { reason: "not supported here; POST /api/ai/images/edit streams progress previews" },
+  partial_images: {
+    accept: ["0"],
+    reason: "not supported here; POST /api/ai/images/edit streams progress previews",
+  },
 };
 
 /** The form fields other than the image file, validated with the same rules as the hosted schema. */
@@ -96,6 +100,12 @@ export const OpenAIEditFields = Type.Object(
     quality: Type.Optional(Type.String({ description: "Only auto (Kontext has no quality levels)." })),
     background: Type.Optional(Type.String({ description: "auto or opaque (outputs are always opaque)." })),
     moderation: Type.Optional(Type.String({ description: "Only auto; see disable_safety_checker." })),
+    stream: Type.Optional(
+      Type.String({
+        description: "Only false: stream with POST /api/ai/images/edit (Accept: text/event-stream).",
+      }),
+    ),
+    partial_images: Type.Optional(Type.String({ description: "Only 0." })),
   },
   { additionalProperties: false },
 );
