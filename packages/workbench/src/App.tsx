@@ -13,22 +13,32 @@ import {
   ApiFailure,
   blobToDataUri,
   cancelGeneration,
-  followGeneration,
   getHealth,
   getHistory,
   getModel,
   type Health,
+  listActive,
   type ModelInfo,
   onAnyCompleted,
+  openEventStream,
   submitToQueue,
   urlToDataUri,
 } from "./lib/api.js";
 import { type ChainStep, chainReducer, chainSteps, NO_CHAIN } from "./lib/chain.js";
 import { type FormErrors, formErrors, NO_ERRORS } from "./lib/errors.js";
+import { Follower } from "./lib/follow.js";
 import { type HistoryItem, reuseParams } from "./lib/history.js";
 import { outputSize } from "./lib/outputSize.js";
 import { anyActive, trackReducer } from "./lib/progress.js";
-import { defaultValues, type FormValues, fieldsOf, requestBody, valuesFrom } from "./lib/schemaForm.js";
+import {
+  defaultValues,
+  type Field,
+  type FormValues,
+  fieldsOf,
+  PRIMARY_FIELDS,
+  requestBody,
+  valuesFrom,
+} from "./lib/schemaForm.js";
 import { type SweepSpec, sweepCells } from "./lib/sweep.js";
 
 /** Width and height of an image URL as the browser decodes it (null when it cannot). */
@@ -81,8 +91,8 @@ export function App() {
   const [compared, setCompared] = useState<string[]>([]);
   const [chain, chainDo] = useReducer(chainReducer, NO_CHAIN);
   const [codeOpen, setCodeOpen] = useState(false);
+  const [moreOpen, setMoreOpen] = useState(false);
   const [notice, setNotice] = useState<string | null>(null);
-  const followers = useRef(new Map<string, () => void>());
 
   // --- loading: the model (its schema makes the form), the engine's health, the history
   useEffect(() => {
@@ -135,31 +145,32 @@ export function App() {
       stop();
     };
   }, [refreshHistory]);
-  useEffect(() => {
-    const all = followers.current;
-    return () => {
-      for (const stop of all.values()) stop();
-    };
-  }, []);
-
-  // --- following generations (runs and sweeps share one map of progress)
+  // --- following generations (runs and sweeps share one map of progress and one Follower)
+  const refreshRef = useRef(refreshHistory);
+  refreshRef.current = refreshHistory;
+  const follower = useMemo(
+    () =>
+      new Follower(
+        (id, event) => {
+          track({ type: "event", id, event, now: Date.now() });
+          if (event.event === "media_generation_completed") void refreshRef.current();
+        },
+        {
+          openStream: openEventStream,
+          listActive,
+          setInterval: (fn, ms) => window.setInterval(fn, ms),
+          clearInterval: (h) => window.clearInterval(h as number),
+        },
+      ),
+    [],
+  );
+  useEffect(() => () => follower.close(), [follower]);
   const follow = useCallback(
     (ids: readonly string[], totalSteps: number | null) => {
       track({ type: "submitted", ids, now: Date.now(), totalSteps });
-      for (const id of ids) {
-        if (followers.current.has(id)) continue;
-        const stop = followGeneration(id, (event) => {
-          track({ type: "event", id, event, now: Date.now() });
-          if (event.event === "media_generation_completed") {
-            followers.current.get(id)?.();
-            followers.current.delete(id);
-            void refreshHistory();
-          }
-        });
-        followers.current.set(id, stop);
-      }
+      follower.follow(ids);
     },
-    [refreshHistory],
+    [follower],
   );
 
   const body = useMemo(
@@ -364,6 +375,16 @@ export function App() {
     image?.width && image.height ? { width: image.width, height: image.height } : null,
   );
   const imageField = fields.find((f) => f.kind === "image");
+  const moreFields = fields.filter((f) => f.kind !== "image" && !PRIMARY_FIELDS.includes(f.name));
+  const control = (f: Field) => (
+    <FieldControl
+      key={f.name}
+      field={f}
+      value={values[f.name]}
+      error={errors.fields[f.name]}
+      onChange={(v) => setValues((cur) => ({ ...cur, [f.name]: v }))}
+    />
+  );
   const steps_ = chainSteps(history, chain);
 
   return (
@@ -404,23 +425,21 @@ export function App() {
               onUrl={(u) => void pickUrl(u)}
             />
           )}
-          {fields
-            .filter((f) => f.kind !== "image")
-            .map((f) => (
-              <FieldControl
-                key={f.name}
-                field={f}
-                value={values[f.name]}
-                error={errors.fields[f.name]}
-                onChange={(v) => setValues((cur) => ({ ...cur, [f.name]: v }))}
-              />
-            ))}
+          {fields.filter((f) => f.kind !== "image" && PRIMARY_FIELDS.includes(f.name)).map(control)}
           <p className="output-size" aria-live="polite">
             Output size:{" "}
             <strong data-testid="output-size">
               {size ? `${size.width} × ${size.height}` : "choose an input image"}
             </strong>
           </p>
+          <details
+            className="more-options"
+            open={moreOpen || moreFields.some((f) => errors.fields[f.name])}
+            onToggle={(e) => setMoreOpen((e.target as HTMLDetailsElement).open)}
+          >
+            <summary>More options</summary>
+            {moreFields.map(control)}
+          </details>
           {errors.general && (
             <p className="field-error general" role="alert">
               {errors.general}

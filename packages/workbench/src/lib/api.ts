@@ -84,20 +84,26 @@ const EVENT_NAMES = [
   "media_generation_completed",
 ] as const;
 
-/**
- * Follows one generation's events until its final one; returns a function that stops. The
- * browser's EventSource reconnects with Last-Event-ID by itself, so nothing is missed.
- */
-export function followGeneration(id: string, onEvent: (e: ServerEvent) => void): () => void {
+/** One generation's event stream (EventSource reconnects with Last-Event-ID by itself). */
+export function openEventStream(id: string, onEvent: (e: ServerEvent) => void): () => void {
   const source = new EventSource(`/api/ai/queue/${encodeURIComponent(id)}/events`);
   for (const name of EVENT_NAMES) {
     source.addEventListener(name, (msg) => {
       const data = JSON.parse((msg as MessageEvent<string>).data) as Record<string, unknown>;
+      if (name === "media_generation_completed") source.close(); // the server ends it; no reconnect
       onEvent({ event: name, data });
-      if (name === "media_generation_completed") source.close();
     });
   }
   return () => source.close();
+}
+
+export async function listActive(): Promise<
+  Array<{ generation_id: string; status: string; queue_position: number | null }>
+> {
+  const out = await call<{
+    generations: Array<{ generation_id: string; status: string; queue_position: number | null }>;
+  }>("/api/ai/queue?limit=1000");
+  return out.generations;
 }
 
 /** Calls back on every generation that finishes, whoever made it (GET /api/events). */

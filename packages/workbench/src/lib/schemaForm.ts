@@ -50,6 +50,16 @@ export interface Field {
 /** Properties the workbench sets itself rather than asking for. */
 export const NOT_IN_FORM = ["model", "stream"];
 
+/** Shown first; every other field of the schema goes under "More options". */
+export const PRIMARY_FIELDS = [
+  "input_image",
+  "prompt",
+  "aspect_ratio",
+  "num_inference_steps",
+  "guidance",
+  "seed",
+];
+
 /** "num_inference_steps" → "Inference steps"; "disable_safety_checker" → "Disable safety checker". */
 export function labelOf(name: string, prop: JsonSchemaProp): string {
   if (prop.title) return prop.title;
