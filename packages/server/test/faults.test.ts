@@ -148,7 +148,7 @@ describe("server process faults (fake engine)", () => {
     db.close();
     const parts = readdirSync(dataDir, { recursive: true }).filter((f) => String(f).endsWith(".part"));
     expect(parts).toEqual([]);
-  });
+  }, 180_000);
 
   it("SIGTERM: takes no new work, lets the running generation finish, keeps the queued ones for the restart", async () => {
     const port = await freePort();
@@ -213,7 +213,7 @@ describe("server process faults (fake engine)", () => {
       s.proc.kill("SIGTERM");
       await s.exited;
     }
-  });
+  }, 180_000);
 });
 
 describe("engine SIGKILLed at random steps (real engine, tiny model)", () => {
@@ -257,7 +257,7 @@ describe("engine SIGKILLed at random steps (real engine, tiny model)", () => {
       ).toBe(true);
     }
     console.log(`engine killed at steps ${killedAt.join(", ")} of 6; every generation retried and succeeded`);
-  });
+  }, 400_000);
 });
 
 describe("slow input URLs and clients that leave (fake engine)", () => {

@@ -68,5 +68,5 @@ describe("fuzzing /openapi.json with schemathesis", () => {
     const summary = out.split("\n").filter((l) => /test cases|passed|failed|operations|Seed/i.test(l));
     console.log(`schemathesis (seed 1, ${MAX_EXAMPLES} examples per operation):\n${summary.join("\n")}`);
     expect(code, out.slice(-8000)).toBe(0);
-  });
+  }, 300_000);
 });

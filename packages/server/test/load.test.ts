@@ -62,14 +62,20 @@ describe("load: 200 concurrent submissions (real engine, tiny model)", () => {
     const pollMs: number[] = [];
     let done = false;
     const pollers = Array.from({ length: POLLERS }, async (_, p) => {
+      let failures = 0;
       for (let i = p; !done; i++) {
         const start = performance.now();
-        const res = await fetch(`${base}/api/ai/queue/${accepted[i % accepted.length]}`);
-        await res.json();
+        try {
+          const res = await fetch(`${base}/api/ai/queue/${accepted[i % accepted.length]}`);
+          await res.json();
+          if (res.status !== 200) failures++;
+        } catch {
+          failures++;
+        }
         pollMs.push(performance.now() - start);
-        expect(res.status).toBe(200);
         await new Promise((r) => setTimeout(r, 20));
       }
+      return failures;
     });
     const end = Date.now() + 240_000;
     while (!accepted.every((id) => h.store.get(id)?.status === "succeeded")) {
@@ -82,7 +88,7 @@ describe("load: 200 concurrent submissions (real engine, tiny model)", () => {
     }
     const allMs = performance.now() - t0;
     done = true;
-    await Promise.all(pollers);
+    expect(await Promise.all(pollers)).toEqual(Array(POLLERS).fill(0)); // every poll answered 200
 
     const sorted = [...pollMs].sort((a, b) => a - b);
     const refusedMs = refused.map((r) => r.ms).sort((a, b) => a - b);
@@ -94,5 +100,5 @@ describe("load: 200 concurrent submissions (real engine, tiny model)", () => {
         `  status polls: ${sorted.length}, p50 ${percentile(sorted, 50).toFixed(1)} ms, p99 ${percentile(sorted, 99).toFixed(1)} ms, max ${(sorted.at(-1) ?? 0).toFixed(1)} ms`,
       ].join("\n"),
     );
-  });
+  }, 400_000);
 });
