@@ -18,7 +18,7 @@ import { ApiError } from "./errors.js";
 import { AddressPolicy } from "./images/address.js";
 import type { ImageIngest } from "./images/ingest.js";
 import { Idempotency } from "./jobs/idempotency.js";
-import type { JobQueue } from "./jobs/queue.js";
+import type { JobQueue } from "./jobs/job-queue.js";
 import type { JobStore } from "./jobs/store.js";
 import { Metrics } from "./metrics.js";
 import type { FileStore } from "./storage/files.js";
@@ -67,7 +67,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       submitsPerMinute: config.keySubmitsPerMinute,
       maxActiveJobs: config.keyMaxActiveJobs,
     }),
-    idempotency: new Idempotency(store),
+    idempotency: new Idempotency(deps.queue),
     webhooks: new Webhooks(store, deps.queue, {
       secret: config.webhookSecret,
       policy: new AddressPolicy(config.fetchAllow),

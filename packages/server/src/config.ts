@@ -40,6 +40,13 @@ export interface Config {
   webhookSecret: string | null;
   storageCapMb: number;
   shutdownGraceS: number;
+  /** all: gateway and local engines; gateway: HTTP only; worker: engines pulling jobs from Redis. */
+  role: "all" | "gateway" | "worker";
+  /** Set: the queue is BullMQ on this Redis (scale-out); null: the embedded SQLite queue. */
+  redisUrl: string | null;
+  /** Where inputs and results live (a path every machine mounts); null: DATA_DIR. */
+  sharedDir: string | null;
+  jobLockS: number;
 }
 
 type Kind = "string" | "int" | "bool" | "list" | "path";
@@ -304,6 +311,42 @@ export const SETTINGS: readonly Setting[] = [
     min: 0,
     description:
       "On SIGTERM: seconds running generations get to finish before the engines stop; the rest run again after the restart.",
+  },
+  {
+    key: "role",
+    env: "KONTEXT_ROLE",
+    kind: "string",
+    default: "all",
+    choices: ["all", "gateway", "worker"],
+    description:
+      "`all`: the HTTP API and local engines in one process. `gateway`: the HTTP API only, `worker`: engines that pull jobs (both need KONTEXT_REDIS_URL). See docs/deploy.md.",
+  },
+  {
+    key: "redisUrl",
+    env: "KONTEXT_REDIS_URL",
+    kind: "string",
+    default: null,
+    nullable: true,
+    description:
+      "Redis (e.g. `redis://10.0.0.5:6379/0`) that gateways and workers share: the queue is BullMQ on it, and generations and their events live there. Unset: the embedded SQLite queue. Run Redis with AOF and `maxmemory-policy noeviction`.",
+  },
+  {
+    key: "sharedDir",
+    env: "KONTEXT_SHARED_DIR",
+    kind: "path",
+    default: null,
+    nullable: true,
+    description:
+      "Input and result files, on a path every gateway and worker mounts (NFS, CephFS, …) when scaled out. Unset: DATA_DIR.",
+  },
+  {
+    key: "jobLockS",
+    env: "KONTEXT_JOB_LOCK_S",
+    kind: "int",
+    default: 30,
+    min: 1,
+    description:
+      "With Redis: a worker renews its claim on a running job within this time; a job whose worker died runs again on another worker after at most twice this.",
   },
 ];
 

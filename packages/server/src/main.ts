@@ -1,17 +1,25 @@
 // The composition root: reads the config, opens the stores, starts the engines and listens.
-// The only module that opens a port or spawns processes.
+// The only module that opens a port or spawns processes. KONTEXT_ROLE picks what this process is:
+// `all` (HTTP and engines), `gateway` (HTTP) or `worker` (engines pulling jobs from Redis).
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { hostname } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildApp } from "./app.js";
 import { authRequired } from "./auth/keys.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
-import { Supervisor } from "./engine/supervisor.js";
+import { RemoteEngines } from "./engine/remote.js";
+import { type Engines, Supervisor } from "./engine/supervisor.js";
 import { ImageIngest } from "./images/ingest.js";
-import { JobQueue } from "./jobs/queue.js";
+import { BullMqJobQueue } from "./jobs/bullmq-queue.js";
+import type { JobQueue } from "./jobs/job-queue.js";
+import { SqliteJobQueue } from "./jobs/queue.js";
+import { RedisJobStore } from "./jobs/redis-store.js";
 import { JobStore } from "./jobs/store.js";
+import { JobWorker } from "./jobs/worker.js";
 import { Metrics } from "./metrics.js";
+import { connectRedis, redact } from "./redis/connection.js";
 import { FileStore } from "./storage/files.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -44,7 +52,12 @@ export async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();
-    authRequired(config); // refuses to start exposed without keys
+    if (config.role !== "all" && !config.redisUrl) {
+      throw new ConfigError(
+        `KONTEXT_ROLE=${config.role} needs KONTEXT_REDIS_URL: gateways and workers meet in Redis (docs/deploy.md)`,
+      );
+    }
+    if (config.role !== "worker") authRequired(config); // refuses to start exposed without keys
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`kontext: ${err.message}\n`);
@@ -53,12 +66,142 @@ export async function main(): Promise<void> {
     throw err;
   }
   const info = (m: string) => process.stderr.write(`kontext: ${m}\n`);
-  const files = new FileStore(config.dataDir);
-  const store = new JobStore(files.databasePath);
+  const log = (_level: string, msg: string) => info(msg);
+  // Inputs and results on the shared path when there is one; the engines' raw outputs stay local.
+  const files = new FileStore(config.sharedDir ?? config.dataDir, {
+    tmpDir: path.join(config.dataDir, "tmp"),
+  });
   const metrics = new Metrics();
+  const serves = config.role !== "worker";
+  const runsEngines = config.role !== "gateway";
+  const engine = runsEngines ? localEngines(config, info) : null;
+
+  // The queue: embedded SQLite, or BullMQ on Redis (then this process is a gateway, a worker or both).
+  const store = new JobStore(path.join(config.dataDir, "kontext.db")); // webhook outbox; all jobs without Redis
+  let queue: JobQueue;
+  let engines: Engines;
+  let worker: JobWorker | null = null;
+  const closers: Array<() => Promise<unknown>> = [];
+  if (!config.redisUrl) {
+    const sqlite = new SqliteJobQueue(store, files, engine as Supervisor, metrics, {
+      maxQueue: config.maxQueue,
+      log,
+    });
+    queue = sqlite;
+    engines = engine as Supervisor;
+    (engine as Supervisor).start();
+    await sqlite.start();
+  } else {
+    const url = config.redisUrl;
+    const connect = (kind: "gateway" | "worker") => {
+      const r = connectRedis(url, { kind, log });
+      closers.push(() => r.quit().catch(() => r.disconnect()));
+      return r;
+    };
+    info(`queue: BullMQ on ${redact(url)} (role ${config.role})`);
+    if (engine) {
+      const workerRedis = connect("worker");
+      worker = new JobWorker(
+        new RedisJobStore(workerRedis),
+        workerRedis,
+        connect("worker"),
+        engine,
+        files,
+        metrics,
+        {
+          name: `${hostname()}:${process.pid}`,
+          lockMs: config.jobLockS * 1000,
+          log,
+        },
+      );
+      engine.start();
+      await worker.start();
+    }
+    const store = new RedisJobStore(connect("gateway"));
+    const bull = new BullMqJobQueue(store, connect("gateway"), connect("worker"), {
+      maxQueue: config.maxQueue,
+      log,
+    });
+    closers.unshift(() => bull.close());
+    queue = bull;
+    const remote = new RemoteEngines(store);
+    closers.unshift(() => remote.stop());
+    engines = remote;
+    if (serves) {
+      await bull.start();
+      await remote.start();
+    }
+  }
+
+  let app: ReturnType<typeof buildApp> | null = null;
+  if (serves) {
+    const images = new ImageIngest(files, {
+      maxPixels: config.maxInputPixels,
+      fetchAllow: config.fetchAllow,
+      timeoutMs: config.fetchTimeoutMs,
+      maxBytes: config.fetchMaxBytes,
+      maxRedirects: config.fetchMaxRedirects,
+    });
+    app = buildApp({
+      store,
+      queue,
+      engine: engines,
+      images,
+      files,
+      config,
+      metrics,
+      logger: { level: config.logLevel },
+      workbenchDir: path.join(repoRoot, "packages/workbench/dist"),
+    });
+    await app.listen({ host: config.host, port: config.port });
+    info(
+      `serving on http://${config.host}:${config.port} (data in ${config.dataDir}, files in ${files.root})`,
+    );
+  } else info(`worker ${hostname()}:${process.pid}: files in ${files.root}`);
+
+  // Graceful stop: no new generations (503, /healthz 503), running ones get the grace period to
+  // finish (their clients, webhooks and streams are still served), then the engines stop and
+  // whatever did not finish is queued again (for the next start, or for another worker).
+  // A second signal stops at once.
+  let stopping = false;
+  const running = () =>
+    worker ? worker.runningCount() : queue instanceof SqliteJobQueue ? queue.runningCount() : 0;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      info(`${signal} again: stopping now`);
+      await engine?.stop();
+      process.exit(1);
+    }
+    stopping = true;
+    queue.stop();
+    info(
+      `${signal}: stopping; ${running()} running generation(s) get up to ${config.shutdownGraceS} s to finish`,
+    );
+    const graceMs = config.shutdownGraceS * 1000;
+    if (worker) await worker.stop(graceMs);
+    else if (engine) {
+      const end = Date.now() + graceMs;
+      while (running() > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      if (running() > 0)
+        info(`grace period over: ${running()} generation(s) will run again after the restart`);
+      await engine.stop(); // a job still running ends as shutting_down and is requeued
+    }
+    await new Promise((r) => setTimeout(r, 200)); // let final events reach open streams
+    await app?.close();
+    for (const close of closers) await close();
+    store.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+/** The engines of this machine: one per configured device, on the configured or tiny model. */
+function localEngines(config: Config, info: (m: string) => void): Supervisor {
   const python = pythonOf(config);
   const modelDir = modelDirOf(config, python, info);
-  const engine = new Supervisor({
+  info(`model ${modelDir}`);
+  return new Supervisor({
     devices: config.devices,
     readyTimeoutMs: config.engineReadyTimeoutS * 1000,
     restartDelayMs: config.engineRestartDelayMs,
@@ -75,61 +218,6 @@ export async function main(): Promise<void> {
       return { file: python, args, cwd: path.join(repoRoot, "engine") };
     },
   });
-  const queue = new JobQueue(store, files, engine, metrics, {
-    maxQueue: config.maxQueue,
-    log: (_level, msg) => info(msg),
-  });
-  const images = new ImageIngest(files, {
-    maxPixels: config.maxInputPixels,
-    fetchAllow: config.fetchAllow,
-    timeoutMs: config.fetchTimeoutMs,
-    maxBytes: config.fetchMaxBytes,
-    maxRedirects: config.fetchMaxRedirects,
-  });
-  const app = buildApp({
-    store,
-    queue,
-    engine,
-    images,
-    files,
-    config,
-    metrics,
-    logger: { level: config.logLevel },
-    workbenchDir: path.join(repoRoot, "packages/workbench/dist"),
-  });
-  engine.start();
-  queue.start();
-  await app.listen({ host: config.host, port: config.port });
-  info(`serving on http://${config.host}:${config.port} (data in ${config.dataDir}, model ${modelDir})`);
-
-  // Graceful stop: no new generations (503, /healthz 503), running ones get the grace period to
-  // finish (their clients, webhooks and streams are still served), then the engines stop and
-  // whatever did not finish is queued again for the next start. A second signal stops at once.
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) {
-      info(`${signal} again: stopping now`);
-      await engine.stop();
-      process.exit(1);
-    }
-    stopping = true;
-    queue.stop();
-    const running = queue.runningCount();
-    info(
-      `${signal}: stopping; ${running} running generation(s) get up to ${config.shutdownGraceS} s to finish`,
-    );
-    const end = Date.now() + config.shutdownGraceS * 1000;
-    while (queue.runningCount() > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
-    if (queue.runningCount() > 0)
-      info(`grace period over: ${queue.runningCount()} generation(s) will run again after the restart`);
-    await engine.stop(); // a job still running ends as shutting_down and is requeued
-    await new Promise((r) => setTimeout(r, 200)); // let final events reach open streams
-    await app.close();
-    store.close();
-    process.exit(0);
-  };
-  process.on("SIGINT", () => void stop("SIGINT"));
-  process.on("SIGTERM", () => void stop("SIGTERM"));
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -9,7 +9,7 @@ import { type Config, defaultConfig } from "../src/config.js";
 import type { EngineCommand } from "../src/engine/process.js";
 import { Supervisor } from "../src/engine/supervisor.js";
 import { ImageIngest } from "../src/images/ingest.js";
-import { JobQueue } from "../src/jobs/queue.js";
+import { SqliteJobQueue } from "../src/jobs/queue.js";
 import { JobStore } from "../src/jobs/store.js";
 import { Metrics } from "../src/metrics.js";
 import { FileStore } from "../src/storage/files.js";
@@ -35,7 +35,7 @@ export interface Harness {
   app: ReturnType<typeof buildApp>;
   config: Config;
   store: JobStore;
-  queue: JobQueue;
+  queue: SqliteJobQueue;
   engine: Supervisor;
   files: FileStore;
   dataDir: string;
@@ -64,7 +64,7 @@ export async function makeHarness(
     readyTimeoutMs: config.engineReadyTimeoutS * 1000,
     restartDelayMs: config.engineRestartDelayMs,
   });
-  const queue = new JobQueue(store, files, engine, metrics, {
+  const queue = new SqliteJobQueue(store, files, engine, metrics, {
     maxQueue: config.maxQueue,
   });
   const images = new ImageIngest(files, {
@@ -85,7 +85,7 @@ export async function makeHarness(
     webhookOptions: opts.webhookOptions ?? {},
   });
   engine.start();
-  queue.start();
+  await queue.start();
   if (opts.waitReady !== false)
     await waitFor(() => engine.status().every((s) => s.state === "idle"), 120_000);
   return {

@@ -38,7 +38,7 @@ describe("gateway → engine golden examples", () => {
 
   it("the job the queue builds has exactly the fields of the golden job", async () => {
     const golden = JSON.parse(read("to_engine", "job.json")) as Record<string, unknown>;
-    const { JobQueue } = await import("../src/jobs/queue.js");
+    const { SqliteJobQueue } = await import("../src/jobs/queue.js");
     let sent: Record<string, unknown> | null = null;
     const engines = {
       status: () => [],
@@ -57,8 +57,8 @@ describe("gateway → engine golden examples", () => {
     const { tmpdir } = await import("node:os");
     const files = new FileStore(mkdtempSync(path.join(tmpdir(), "kontext-proto-")));
     const store = new JobStore(":memory:");
-    const q = new JobQueue(store, files, engines, new Metrics(), { maxQueue: 10 });
-    q.submit(
+    const q = new SqliteJobQueue(store, files, engines, new Metrics(), { maxQueue: 10 });
+    await q.submit(
       {
         model: "flux-kontext-dev",
         input_image: "data:",

@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { AppContext } from "../app.js";
 import { ApiError } from "../errors.js";
+import type { QueuedGeneration } from "../jobs/job-queue.js";
 import type { Generation } from "../jobs/types.js";
 
 declare module "fastify" {
@@ -26,13 +27,17 @@ export function registerAuth(app: FastifyInstance, ctx: AppContext): void {
 }
 
 /** Whether the caller may see this generation (everything, when keys are off). */
-export function visibleTo(req: FastifyRequest, g: Generation | null): g is Generation {
+export function visibleTo<G extends Generation>(req: FastifyRequest, g: G | null): g is G {
   return g !== null && (req.owner === null || g.owner === req.owner);
 }
 
 /** The caller's generation, or 404 as if it did not exist. */
-export function ownGeneration(ctx: AppContext, req: FastifyRequest, id: string): Generation {
-  const g = ctx.store.get(id);
+export async function ownGeneration(
+  ctx: AppContext,
+  req: FastifyRequest,
+  id: string,
+): Promise<QueuedGeneration> {
+  const g = await ctx.queue.get(id);
   if (!visibleTo(req, g)) throw new ApiError("generation_not_found", { id });
   return g;
 }

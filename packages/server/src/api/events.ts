@@ -12,15 +12,42 @@ export function registerEvents(app: FastifyInstance, ctx: AppContext): void {
     const base = ctx.baseUrl(req);
     let chain = Promise.resolve();
     let lastSent = lastEventId(req);
+    let reading = 0;
+    const waiting: StoredEvent[] = [];
     const push = (e: StoredEvent) => {
       if (e.id <= lastSent || e.event !== "media_generation_completed") return;
-      if (req.owner !== null && ctx.store.get(e.generationId)?.owner !== req.owner) return; // others' jobs
       lastSent = e.id;
-      chain = chain.then(async () => sse.send(e.id, e.event, await renderEvent(e, base, ctx, false)));
+      chain = chain.then(async () => {
+        if (req.owner !== null && (await ctx.queue.get(e.generationId))?.owner !== req.owner) return; // others' jobs
+        sse.send(e.id, e.event, await renderEvent(e, base, ctx, false));
+      });
     };
-    ctx.queue.on("event", push);
-    sse.onClose(() => ctx.queue.off("event", push));
-    if (lastSent > 0) for (const e of ctx.store.completedEventsSince(lastSent)) push(e);
+    const onEvent = (e: StoredEvent) => {
+      if (reading > 0) waiting.push(e);
+      else push(e);
+    };
+    // Replays what a reconnecting client missed (and, on resync, what this gateway missed).
+    const catchUp = async () => {
+      reading++;
+      try {
+        for (const e of await ctx.queue.completedEventsSince(lastSent)) push(e);
+      } catch {
+        sse.close();
+      } finally {
+        reading--;
+        if (reading === 0) for (const e of waiting.splice(0)) push(e);
+      }
+    };
+    const onResync = () => {
+      if (lastSent > 0) void catchUp();
+    };
+    ctx.queue.on("event", onEvent);
+    ctx.queue.on("resync", onResync);
+    sse.onClose(() => {
+      ctx.queue.off("event", onEvent);
+      ctx.queue.off("resync", onResync);
+    });
+    if (lastSent > 0) void catchUp();
     return reply;
   });
 }

@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AppContext } from "../app.js";
 import { ApiError } from "../errors.js";
 import { idempotencyKeyOf, requestHash } from "../jobs/idempotency.js";
-import type { InsertMeta } from "../jobs/store.js";
+import type { InsertMeta, ListFilter } from "../jobs/job-queue.js";
 import type { Generation, StoredEvent } from "../jobs/types.js";
 import { FINAL, STATUSES, type Status } from "../jobs/types.js";
 import { type EditParams, type EditRequestBody, MODEL_ID, withDefaults } from "../schema/flux-kontext-dev.js";
@@ -98,14 +98,20 @@ export async function submit(
   const create = async () => {
     requireEngine(ctx);
     const count = endpoint === "edit" ? 1 : params.num_generations;
-    const release = ctx.keys.admit(owner, count, ctx.store.countActiveOf(owner));
+    const release = ctx.keys.admit(owner, count, await ctx.queue.countActiveOf(owner));
     try {
+      if (params.webhook && ctx.config.redisUrl) {
+        // The webhook outbox is per process (SQLite); with Redis every gateway would send each one.
+        throw new ApiError("webhook_invalid", {
+          reason: "webhooks are not available with the Redis queue (KONTEXT_REDIS_URL) yet",
+        });
+      }
       if (params.webhook) await ctx.webhooks.check(params.webhook);
       await ctx.retention.ensureRoom();
       const input = await ctx.images.ingest(params.input_image);
       const meta: InsertMeta = { owner, baseUrl: req ? ctx.baseUrl(req) : ctx.config.publicUrl };
       if (key) meta.idempotency = { key, requestHash: hash };
-      return ctx.queue.submit(params, input, count, meta);
+      return await ctx.queue.submit(params, input, count, meta);
     } finally {
       release();
     }
@@ -113,7 +119,11 @@ export async function submit(
   return key ? ctx.idempotency.once(owner, key, hash, create) : create();
 }
 
-/** Replays a generation's events after `after`, then follows it until its final event. */
+/**
+ * Replays a generation's events after `after`, then follows it until its final event. Live events
+ * that arrive while the stored ones are read wait, so the client gets each once, in id order; on
+ * `resync` (Redis reconnected) the stored events are read again from the last one sent.
+ */
 function streamGeneration(
   ctx: AppContext,
   sse: SseStream,
@@ -124,6 +134,8 @@ function streamGeneration(
 ) {
   let chain = Promise.resolve();
   let lastSent = after;
+  let reading = 0;
+  const waiting: StoredEvent[] = [];
   const push = (e: StoredEvent) => {
     if (e.id <= lastSent) return;
     lastSent = e.id;
@@ -133,11 +145,29 @@ function streamGeneration(
     });
   };
   const onEvent = (e: StoredEvent) => {
-    if (e.generationId === id) push(e);
+    if (e.generationId !== id) return;
+    if (reading > 0) waiting.push(e);
+    else push(e);
   };
+  const catchUp = async () => {
+    reading++;
+    try {
+      for (const e of await ctx.queue.eventsOf(id, lastSent)) push(e);
+    } catch {
+      sse.close(); // the store cannot be read: the client reconnects with Last-Event-ID
+    } finally {
+      reading--;
+      if (reading === 0) for (const e of waiting.splice(0)) push(e);
+    }
+  };
+  const onResync = () => void catchUp();
   ctx.queue.on("event", onEvent);
-  sse.onClose(() => ctx.queue.off("event", onEvent));
-  for (const e of ctx.store.eventsOf(id, after)) push(e); // synchronous: nothing is missed in between
+  ctx.queue.on("resync", onResync);
+  sse.onClose(() => {
+    ctx.queue.off("event", onEvent);
+    ctx.queue.off("resync", onResync);
+  });
+  void catchUp();
 }
 
 async function syncResponse(ctx: AppContext, g: Generation, base: string): Promise<Record<string, unknown>> {
@@ -214,27 +244,27 @@ export function registerGenerations(app: FastifyInstance, ctx: AppContext): void
         { fields: ["limit"] },
       );
     }
-    const opts: Parameters<typeof ctx.store.list>[0] = { statuses, limit };
+    const opts: ListFilter = { statuses, limit };
     if (q.model) opts.model = q.model;
     if (req.owner !== null) opts.owner = req.owner;
-    const gens = ctx.store.list(opts);
+    const gens = await ctx.queue.list(opts);
     const base = ctx.baseUrl(req);
     return { count: gens.length, generations: gens.map((g) => renderGeneration(g, ctx, base)) };
   });
 
   app.get<{ Params: { id: string } }>("/api/ai/queue/:id", async (req) => {
-    const g = ownGeneration(ctx, req, req.params.id);
+    const g = await ownGeneration(ctx, req, req.params.id);
     return renderGeneration(g, ctx, ctx.baseUrl(req));
   });
 
   app.delete<{ Params: { id: string } }>("/api/ai/queue/:id", async (req) => {
-    ownGeneration(ctx, req, req.params.id);
-    const g = ctx.queue.cancel(req.params.id);
+    await ownGeneration(ctx, req, req.params.id);
+    const g = await ctx.queue.cancel(req.params.id);
     return { status: "success", generation_id: g.id };
   });
 
   app.get<{ Params: { id: string } }>("/api/ai/queue/:id/events", async (req, reply) => {
-    const g = ownGeneration(ctx, req, req.params.id);
+    const g = await ownGeneration(ctx, req, req.params.id);
     const sse = new SseStream(req, reply, ctx.config.sseKeepAliveS);
     const inline = (req.query as { response_format?: string }).response_format === "b64_json";
     streamGeneration(ctx, sse, g.id, lastEventId(req), ctx.baseUrl(req), inline);
@@ -242,8 +272,8 @@ export function registerGenerations(app: FastifyInstance, ctx: AppContext): void
   });
 
   app.get<{ Params: { id: string } }>("/api/ai/queue/:id/preview", async (req, reply) => {
-    const g = ownGeneration(ctx, req, req.params.id);
-    const preview = ctx.queue.latestPreview(g.id);
+    const g = await ownGeneration(ctx, req, req.params.id);
+    const preview = await ctx.queue.latestPreview(g.id);
     if (!preview) {
       const state = FINAL.includes(g.status) ? `is ${g.status}` : "has no preview yet";
       throw new ApiError("result_not_found", { name: `preview of ${g.id} (the generation ${state})` });

@@ -40,14 +40,14 @@ export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
         restarts: e.restarts,
         problem: e.problem,
       })),
-      queue: ctx.queue.depth(),
+      queue: await ctx.queue.depth(),
     };
     return reply.code(body.status === "ok" ? 200 : 503).send(body);
   });
 
   app.get("/metrics", async (_req, reply) => {
     const engines = ctx.engine.status();
-    const depth = ctx.queue.depth();
+    const depth = await ctx.queue.depth();
     const text = ctx.metrics.render([
       {
         name: "kontext_queue_depth",

@@ -6,7 +6,7 @@ import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../app.js";
 import { ApiError } from "../errors.js";
 import { encodeOutput } from "../images/codec.js";
-import type { Generation } from "../jobs/types.js";
+import type { HistoryFilter, QueuedGeneration } from "../jobs/job-queue.js";
 import { validateBody } from "../schema/validate.js";
 import { ownGeneration, visibleTo } from "./auth.js";
 import { renderGeneration } from "./render.js";
@@ -36,7 +36,11 @@ export const HistoryQuery = Type.Object(
 );
 
 /** A generation as the history lists it: the queue's view plus its chain link and input image. */
-export function renderHistoryItem(g: Generation, ctx: AppContext, base: string): Record<string, unknown> {
+export function renderHistoryItem(
+  g: QueuedGeneration,
+  ctx: AppContext,
+  base: string,
+): Record<string, unknown> {
   return {
     ...renderGeneration(g, ctx, base),
     parent_generation_id: g.parentId,
@@ -59,7 +63,7 @@ export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
     }
     let before: number | undefined;
     if (q.before !== undefined) {
-      const g = ctx.store.get(q.before);
+      const g = await ctx.queue.get(q.before);
       if (!visibleTo(req, g)) {
         throw new ApiError(
           "invalid_request",
@@ -69,18 +73,18 @@ export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
       }
       before = g.seq;
     }
-    const filter: Parameters<typeof ctx.store.history>[0] = { limit };
+    const filter: HistoryFilter = { limit };
     if (req.owner !== null) filter.owner = req.owner;
     if (q.q?.trim()) filter.query = q.q.trim();
     if (before !== undefined) filter.before = before;
-    const gens = ctx.store.history(filter);
+    const gens = await ctx.queue.history(filter);
     const base = ctx.baseUrl(req);
     return { count: gens.length, generations: gens.map((g) => renderHistoryItem(g, ctx, base)) };
   });
 
   // The input image as the engine saw it (decoded, orientation applied), losslessly as PNG.
   app.get<{ Params: { id: string } }>("/api/history/:id/input", async (req, reply) => {
-    const g = ownGeneration(ctx, req, req.params.id);
+    const g = await ownGeneration(ctx, req, req.params.id);
     const rgb = await ctx.files.readInput(g.input);
     if (!rgb) throw new ApiError("result_not_found", { name: `input image of ${g.id}` });
     const png = await encodeOutput(rgb, g.input.width, g.input.height, "png", 100);

@@ -1,10 +1,15 @@
 // How generations and their events look on the wire (hosted field names plus Kontext's).
 import type { AppContext } from "../app.js";
-import type { Generation, StoredEvent } from "../jobs/types.js";
+import type { QueuedGeneration } from "../jobs/job-queue.js";
+import type { StoredEvent } from "../jobs/types.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-export function renderGeneration(g: Generation, ctx: AppContext, base: string): Record<string, unknown> {
+export function renderGeneration(
+  g: QueuedGeneration,
+  ctx: AppContext,
+  base: string,
+): Record<string, unknown> {
   const resultPath = ctx.queue.resultUrlPath(g);
   const total = g.totalSteps ?? g.params.num_inference_steps;
   const progress = g.status === "succeeded" ? 1 : total > 0 ? g.step / total : 0;
@@ -24,7 +29,7 @@ export function renderGeneration(g: Generation, ctx: AppContext, base: string): 
     seed: g.seed,
     // Kontext additions
     error_code: g.errorCode,
-    queue_position: ctx.queue.queuePosition(g),
+    queue_position: g.queuePosition,
     progress,
     step: g.step,
     total_steps: total,

@@ -1,10 +1,10 @@
 // Idempotency-Key on submit: the same key with the same body (and endpoint) gives back the
 // generations the first request made; with a different body, 409. The key is written in the same
-// transaction as its generations (store.insertMany), so a crash cannot leave one without the
+// transaction as its generations (the queue's submit), so a crash cannot leave one without the
 // other; requests with the same key that overlap in time wait for the first one here.
 import { createHash } from "node:crypto";
 import { ApiError } from "../errors.js";
-import type { JobStore } from "./store.js";
+import type { JobQueue } from "./job-queue.js";
 import type { Generation } from "./types.js";
 
 /** Keys are forgotten after a day, as payment APIs do. */
@@ -43,7 +43,7 @@ export function idempotencyKeyOf(header: string | string[] | undefined): string 
 
 export class Idempotency {
   private readonly inflight = new Map<string, Promise<unknown>>();
-  constructor(private readonly store: JobStore) {}
+  constructor(private readonly queue: Pick<JobQueue, "idempotent" | "get">) {}
 
   /**
    * Returns the generations this key already made, or runs `create` (which must record the key
@@ -57,10 +57,11 @@ export class Idempotency {
   ): Promise<Generation[]> {
     const slot = `${owner ?? ""}\n${key}`;
     for (let p = this.inflight.get(slot); p; p = this.inflight.get(slot)) await p.catch(() => undefined);
-    const prior = this.store.idempotent(owner, key);
+    const prior = await this.queue.idempotent(owner, key);
     if (prior) {
       if (prior.requestHash !== hash) throw new ApiError("idempotency_conflict", { key });
-      return prior.ids.map((id) => this.store.get(id)).filter((g): g is Generation => g !== null);
+      const gens = await Promise.all(prior.ids.map((id) => this.queue.get(id)));
+      return gens.filter((g) => g !== null);
     }
     const run = create();
     this.inflight.set(slot, run);

@@ -1,18 +1,26 @@
-// The job queue: takes validated requests, writes their generations to the store, hands the
-// oldest queued one to an idle engine, turns engine messages into status changes and events,
-// encodes results, and cancels. Every state change is written before it is announced.
-import { createHash, randomInt, randomUUID } from "node:crypto";
+// The embedded job queue (SQLite backend of JobQueue): takes validated requests, writes their
+// generations to the store, hands the oldest queued one to an idle local engine, turns engine
+// messages into status changes and events, encodes results, and cancels. Every state change is
+// written before it is announced.
+import { randomInt, randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Engines, JobListener } from "../engine/supervisor.js";
 import { ApiError } from "../errors.js";
-import { encodeOutput } from "../images/codec.js";
 import type { Metrics } from "../metrics.js";
 import { type EditParams, MAX_SEED } from "../schema/flux-kontext-dev.js";
 import type { FileStore, StoredInput } from "../storage/files.js";
+import {
+  type HistoryFilter,
+  type JobQueue,
+  type ListFilter,
+  type QueuedGeneration,
+  type QueueEvents,
+  resultUrlPath,
+} from "./job-queue.js";
+import { completedData, jobMessage, progressData, queuedData, startedData, storeResult } from "./run.js";
 import type { InsertMeta, JobStore } from "./store.js";
-import { FINAL, type Generation, type StoredEvent, type StoredParams, type Timings } from "./types.js";
+import { FINAL, type Generation, type StoredEvent, type StoredParams } from "./types.js";
 
 export interface QueueOptions {
   maxQueue: number;
@@ -21,13 +29,36 @@ export interface QueueOptions {
   log?: (level: "info" | "warn" | "error", msg: string) => void;
 }
 
-export interface QueueEvents {
-  event: [StoredEvent];
+/** Fills in what a request leaves to the server (a random seed) and keeps what a run needs. */
+export function newGenerations(params: EditParams, input: StoredInput, count: number) {
+  const base = params.seed ?? randomInt(0, 2 ** 47); // randomInt's range is below 2^48
+  const stored: StoredParams = {
+    model: params.model,
+    prompt: params.prompt,
+    aspect_ratio: params.aspect_ratio,
+    num_inference_steps: params.num_inference_steps,
+    guidance: params.guidance,
+    output_format: params.output_format,
+    output_quality: params.output_quality,
+    disable_safety_checker: params.disable_safety_checker,
+    fast: params.fast,
+    response_format: params.response_format,
+  };
+  if (/^https?:\/\//i.test(params.input_image)) stored.input_image = params.input_image;
+  if (params.webhook) {
+    stored.webhook = params.webhook;
+    stored.webhook_events_filter = params.webhook_events_filter;
+  }
+  return Array.from({ length: count }, (_, i) => ({
+    id: randomUUID(),
+    model: params.model,
+    params: stored,
+    input,
+    seed: (base + i) % (MAX_SEED + 1),
+  }));
 }
 
-const RESULT_URL_PREFIX = "/results/";
-
-export class JobQueue extends EventEmitter<QueueEvents> {
+export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueue {
   private readonly previews = new Map<string, Buffer>();
   private readonly lastStepAt = new Map<string, number>();
   private readonly running = new Set<string>();
@@ -49,12 +80,11 @@ export class JobQueue extends EventEmitter<QueueEvents> {
   }
 
   /** Requeues what a crash left processing (and clears its raw outputs), starts dispatching. */
-  start(): this {
+  async start(): Promise<void> {
     const n = this.store.requeueInterrupted();
     if (n > 0) this.options.log?.("info", `requeued ${n} generation(s) interrupted by a restart`);
     this.files.clearTmp();
     this.dispatch();
-    return this;
   }
 
   /** Stops dispatching; generations the engines are running are requeued as they end. */
@@ -73,7 +103,12 @@ export class JobQueue extends EventEmitter<QueueEvents> {
   }
 
   /** Writes `count` generations (queued) and returns them; 429 when the queue is full. */
-  submit(params: EditParams, input: StoredInput, count: number, meta: InsertMeta = {}): Generation[] {
+  async submit(
+    params: EditParams,
+    input: StoredInput,
+    count: number,
+    meta: InsertMeta = {},
+  ): Promise<Generation[]> {
     if (this.stopping) throw new ApiError("shutting_down");
     const queued = this.store.count("queued");
     if (queued + count > this.options.maxQueue) {
@@ -84,40 +119,10 @@ export class JobQueue extends EventEmitter<QueueEvents> {
         { headers: { "retry-after": String(retryAfter) } },
       );
     }
-    const base = params.seed ?? randomInt(0, 2 ** 47); // randomInt's range is below 2^48
-    const stored: StoredParams = {
-      model: params.model,
-      prompt: params.prompt,
-      aspect_ratio: params.aspect_ratio,
-      num_inference_steps: params.num_inference_steps,
-      guidance: params.guidance,
-      output_format: params.output_format,
-      output_quality: params.output_quality,
-      disable_safety_checker: params.disable_safety_checker,
-      fast: params.fast,
-      response_format: params.response_format,
-    };
-    if (/^https?:\/\//i.test(params.input_image)) stored.input_image = params.input_image;
-    if (params.webhook) {
-      stored.webhook = params.webhook;
-      stored.webhook_events_filter = params.webhook_events_filter;
-    }
-    const gens = Array.from({ length: count }, (_, i) => ({
-      id: randomUUID(),
-      model: params.model,
-      params: stored,
-      input,
-      seed: (base + i) % (MAX_SEED + 1),
-    }));
     const saved = this.store.insertMany(
-      gens,
+      newGenerations(params, input, count),
       Date.now(),
-      (g) => ({
-        generation_id: g.id,
-        status: "queued",
-        model: g.model,
-        queue_position: this.store.queuePosition(g),
-      }),
+      (g) => queuedData(g, this.store.queuePosition(g)),
       meta,
     );
     // Announced after the commit, so a listener always finds the rows it is told about.
@@ -131,20 +136,45 @@ export class JobQueue extends EventEmitter<QueueEvents> {
     return Math.min(3600, Math.max(1, Math.ceil((queued / engines) * 2)));
   }
 
-  get(id: string): Generation | null {
-    return this.store.get(id);
+  private withPosition(g: Generation): QueuedGeneration {
+    return { ...g, queuePosition: g.status === "queued" ? this.store.queuePosition(g) : null };
   }
 
-  queuePosition(g: Generation): number | null {
-    return g.status === "queued" ? this.store.queuePosition(g) : null;
+  async get(id: string): Promise<QueuedGeneration | null> {
+    const g = this.store.get(id);
+    return g ? this.withPosition(g) : null;
   }
 
-  latestPreview(id: string): Buffer | null {
+  async list(filter: ListFilter): Promise<QueuedGeneration[]> {
+    return this.store.list(filter).map((g) => this.withPosition(g));
+  }
+
+  async history(filter: HistoryFilter): Promise<QueuedGeneration[]> {
+    return this.store.history(filter).map((g) => this.withPosition(g));
+  }
+
+  async countActiveOf(owner: string | null): Promise<number> {
+    return this.store.countActiveOf(owner);
+  }
+
+  async idempotent(owner: string | null, key: string) {
+    return this.store.idempotent(owner, key);
+  }
+
+  async eventsOf(id: string, afterId = 0): Promise<StoredEvent[]> {
+    return this.store.eventsOf(id, afterId);
+  }
+
+  async completedEventsSince(afterId: number): Promise<StoredEvent[]> {
+    return this.store.completedEventsSince(afterId);
+  }
+
+  async latestPreview(id: string): Promise<Buffer | null> {
     return this.previews.get(id) ?? null;
   }
 
   resultUrlPath(g: Generation): string | null {
-    return g.resultFile && g.expiredAt === null ? `${RESULT_URL_PREFIX}${g.resultFile}` : null;
+    return resultUrlPath(g);
   }
 
   /** Resolves when the generation reaches a final status. */
@@ -168,7 +198,7 @@ export class JobQueue extends EventEmitter<QueueEvents> {
   }
 
   /** Cancels a queued generation at once; asks the engine to stop a processing one. */
-  cancel(id: string): Generation {
+  async cancel(id: string): Promise<Generation> {
     const g = this.store.get(id);
     if (!g) throw new ApiError("generation_not_found", { id });
     if (FINAL.includes(g.status)) throw new ApiError("generation_finished", { id, status: g.status });
@@ -189,21 +219,7 @@ export class JobQueue extends EventEmitter<QueueEvents> {
       const now = Date.now();
       this.store.update(g.id, { status: "processing", attempts: g.attempts + 1, started_at: now, step: 0 });
       const accepted = this.engines.run(
-        {
-          v: 1,
-          type: "job",
-          job_id: g.id,
-          input: { path: g.input.path, width: g.input.width, height: g.input.height },
-          prompt: g.params.prompt,
-          aspect_ratio: g.params.aspect_ratio,
-          num_inference_steps: g.params.num_inference_steps,
-          guidance: g.params.guidance,
-          seeds: [g.seed],
-          disable_safety_checker: g.params.disable_safety_checker,
-          output_dir: path.resolve(this.files.tmpDirFor(g.id)),
-          preview: true,
-          fast: g.params.fast ?? false, // rows stored before fast mode existed lack it
-        },
+        jobMessage(g, g.input.path, path.resolve(this.files.tmpDirFor(g.id))),
         this.listenerFor(g),
       );
       if (!accepted) {
@@ -224,14 +240,7 @@ export class JobQueue extends EventEmitter<QueueEvents> {
           total_steps: g.params.num_inference_steps,
         });
         this.lastStepAt.set(id, Date.now());
-        this.append(id, "media_generation_started", {
-          generation_id: id,
-          status: "processing",
-          width: m.width,
-          height: m.height,
-          seed: g.seed,
-          total_steps: g.params.num_inference_steps,
-        });
+        this.append(id, "media_generation_started", startedData(g, m));
       },
       progress: (m) => {
         const now = Date.now();
@@ -239,17 +248,8 @@ export class JobQueue extends EventEmitter<QueueEvents> {
         if (last !== undefined) this.metrics.stepSeconds.observe((now - last) / 1000);
         this.lastStepAt.set(id, now);
         this.store.update(id, { step: m.step, total_steps: m.total_steps });
-        const data: Record<string, unknown> = {
-          generation_id: id,
-          step: m.step,
-          total_steps: m.total_steps,
-          progress: m.step / m.total_steps,
-        };
-        if (m.preview) {
-          this.previews.set(id, Buffer.from(m.preview.data, "base64"));
-          data.preview = `data:${m.preview.mime};base64,${m.preview.data}`;
-        }
-        this.append(id, "media_generation_progress", data);
+        if (m.preview) this.previews.set(id, Buffer.from(m.preview.data, "base64"));
+        this.append(id, "media_generation_progress", progressData(id, m));
       },
       result: (m) => {
         void this.complete(id, m.images[0], m.timings_ms);
@@ -267,32 +267,15 @@ export class JobQueue extends EventEmitter<QueueEvents> {
     if (!g) return;
     try {
       if (!image) throw new Error("the engine returned no image");
-      const t0 = performance.now();
-      const rgb = await readFile(image.path);
-      const encoded = await encodeOutput(
-        rgb,
-        image.width,
-        image.height,
-        g.params.output_format,
-        g.params.output_quality,
-      );
-      const name = this.files.resultName(id, g.params.output_format);
-      await this.files.putResult(name, encoded);
-      const encodeMs = performance.now() - t0;
+      const r = await storeResult(this.files, g, image, engineTimings);
       await this.files.removeTmp(id);
-      const timings: Timings = {
-        queue: (g.startedAt ?? g.enqueuedAt) - g.enqueuedAt,
-        inference: round(engineTimings.total ?? 0),
-        encode: round(encodeMs),
-        engine: engineTimings,
-      };
       this.metrics.inferenceSeconds.observe((engineTimings.total ?? 0) / 1000);
       this.finish(g, "succeeded", {
-        result_file: name,
-        width: image.width,
-        height: image.height,
-        timings: JSON.stringify(timings),
-        result_hash: createHash("sha256").update(encoded).digest("hex"), // links edit chains
+        result_file: r.resultFile,
+        width: r.width,
+        height: r.height,
+        timings: JSON.stringify(r.timings),
+        result_hash: r.resultHash, // links edit chains
       });
     } catch (err) {
       await this.files.removeTmp(id);
@@ -329,13 +312,7 @@ export class JobQueue extends EventEmitter<QueueEvents> {
       this.running.delete(id);
       this.options.log?.("warn", `generation ${id}: ${message}; retrying (attempt ${g.attempts + 1})`);
       this.store.update(id, { status: "queued", started_at: null, step: 0 });
-      this.append(id, "media_generation_queued", {
-        generation_id: id,
-        status: "queued",
-        model: g.model,
-        queue_position: this.store.queuePosition(g),
-        retry: true,
-      });
+      this.append(id, "media_generation_queued", queuedData(g, this.store.queuePosition(g), true));
       return; // the engine's restart emits "available", which dispatches it again
     }
     const reason =
@@ -359,25 +336,7 @@ export class JobQueue extends EventEmitter<QueueEvents> {
     this.metrics.jobSeconds.observe((now - g.enqueuedAt) / 1000, { status });
     if (status === "failed") this.metrics.errors.inc({ code: String(fields.error_code ?? "unknown") });
     const done = this.store.get(g.id) as Generation;
-    const data: Record<string, unknown> = {
-      generation_id: g.id,
-      status,
-      media_type: "image",
-      model: g.model,
-    };
-    if (status === "succeeded") {
-      Object.assign(data, {
-        url: this.resultUrlPath(done),
-        seed: done.seed,
-        width: done.width,
-        height: done.height,
-        timings: done.timings,
-      });
-    } else {
-      data.error = done.errorMessage;
-      data.error_code = done.errorCode;
-    }
-    this.append(g.id, "media_generation_completed", data);
+    this.append(g.id, "media_generation_completed", completedData(done, resultUrlPath(done)));
   }
 
   private append(id: string, event: StoredEvent["event"], data: Record<string, unknown>): void {
@@ -388,9 +347,7 @@ export class JobQueue extends EventEmitter<QueueEvents> {
     if (e) this.emit("event", e);
   }
 
-  depth(): { queued: number; processing: number } {
+  async depth(): Promise<{ queued: number; processing: number }> {
     return { queued: this.store.count("queued"), processing: this.store.count("processing") };
   }
 }
-
-const round = (ms: number) => Math.round(ms * 10) / 10;

@@ -22,10 +22,14 @@ const PART = ".part";
 
 export class FileStore {
   readonly root: string;
+  /** The engines' raw outputs: always on this machine, even when `root` is shared (KONTEXT_SHARED_DIR). */
+  private readonly tmpRoot: string;
   private usage = 0;
-  constructor(root: string) {
+  constructor(root: string, opts: { tmpDir?: string } = {}) {
     this.root = path.resolve(root);
-    for (const d of ["inputs", "results", "tmp"]) mkdirSync(path.join(this.root, d), { recursive: true });
+    this.tmpRoot = path.resolve(opts.tmpDir ?? path.join(this.root, "tmp"));
+    for (const d of ["inputs", "results"]) mkdirSync(path.join(this.root, d), { recursive: true });
+    mkdirSync(this.tmpRoot, { recursive: true });
     // Whatever a crash left half-written is removed; the rest is counted.
     for (const d of ["inputs", "results"]) this.usage += scan(path.join(this.root, d));
   }
@@ -37,8 +41,8 @@ export class FileStore {
 
   /** Empties tmp/ (the engines' raw outputs); only at start, when no job is running. */
   clearTmp(): void {
-    rmSync(path.join(this.root, "tmp"), { recursive: true, force: true });
-    mkdirSync(path.join(this.root, "tmp"), { recursive: true });
+    rmSync(this.tmpRoot, { recursive: true, force: true });
+    mkdirSync(this.tmpRoot, { recursive: true });
   }
 
   private async write(file: string, data: Buffer): Promise<void> {
@@ -117,7 +121,7 @@ export class FileStore {
 
   /** The directory the engine writes one job's raw outputs into (the engine creates it). */
   tmpDirFor(id: string): string {
-    return path.join(this.root, "tmp", id);
+    return path.join(this.tmpRoot, id);
   }
 
   async removeTmp(id: string): Promise<void> {

@@ -10,6 +10,7 @@ import https from "node:https";
 import { ApiError } from "../errors.js";
 import type { AddressPolicy } from "../images/address.js";
 import { checkAddress, pinnedLookup } from "../images/fetch.js";
+import type { QueueEvents } from "../jobs/job-queue.js";
 import type { JobStore, WebhookDelivery } from "../jobs/store.js";
 import type { StoredEvent } from "../jobs/types.js";
 import { secretKey, sign } from "./signature.js";
@@ -46,7 +47,7 @@ export class Webhooks {
 
   constructor(
     private readonly store: JobStore,
-    private readonly events: EventEmitter<{ event: [StoredEvent] }>,
+    private readonly events: EventEmitter<QueueEvents>,
     private readonly options: WebhookOptions,
   ) {
     this.key = options.secret ? secretKey(options.secret) : null;

@@ -1,0 +1,79 @@
+// The one JobQueue interface the API is written against. Two backends implement it: the embedded
+// SQLite queue (queue.ts: one process, local engines) and BullMQ on Redis (bullmq-queue.ts:
+// stateless gateways, workers on GPU machines). test/queue-conformance.test.ts runs the same
+// suite against both.
+import type { EventEmitter } from "node:events";
+import type { EditParams } from "../schema/flux-kontext-dev.js";
+import type { StoredInput } from "../storage/files.js";
+import type { InsertMeta } from "./store.js";
+import type { Generation, Status, StoredEvent } from "./types.js";
+
+export interface QueueEvents {
+  /** Once per event, in id order, on every gateway. */
+  event: [StoredEvent];
+  /** Events may have been missed (the connection to Redis came back): followers read them again. */
+  resync: [];
+}
+
+export type { InsertMeta };
+
+export interface ListFilter {
+  model?: string;
+  statuses: readonly Status[];
+  limit: number;
+  /** Given (null included): only that owner's generations. */
+  owner?: string | null;
+}
+
+export interface HistoryFilter {
+  /** Prompt contains (any case). */
+  query?: string;
+  /** Only generations with a smaller seq (paging). */
+  before?: number;
+  limit: number;
+  owner?: string | null;
+}
+
+/** A generation as the queue hands it out: the record plus its place in the queue. */
+export type QueuedGeneration = Generation & { queuePosition: number | null };
+
+export interface JobQueue extends EventEmitter<QueueEvents> {
+  /** Requeues what a crash left behind and starts dispatching. */
+  start(): Promise<void>;
+  /** Stops taking submissions (503); running generations finish or run again after a restart. */
+  stop(): void;
+  /** False once stop() was called (shutting down). */
+  accepting(): boolean;
+
+  /** Writes `count` queued generations before answering; 429 when the queue is full. */
+  submit(params: EditParams, input: StoredInput, count: number, meta?: InsertMeta): Promise<Generation[]>;
+  /** The generations an idempotency key was first used for, with that request's hash. */
+  idempotent(owner: string | null, key: string): Promise<{ requestHash: string; ids: string[] } | null>;
+
+  get(id: string): Promise<QueuedGeneration | null>;
+  list(filter: ListFilter): Promise<QueuedGeneration[]>;
+  history(filter: HistoryFilter): Promise<QueuedGeneration[]>;
+  /** Queued or processing generations of this owner (null: no key). */
+  countActiveOf(owner: string | null): Promise<number>;
+  depth(): Promise<{ queued: number; processing: number }>;
+
+  /** A generation's stored events after `afterId`, oldest first. */
+  eventsOf(id: string, afterId?: number): Promise<StoredEvent[]>;
+  /** Every generation's media_generation_completed after `afterId`. */
+  completedEventsSince(afterId: number): Promise<StoredEvent[]>;
+
+  /** Resolves when the generation reaches a final status. */
+  waitFor(id: string): Promise<Generation>;
+  /** Cancels a queued generation at once; asks its engine to stop a processing one. */
+  cancel(id: string): Promise<Generation>;
+  /** The latest progress preview (JPEG) of a processing generation. */
+  latestPreview(id: string): Promise<Buffer | null>;
+  /** Where the result is served, while its file is kept. */
+  resultUrlPath(g: Generation): string | null;
+}
+
+export const RESULT_URL_PREFIX = "/results/";
+
+export function resultUrlPath(g: Generation): string | null {
+  return g.resultFile && g.expiredAt === null ? `${RESULT_URL_PREFIX}${g.resultFile}` : null;
+}

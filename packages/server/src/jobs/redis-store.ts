@@ -1,0 +1,365 @@
+// Generations and their events in Redis, for the BullMQ backend: what every gateway and worker
+// reads and writes. Each change of a generation and the event that announces it are one Lua
+// script (atomic), and the event is published to every process in the same step.
+//
+//   kontext:gen:<id>          hash: the Generation's fields, each JSON-encoded (plus seq)
+//   kontext:gens              sorted set id by seq (history, listing)
+//   kontext:status:<status>   sorted set id by seq, one per status (queue position, depth)
+//   kontext:events:<id>       list of the generation's events (StoredEvent JSON), in id order
+//   kontext:completed         sorted set of media_generation_completed events by id (/api/events)
+//   kontext:event-seq, kontext:seq   counters: event ids (SSE ids) and generation seqs
+//   kontext:preview:<id>      the latest preview (JPEG), while it runs
+//   kontext:idem:<sha256>     an Idempotency-Key's request hash and generation ids (24 h)
+//   kontext:result-hash:<sha256>  the generation whose result has these bytes (edit chains)
+//   kontext:workers           hash: each worker's engines, refreshed every few seconds
+//   channels kontext:events (every event), kontext:cancel (generation ids to stop)
+// Job data in BullMQ carries the generation id only; images live in the shared file store.
+import { createHash } from "node:crypto";
+import type { EngineStatus } from "../engine/supervisor.js";
+import type { Redis } from "../redis/connection.js";
+import type { HistoryFilter, InsertMeta, ListFilter } from "./job-queue.js";
+import type { NewGeneration } from "./store.js";
+import { type EventName, FINAL, type Generation, STATUSES, type Status, type StoredEvent } from "./types.js";
+
+const P = "kontext:";
+export const EVENTS_CHANNEL = `${P}events`;
+export const CANCEL_CHANNEL = `${P}cancel`;
+/** Completed events kept for /api/events replay. */
+const COMPLETED_KEPT = 10_000;
+const PREVIEW_TTL_MS = 3_600_000;
+
+// ARGV: prefix, idemKey|'', idemValue, idemTtlMs, n, then per generation: id, model, npairs, k, v, ...
+const INSERT = `
+local p = ARGV[1]
+if ARGV[2] ~= '' then
+  local prior = redis.call('GET', ARGV[2])
+  if prior then return {'exists', prior} end
+  redis.call('SET', ARGV[2], ARGV[3], 'PX', ARGV[4])
+end
+local out = {'ok'}
+local i = 6
+for g = 1, tonumber(ARGV[5]) do
+  local id, model, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  local key = p .. 'gen:' .. id
+  local seq = redis.call('INCR', p .. 'seq')
+  redis.call('HSET', key, 'seq', seq)
+  for j = 1, n do
+    redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+    i = i + 2
+  end
+  redis.call('ZADD', p .. 'gens', seq, id)
+  redis.call('ZADD', p .. 'status:queued', seq, id)
+  local pos = redis.call('ZRANK', p .. 'status:queued', id)
+  local eid = redis.call('INCR', p .. 'event-seq')
+  local ev = '{"id":' .. eid .. ',"generationId":"' .. id .. '","event":"media_generation_queued","data":{"generation_id":"' .. id .. '","status":"queued","model":' .. cjson.encode(model) .. ',"queue_position":' .. pos .. '}}'
+  redis.call('RPUSH', p .. 'events:' .. id, ev)
+  redis.call('PUBLISH', p .. 'events', ev)
+  table.insert(out, ev)
+end
+return out
+`;
+
+// ARGV: prefix, id, expected statuses ('a,b' or ''), npairs, k, v, ..., event name|'', event data, kept
+// Returns false when the generation is missing or not in an expected status; else the event or 0.
+const APPLY = `
+local p, id = ARGV[1], ARGV[2]
+local key = p .. 'gen:' .. id
+local raw = redis.call('HGET', key, 'status')
+if not raw then return false end
+local cur = cjson.decode(raw)
+if ARGV[3] ~= '' then
+  local ok = false
+  for s in string.gmatch(ARGV[3], '[^,]+') do
+    if s == cur then ok = true end
+  end
+  if not ok then return false end
+end
+local n = tonumber(ARGV[4])
+local i = 5
+local new = nil
+for j = 1, n do
+  redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+  if ARGV[i] == 'status' then new = cjson.decode(ARGV[i + 1]) end
+  i = i + 2
+end
+if new and new ~= cur then
+  local seq = redis.call('HGET', key, 'seq')
+  redis.call('ZREM', p .. 'status:' .. cur, id)
+  redis.call('ZADD', p .. 'status:' .. new, seq, id)
+end
+local name, data = ARGV[i], ARGV[i + 1]
+if name == '' then return 0 end
+local eid = redis.call('INCR', p .. 'event-seq')
+local ev = '{"id":' .. eid .. ',"generationId":"' .. id .. '","event":"' .. name .. '","data":' .. data .. '}'
+local list = p .. 'events:' .. id
+if name == 'media_generation_completed' then
+  -- Previews are the bulk of the events: a finished generation keeps its progress events without them.
+  local all = redis.call('LRANGE', list, 0, -1)
+  redis.call('DEL', list)
+  for _, e in ipairs(all) do
+    local slim = string.gsub(e, ',"preview":"[^"]*"', '')
+    redis.call('RPUSH', list, slim)
+  end
+  redis.call('ZADD', p .. 'completed', eid, ev)
+  redis.call('ZREMRANGEBYRANK', p .. 'completed', 0, -(tonumber(ARGV[i + 2]) + 1))
+  redis.call('DEL', p .. 'preview:' .. id)
+end
+redis.call('RPUSH', list, ev)
+redis.call('PUBLISH', p .. 'events', ev)
+return ev
+`;
+
+type Patch = Partial<Omit<Generation, "id" | "seq">>;
+
+function pairs(fields: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined) out.push(k, JSON.stringify(v));
+  return out;
+}
+
+function fromHash(h: Record<string, string>): Generation | null {
+  if (!h.status) return null;
+  const g: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(h)) g[k] = JSON.parse(v);
+  return g as unknown as Generation;
+}
+
+export interface WorkerBeat {
+  name: string;
+  at: number;
+  engines: EngineStatus[];
+}
+
+export class RedisJobStore {
+  constructor(readonly redis: Redis) {}
+
+  /** Inserts generations as queued, each with its queued event; all or none. */
+  async insert(
+    gens: NewGeneration[],
+    now: number,
+    meta: InsertMeta,
+  ): Promise<{ inserted: StoredEvent[] } | { existing: { requestHash: string; ids: string[] } }> {
+    const args: (string | number)[] = [P];
+    if (meta.idempotency) {
+      args.push(
+        idemKey(meta.owner ?? null, meta.idempotency.key),
+        JSON.stringify({ requestHash: meta.idempotency.requestHash, ids: gens.map((g) => g.id) }),
+        24 * 3_600_000,
+      );
+    } else args.push("", "", 0);
+    args.push(gens.length);
+    for (const g of gens) {
+      const fields = pairs({
+        id: g.id,
+        model: g.model,
+        status: "queued",
+        params: g.params,
+        input: g.input,
+        seed: g.seed,
+        attempts: 0,
+        enqueuedAt: now,
+        startedAt: null,
+        completedAt: null,
+        width: null,
+        height: null,
+        step: 0,
+        totalSteps: null,
+        resultFile: null,
+        errorCode: null,
+        errorMessage: null,
+        timings: null,
+        cancelRequested: false,
+        owner: meta.owner ?? null,
+        baseUrl: meta.baseUrl ?? null,
+        expiredAt: null,
+        resultHash: null,
+        parentId: await this.parentOf(g.input.hash),
+      });
+      args.push(g.id, g.model, fields.length / 2, ...fields);
+    }
+    const out = (await this.redis.eval(INSERT, 0, ...args)) as string[];
+    if (out[0] === "exists") return { existing: JSON.parse(out[1] as string) };
+    return { inserted: out.slice(1).map((e) => JSON.parse(e) as StoredEvent) };
+  }
+
+  /** The generation whose result has these bytes (an edit chain's previous step), if any. */
+  private async parentOf(inputHash: string): Promise<string | null> {
+    return this.redis.get(`${P}result-hash:${inputHash}`);
+  }
+
+  /**
+   * Writes `fields` and appends `event` in one step, when the generation is in one of `expect`
+   * (any status when empty). Returns whether it was written, and the event.
+   */
+  async apply(
+    id: string,
+    expect: readonly Status[],
+    fields: Patch,
+    event?: { name: EventName; data: Record<string, unknown> },
+  ): Promise<{ applied: boolean; event: StoredEvent | null }> {
+    const p = pairs(fields);
+    const out = (await this.redis.eval(
+      APPLY,
+      0,
+      P,
+      id,
+      expect.join(","),
+      p.length / 2,
+      ...p,
+      event?.name ?? "",
+      event ? JSON.stringify(event.data) : "",
+      COMPLETED_KEPT,
+    )) as string | number | null;
+    if (out === null) return { applied: false, event: null };
+    if (typeof fields.resultHash === "string")
+      await this.redis.set(`${P}result-hash:${fields.resultHash}`, id);
+    return { applied: true, event: typeof out === "string" ? (JSON.parse(out) as StoredEvent) : null };
+  }
+
+  async get(id: string): Promise<Generation | null> {
+    return fromHash(await this.redis.hgetall(`${P}gen:${id}`));
+  }
+
+  private async getMany(ids: string[]): Promise<Generation[]> {
+    if (ids.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hgetall(`${P}gen:${id}`);
+    const res = (await pipe.exec()) ?? [];
+    return res.map(([, h]) => fromHash(h as Record<string, string>)).filter((g) => g !== null);
+  }
+
+  /** Queued generations ahead of this one (0: it runs next); null when it is not queued. */
+  async queuePosition(g: Generation): Promise<number | null> {
+    if (g.status !== "queued") return null;
+    return this.redis.zrank(`${P}status:queued`, g.id);
+  }
+
+  async count(status: Status): Promise<number> {
+    return this.redis.zcard(`${P}status:${status}`);
+  }
+
+  /** Newest first, paging through `source` (a sorted set by seq) below `before`. */
+  private async scan(
+    source: string,
+    before: number,
+    limit: number,
+    keep: (g: Generation) => boolean,
+  ): Promise<Generation[]> {
+    const out: Generation[] = [];
+    let max = Number.isFinite(before) ? `(${before}` : "+inf";
+    for (;;) {
+      const ids = await this.redis.zrevrangebyscore(source, max, "-inf", "WITHSCORES", "LIMIT", 0, 200);
+      if (ids.length === 0) return out;
+      const page: string[] = [];
+      for (let i = 0; i < ids.length; i += 2) page.push(ids[i] as string);
+      for (const g of await this.getMany(page)) {
+        if (keep(g)) out.push(g);
+        if (out.length >= limit) return out;
+      }
+      max = `(${ids[ids.length - 1]}`;
+    }
+  }
+
+  async list(filter: ListFilter): Promise<Generation[]> {
+    const all = filter.statuses.length === STATUSES.length;
+    let source = `${P}gens`;
+    if (!all) {
+      // The union of the asked statuses' sets, by seq (a short-lived key of this request).
+      source = `${P}tmp:list:${process.pid}:${Math.random().toString(36).slice(2)}`;
+      await this.redis
+        .multi()
+        .zunionstore(source, filter.statuses.length, ...filter.statuses.map((s) => `${P}status:${s}`))
+        .pexpire(source, 60_000)
+        .exec();
+    }
+    try {
+      return await this.scan(
+        source,
+        Number.POSITIVE_INFINITY,
+        filter.limit,
+        (g) =>
+          (filter.owner === undefined || g.owner === filter.owner) &&
+          (!filter.model || g.model === filter.model),
+      );
+    } finally {
+      if (!all) await this.redis.del(source);
+    }
+  }
+
+  async history(filter: HistoryFilter): Promise<Generation[]> {
+    const q = filter.query?.toLowerCase();
+    return this.scan(
+      `${P}gens`,
+      filter.before ?? Number.POSITIVE_INFINITY,
+      filter.limit,
+      (g) =>
+        (filter.owner === undefined || g.owner === filter.owner) &&
+        (!q || g.params.prompt.toLowerCase().includes(q)),
+    );
+  }
+
+  async countActiveOf(owner: string | null): Promise<number> {
+    const ids = [
+      ...(await this.redis.zrange(`${P}status:queued`, 0, -1)),
+      ...(await this.redis.zrange(`${P}status:processing`, 0, -1)),
+    ];
+    const gens = await this.getMany(ids);
+    return gens.filter((g) => g.owner === owner && !FINAL.includes(g.status)).length;
+  }
+
+  async eventsOf(id: string, afterId = 0): Promise<StoredEvent[]> {
+    const raw = await this.redis.lrange(`${P}events:${id}`, 0, -1);
+    return raw.map((e) => JSON.parse(e) as StoredEvent).filter((e) => e.id > afterId);
+  }
+
+  async completedEventsSince(afterId: number): Promise<StoredEvent[]> {
+    const raw = await this.redis.zrangebyscore(`${P}completed`, `(${afterId}`, "+inf");
+    return raw.map((e) => JSON.parse(e) as StoredEvent);
+  }
+
+  async idempotent(
+    owner: string | null,
+    key: string,
+  ): Promise<{ requestHash: string; ids: string[] } | null> {
+    const raw = await this.redis.get(idemKey(owner, key));
+    return raw ? (JSON.parse(raw) as { requestHash: string; ids: string[] }) : null;
+  }
+
+  async setPreview(id: string, jpeg: Buffer): Promise<void> {
+    await this.redis.set(`${P}preview:${id}`, jpeg, "PX", PREVIEW_TTL_MS);
+  }
+
+  async preview(id: string): Promise<Buffer | null> {
+    return this.redis.getBuffer(`${P}preview:${id}`);
+  }
+
+  /** Asks whichever worker runs this generation to stop it. */
+  async publishCancel(id: string): Promise<void> {
+    await this.redis.publish(CANCEL_CHANNEL, id);
+  }
+
+  async beat(w: WorkerBeat): Promise<void> {
+    await this.redis.hset(`${P}workers`, w.name, JSON.stringify(w));
+  }
+
+  async forgetWorker(name: string): Promise<void> {
+    await this.redis.hdel(`${P}workers`, name);
+  }
+
+  /** The workers that reported within `freshMs`. */
+  async workers(freshMs: number): Promise<WorkerBeat[]> {
+    const all = await this.redis.hgetall(`${P}workers`);
+    const now = Date.now();
+    return Object.values(all)
+      .map((v) => JSON.parse(v) as WorkerBeat)
+      .filter((w) => now - w.at <= freshMs)
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+}
+
+function idemKey(owner: string | null, key: string): string {
+  return `${P}idem:${createHash("sha256")
+    .update(`${owner ?? ""}\n${key}`)
+    .digest("hex")}`;
+}

@@ -1,0 +1,127 @@
+// What both queue backends do the same way around one run of a generation on an engine: the data
+// of each event, and turning the engine's raw RGB result into the stored output file.
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import type { JobMessage, ProgressMessage, StartedMessage } from "../engine/protocol.js";
+import { encodeOutput } from "../images/codec.js";
+import type { FileStore } from "../storage/files.js";
+import type { Generation, Timings } from "./types.js";
+
+/** The engine's job message for one run of `g`, reading `inputPath` and writing into `outputDir`. */
+export function jobMessage(g: Generation, inputPath: string, outputDir: string): JobMessage {
+  return {
+    v: 1,
+    type: "job",
+    job_id: g.id,
+    input: { path: inputPath, width: g.input.width, height: g.input.height },
+    prompt: g.params.prompt,
+    aspect_ratio: g.params.aspect_ratio,
+    num_inference_steps: g.params.num_inference_steps,
+    guidance: g.params.guidance,
+    seeds: [g.seed],
+    disable_safety_checker: g.params.disable_safety_checker,
+    output_dir: outputDir,
+    preview: true,
+    fast: g.params.fast ?? false, // generations stored before fast mode existed lack it
+  };
+}
+
+export function queuedData(g: Pick<Generation, "id" | "model">, position: number | null, retry = false) {
+  const data: Record<string, unknown> = {
+    generation_id: g.id,
+    status: "queued",
+    model: g.model,
+    queue_position: position,
+  };
+  if (retry) data.retry = true;
+  return data;
+}
+
+export function startedData(g: Generation, m: StartedMessage): Record<string, unknown> {
+  return {
+    generation_id: g.id,
+    status: "processing",
+    width: m.width,
+    height: m.height,
+    seed: g.seed,
+    total_steps: g.params.num_inference_steps,
+  };
+}
+
+export function progressData(id: string, m: ProgressMessage): Record<string, unknown> {
+  const data: Record<string, unknown> = {
+    generation_id: id,
+    step: m.step,
+    total_steps: m.total_steps,
+    progress: m.step / m.total_steps,
+  };
+  if (m.preview) data.preview = `data:${m.preview.mime};base64,${m.preview.data}`;
+  return data;
+}
+
+/** The final event's data; `done` is the generation as written with its final status. */
+export function completedData(done: Generation, resultUrl: string | null): Record<string, unknown> {
+  const data: Record<string, unknown> = {
+    generation_id: done.id,
+    status: done.status,
+    media_type: "image",
+    model: done.model,
+  };
+  if (done.status === "succeeded") {
+    Object.assign(data, {
+      url: resultUrl,
+      seed: done.seed,
+      width: done.width,
+      height: done.height,
+      timings: done.timings,
+    });
+  } else {
+    data.error = done.errorMessage;
+    data.error_code = done.errorCode;
+  }
+  return data;
+}
+
+export interface EncodedResult {
+  resultFile: string;
+  width: number;
+  height: number;
+  timings: Timings;
+  /** sha256 of the stored bytes: an input with the same bytes continues this edit chain. */
+  resultHash: string;
+}
+
+/** Encodes the engine's raw RGB output in the requested format and stores it as the result. */
+export async function storeResult(
+  files: FileStore,
+  g: Generation,
+  image: { path: string; width: number; height: number },
+  engineTimings: Record<string, number>,
+): Promise<EncodedResult> {
+  const t0 = performance.now();
+  const rgb = await readFile(image.path);
+  const encoded = await encodeOutput(
+    rgb,
+    image.width,
+    image.height,
+    g.params.output_format,
+    g.params.output_quality,
+  );
+  const name = files.resultName(g.id, g.params.output_format);
+  await files.putResult(name, encoded);
+  const encodeMs = performance.now() - t0;
+  return {
+    resultFile: name,
+    width: image.width,
+    height: image.height,
+    timings: {
+      queue: (g.startedAt ?? g.enqueuedAt) - g.enqueuedAt,
+      inference: round(engineTimings.total ?? 0),
+      encode: round(encodeMs),
+      engine: engineTimings,
+    },
+    resultHash: createHash("sha256").update(encoded).digest("hex"),
+  };
+}
+
+const round = (ms: number) => Math.round(ms * 10) / 10;
