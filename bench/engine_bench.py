@@ -33,6 +33,7 @@ from kontext_engine import sampler
 from kontext_engine.configs import PRESETS, SCHEDULER_CONFIG
 from kontext_engine.editor import Editor, EditRequest
 from kontext_engine.loading import KontextModel, load_model
+from kontext_engine.speed import accelerate, model_dtype, resolve_precision
 from kontext_engine.tiny import clip_config, write_clip_tokenizer, write_t5_tokenizer
 
 # FLOPs of one transformer step at 1024² (PERFORMANCE.md): linear layers + attention.
@@ -94,16 +95,20 @@ def main() -> None:
     ap.add_argument("--model-dir", type=Path, help="real weights; otherwise random weights of --preset")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--dtype", choices=["bfloat16", "float32"], help="default: bfloat16 on GPU, float32 on CPU")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp8"], default="auto", help="as the engine's")
+    ap.add_argument("--compile", action="store_true", help="regional torch.compile of the transformer blocks")
+    ap.add_argument("--fast", action="store_true", help="fast mode for the end-to-end runs")
     ap.add_argument("--steps", type=int, default=28)
     ap.add_argument("--runs", type=int, default=3, help="timed end-to-end runs (component timings use 3× as many)")
     ap.add_argument("--warmup", type=int, default=1)
     args = ap.parse_args()
 
     device = torch.device(args.device)
-    dtype = getattr(torch, args.dtype or ("bfloat16" if device.type == "cuda" else "float32"))
+    precision = resolve_precision(args.precision, device)
+    dtype = model_dtype(precision)
     t = time.perf_counter()
     model = load_model(args.model_dir, device, dtype) if args.model_dir else random_model(args.preset, device, dtype)
+    report = accelerate(model, precision, args.compile, None)
     load_s = time.perf_counter() - t
     editor = Editor(model, safety=None, prompt_cache_size=0, condition_cache_size=0)  # caches off: all work, every run
     rng = np.random.default_rng(0)
@@ -128,7 +133,7 @@ def main() -> None:
         args.warmup,
     )
     decode = timed(device, lambda: editor.decode(x, lh, lw), n, args.warmup)
-    req = EditRequest(image, "make the sky purple", "1:1", args.steps, 2.5, (0,))
+    req = EditRequest(image, "make the sky purple", "1:1", args.steps, 2.5, (0,), fast=args.fast)
     e2e = timed(device, lambda: editor.edit(req), args.runs, args.warmup)
 
     if device.type == "cuda":
@@ -140,7 +145,8 @@ def main() -> None:
     med = statistics.median
     tokens = x.shape[1] + cond.shape[1] + txt.shape[1]
     what = str(args.model_dir) if args.model_dir else f"{args.preset} preset, random weights"
-    print(f"## {what} · {name} · {str(dtype).removeprefix('torch.')} · {datetime.date.today().isoformat()}")
+    mode = report.precision + (" compiled" if report.compiled else " eager") + (" fast" if args.fast else "")
+    print(f"## {what} · {name} · {mode} · {datetime.date.today().isoformat()}")
     print(f"torch {torch.__version__}, diffusers {diffusers.__version__}, transformers {transformers.__version__}")
     print(f"1024×1024 out, ~1 MP in, batch 1, {args.steps} steps, {tokens} tokens per step; load {load_s:.1f} s\n")
     print("| measure | median | min | max |\n|---|---|---|---|")
@@ -152,7 +158,8 @@ def main() -> None:
         (f"end to end, {args.steps} steps", e2e),
     ):
         print(f"| {label} | {med(xs) * 1000:.1f} ms | {min(xs) * 1000:.1f} ms | {max(xs) * 1000:.1f} ms |")
-    print(f"\npeak memory: {peak}")
+    p90 = sorted(e2e)[max(0, round(0.9 * len(e2e)) - 1)]
+    print(f"\nend to end p50 {med(e2e):.2f} s, p90 {p90:.2f} s; peak memory: {peak}")
     if args.preset == "dev" or args.model_dir:
         print(
             f"achieved: {DEV_STEP_TFLOP / med(step):.0f} TFLOP/s per step (against the {DEV_STEP_TFLOP:.0f} TFLOP floor)"

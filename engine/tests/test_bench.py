@@ -17,4 +17,4 @@ def test_the_engine_benchmark_runs_at_tiny_scale() -> None:
     ).stdout
     for measure in ("text encoding", "VAE encode", "one transformer step", "VAE decode", "end to end, 2 steps"):
         assert f"| {measure}" in out
-    assert "peak memory:" in out and "torch " in out
+    assert "peak memory:" in out and "torch " in out and "fp32 eager" in out
