@@ -13,6 +13,7 @@ import {
   ApiFailure,
   blobToDataUri,
   cancelGeneration,
+  getApiKey,
   getHealth,
   getHistory,
   getModel,
@@ -21,6 +22,7 @@ import {
   type ModelInfo,
   onAnyCompleted,
   openEventStream,
+  setApiKey,
   submitToQueue,
   urlToDataUri,
 } from "./lib/api.js";
@@ -50,6 +52,9 @@ function measure(url: string): Promise<{ width: number; height: number } | null>
     img.src = url;
   });
 }
+
+/** 401: the server has API keys on and this browser's key is missing or wrong. */
+const unauthorized = (err: unknown) => err instanceof ApiFailure && err.status === 401;
 
 /** Re-renders every 100 ms while `active`, for elapsed times. */
 function useNow(active: boolean): number {
@@ -92,6 +97,8 @@ export function App() {
   const [chain, chainDo] = useReducer(chainReducer, NO_CHAIN);
   const [codeOpen, setCodeOpen] = useState(false);
   const [moreOpen, setMoreOpen] = useState(false);
+  const [needKey, setNeedKey] = useState(false);
+
   const [notice, setNotice] = useState<string | null>(null);
 
   // --- loading: the model (its schema makes the form), the engine's health, the history
@@ -101,7 +108,10 @@ export function App() {
         setModel(m);
         setValues(defaultValues(fieldsOf(m.json_request_schema)));
       })
-      .catch((err: unknown) => setLoadError(`The model could not be loaded: ${(err as Error).message}`));
+      .catch((err: unknown) => {
+        if (unauthorized(err)) setNeedKey(true);
+        else setLoadError(`The model could not be loaded: ${(err as Error).message}`);
+      });
   }, []);
   useEffect(() => {
     let stop = false;
@@ -127,7 +137,8 @@ export function App() {
     try {
       setHistory(await getHistory(queryRef.current));
     } catch (err) {
-      setNotice(`The history could not be loaded: ${(err as Error).message}`);
+      if (unauthorized(err)) setNeedKey(true);
+      else setNotice(`The history could not be loaded: ${(err as Error).message}`);
     }
   }, []);
   useEffect(() => {
@@ -188,6 +199,7 @@ export function App() {
   const now = useNow(runActive || sweepActive);
 
   const showError = (err: unknown) => {
+    if (unauthorized(err)) return setNeedKey(true);
     if (err instanceof ApiFailure) setErrors(formErrors(err.envelope, err.status, fieldNames));
     else setErrors({ fields: {}, general: (err as Error).message });
   };
@@ -393,6 +405,18 @@ export function App() {
         <h1>Kontext workbench</h1>
         <p className="model">
           {model?.display_name ?? "loading the model…"}
+          {getApiKey() && (
+            <button
+              type="button"
+              className="link"
+              onClick={() => {
+                setApiKey(null);
+                window.location.reload();
+              }}
+            >
+              forget API key
+            </button>
+          )}
           {health && (
             <span className={`engine engine-${health.state}`}>
               {" "}
@@ -402,6 +426,28 @@ export function App() {
           )}
         </p>
       </header>
+      {needKey && (
+        <form
+          className="banner key"
+          aria-label="API key"
+          onSubmit={(e) => {
+            e.preventDefault();
+            const key = new FormData(e.currentTarget).get("api-key");
+            if (typeof key === "string" && key.trim()) {
+              setApiKey(key.trim());
+              window.location.reload();
+            }
+          }}
+        >
+          <label htmlFor="api-key">
+            {getApiKey()
+              ? "The server did not accept this browser's API key; give another:"
+              : "This server wants an API key (one of KONTEXT_API_KEYS):"}
+          </label>
+          <input id="api-key" name="api-key" type="password" autoComplete="off" />
+          <button type="submit">Use key</button>
+        </form>
+      )}
       {demo && (
         <div className="banner" role="alert">
           <strong>Demo model.</strong> The tiny random-weight model is loaded: everything works, but its
@@ -514,6 +560,7 @@ export function App() {
         onClose={() => setCodeOpen(false)}
         baseUrl={window.location.origin}
         body={body}
+        auth={getApiKey() !== null}
       />
     </>
   );

@@ -3,6 +3,7 @@ import type { ErrorEnvelope } from "./errors.js";
 import type { HistoryItem } from "./history.js";
 import type { ServerEvent } from "./progress.js";
 import type { JsonObjectSchema } from "./schemaForm.js";
+import { streamEvents } from "./sse.js";
 
 export const MODEL_ID = "flux-kontext-dev";
 
@@ -33,8 +34,22 @@ export class ApiFailure extends Error {
   }
 }
 
+// The API key (when the server has keys on), kept in this browser only.
+const KEY_STORAGE = "kontext.apiKey";
+export const getApiKey = (): string | null => localStorage.getItem(KEY_STORAGE);
+export function setApiKey(key: string | null): void {
+  if (key) localStorage.setItem(KEY_STORAGE, key);
+  else localStorage.removeItem(KEY_STORAGE);
+}
+export function authHeaders(extra?: HeadersInit): Headers {
+  const h = new Headers(extra);
+  const key = getApiKey();
+  if (key) h.set("Authorization", `Bearer ${key}`);
+  return h;
+}
+
 async function call<T>(path: string, init?: RequestInit): Promise<T> {
-  const res = await fetch(path, init);
+  const res = await fetch(path, { ...init, headers: authHeaders(init?.headers) });
   const text = await res.text();
   let body: unknown = null;
   try {
@@ -77,24 +92,12 @@ export async function getHistory(query = "", limit = 200): Promise<HistoryItem[]
   return (await call<{ generations: HistoryItem[] }>(`/api/history?${params}`)).generations;
 }
 
-const EVENT_NAMES = [
-  "media_generation_queued",
-  "media_generation_started",
-  "media_generation_progress",
-  "media_generation_completed",
-] as const;
-
-/** One generation's event stream (EventSource reconnects with Last-Event-ID by itself). */
+/** One generation's event stream, until its final event (replayed from the start). */
 export function openEventStream(id: string, onEvent: (e: ServerEvent) => void): () => void {
-  const source = new EventSource(`/api/ai/queue/${encodeURIComponent(id)}/events`);
-  for (const name of EVENT_NAMES) {
-    source.addEventListener(name, (msg) => {
-      const data = JSON.parse((msg as MessageEvent<string>).data) as Record<string, unknown>;
-      if (name === "media_generation_completed") source.close(); // the server ends it; no reconnect
-      onEvent({ event: name, data });
-    });
-  }
-  return () => source.close();
+  return streamEvents(`/api/ai/queue/${encodeURIComponent(id)}/events`, onEvent, {
+    headers: () => authHeaders(),
+    done: (e) => e.event === "media_generation_completed",
+  });
 }
 
 export async function listActive(): Promise<
@@ -108,14 +111,18 @@ export async function listActive(): Promise<
 
 /** Calls back on every generation that finishes, whoever made it (GET /api/events). */
 export function onAnyCompleted(cb: () => void): () => void {
-  const source = new EventSource("/api/events");
-  source.addEventListener("media_generation_completed", () => cb());
-  return () => source.close();
+  return streamEvents(
+    "/api/events",
+    (e) => {
+      if (e.event === "media_generation_completed") cb();
+    },
+    { headers: () => authHeaders(), retryMs: 3000 },
+  );
 }
 
 /** An image URL (same origin) as a data URI of its exact bytes. */
 export async function urlToDataUri(url: string): Promise<string> {
-  const res = await fetch(url);
+  const res = await fetch(url, { headers: authHeaders() });
   if (!res.ok) throw new Error(`fetching ${url} failed: HTTP ${res.status}`);
   return blobToDataUri(await res.blob());
 }

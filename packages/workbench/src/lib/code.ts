@@ -34,15 +34,25 @@ function note(mode: Mode, body: Body, comment: string): string {
     : "";
 }
 
-export function generateCode(language: Language, mode: Mode, baseUrl: string, body: Body): string {
+/**
+ * `auth`: the server has API keys on; the code sends `Authorization: Bearer` with the key from
+ * the KONTEXT_API_KEY environment variable (a key is never written into copied code).
+ */
+export function generateCode(
+  language: Language,
+  mode: Mode,
+  baseUrl: string,
+  body: Body,
+  auth = false,
+): string {
   const base = baseUrl.replace(/\/$/, "");
   switch (language) {
     case "curl":
-      return note(mode, body, "#") + curl(mode, base, bodyFor(mode, body));
+      return note(mode, body, "#") + curl(mode, base, bodyFor(mode, body), auth);
     case "typescript":
-      return note(mode, body, "//") + typescript(mode, base, bodyFor(mode, body));
+      return note(mode, body, "//") + typescript(mode, base, bodyFor(mode, body), auth);
     case "python":
-      return note(mode, body, "#") + python(mode, base, bodyFor(mode, body));
+      return note(mode, body, "#") + python(mode, base, bodyFor(mode, body), auth);
   }
 }
 
@@ -51,42 +61,44 @@ const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 // The body goes through stdin (a quoted here-document): no shell expansion, and no limit on the
 // size of an argument (a data URI easily passes the kernel's 128 KiB per argument).
-function curl(mode: Mode, base: string, body: Body): string {
+function curl(mode: Mode, base: string, body: Body, auth: boolean): string {
   const doc = `<<'JSON'\n${json(body)}\nJSON`;
+  const key = auth ? ` -H "Authorization: Bearer $KONTEXT_API_KEY"` : "";
   switch (mode) {
     case "sync":
       return [
         `curl -sS ${shellQuote(`${base}/api/ai/images/edit`)} \\`,
-        "  -H 'Content-Type: application/json' \\",
+        `  -H 'Content-Type: application/json'${key} \\`,
         `  --data-binary @- ${doc}`,
       ].join("\n");
     case "sse":
       return [
         `curl -sSN ${shellQuote(`${base}/api/ai/images/edit`)} \\`,
-        "  -H 'Content-Type: application/json' -H 'Accept: text/event-stream' \\",
+        `  -H 'Content-Type: application/json' -H 'Accept: text/event-stream'${key} \\`,
         `  --data-binary @- ${doc}`,
       ].join("\n");
     case "async":
       return [
         `base=${shellQuote(base)}`,
-        `ids=$(curl -sS "$base/api/ai/queue" -H 'Content-Type: application/json' --data-binary @- ${doc.split("\n")[0]} | grep -o '"generation_id": *"[^"]*"' | cut -d'"' -f4`,
+        `ids=$(curl -sS "$base/api/ai/queue" -H 'Content-Type: application/json'${key} --data-binary @- ${doc.split("\n")[0]} | grep -o '"generation_id": *"[^"]*"' | cut -d'"' -f4`,
         ...doc.split("\n").slice(1),
         ")",
         `[ -n "$ids" ] || { echo "the request was refused" >&2; exit 1; }`,
         "for id in $ids; do",
-        `  until curl -sS "$base/api/ai/queue/$id" | grep -Eq '"status": *"(succeeded|failed|cancelled)"'; do sleep 1; done`,
-        `  curl -sS "$base/api/ai/queue/$id"; echo`,
+        `  until curl -sS "$base/api/ai/queue/$id"${key} | grep -Eq '"status": *"(succeeded|failed|cancelled)"'; do sleep 1; done`,
+        `  curl -sS "$base/api/ai/queue/$id"${key}; echo`,
         "done",
       ].join("\n");
   }
 }
 
 // Templates: \${ is a literal "${" in the generated code.
-function typescript(mode: Mode, base: string, body: Body): string {
+function typescript(mode: Mode, base: string, body: Body, auth: boolean): string {
+  const key = auth ? `, Authorization: \`Bearer \${process.env.KONTEXT_API_KEY}\`` : "";
   const head = `const base = ${JSON.stringify(base)};\nconst body = ${json(body)};\n\n`;
   const post = (path: string, accept = "") => `const res = await fetch(\`\${base}${path}\`, {
   method: "POST",
-  headers: { "Content-Type": "application/json"${accept} },
+  headers: { "Content-Type": "application/json"${accept}${key} },
   body: JSON.stringify(body),
 });
 if (!res.ok) throw new Error(\`\${res.status}: \${(await res.json()).error?.detail}\`);
@@ -103,7 +115,7 @@ for (const { generation_id } of generations) {
   let g;
   do {
     await new Promise((r) => setTimeout(r, 1000));
-    g = await (await fetch(\`\${base}/api/ai/queue/\${generation_id}\`)).json();
+    g = await (await fetch(\`\${base}/api/ai/queue/\${generation_id}\`${auth ? `, { headers: { ${key.slice(2)} } }` : ""})).json();
   } while (!["succeeded", "failed", "cancelled"].includes(g.status));
   console.log(g.status, g.result_url ?? g.error_message, "seed", g.seed);
 }
@@ -149,12 +161,13 @@ export function pythonLiteral(v: unknown, indent = ""): string {
   return `{\n${entries.map(([k, x]) => `${inner}${JSON.stringify(k)}: ${pythonLiteral(x, inner)}`).join(",\n")},\n${indent}}`;
 }
 
-function python(mode: Mode, base: string, body: Body): string {
+function python(mode: Mode, base: string, body: Body, auth: boolean): string {
   const head =
-    `import json\n${mode === "async" ? "import time\n" : ""}import urllib.request\n\n` +
-    `BASE = ${JSON.stringify(base)}\nbody = ${pythonLiteral(body)}\n\n`;
+    `import json\n${auth ? "import os\n" : ""}${mode === "async" ? "import time\n" : ""}import urllib.request\n\n` +
+    `BASE = ${JSON.stringify(base)}\n${auth ? 'AUTH = {"Authorization": "Bearer " + os.environ["KONTEXT_API_KEY"]}\n' : ""}body = ${pythonLiteral(body)}\n\n`;
+  const extra = auth ? ", **AUTH" : "";
   const request = (path: string, accept = "") =>
-    `req = urllib.request.Request(\n    BASE + ${JSON.stringify(path)},\n    data=json.dumps(body).encode(),\n    headers={"Content-Type": "application/json"${accept}},\n)\n`;
+    `req = urllib.request.Request(\n    BASE + ${JSON.stringify(path)},\n    data=json.dumps(body).encode(),\n    headers={"Content-Type": "application/json"${accept}${extra}},\n)\n`;
   switch (mode) {
     case "sync":
       return (
@@ -174,7 +187,8 @@ function python(mode: Mode, base: string, body: Body): string {
         "for g in generations:\n" +
         "    while True:\n" +
         "        time.sleep(1)\n" +
-        "        with urllib.request.urlopen(f\"{BASE}/api/ai/queue/{g['generation_id']}\") as res:\n" +
+        `        poll = urllib.request.Request(f"{BASE}/api/ai/queue/{g['generation_id']}"${auth ? ", headers=AUTH" : ""})\n` +
+        "        with urllib.request.urlopen(poll) as res:\n" +
         "            status = json.load(res)\n" +
         '        if status["status"] in ("succeeded", "failed", "cancelled"):\n' +
         "            break\n" +

@@ -20,7 +20,12 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-export async function startServer(opts: { dataDir: string; port: number; python: string }): Promise<Server> {
+export async function startServer(opts: {
+  dataDir: string;
+  port: number;
+  python: string;
+  env?: Record<string, string>;
+}): Promise<Server> {
   const proc: ChildProcess = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
     cwd: path.join(repoRoot, "packages/server"),
     env: {
@@ -31,6 +36,7 @@ export async function startServer(opts: { dataDir: string; port: number; python:
       KONTEXT_PYTHON: opts.python,
       KONTEXT_DEVICES: "cpu",
       KONTEXT_LOG_LEVEL: "warn",
+      ...opts.env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -1,5 +1,6 @@
 // The workbench in Debian's chromium (playwright-core) against the real server and the tiny
-// engine, as a person uses it: upload and run with live progress, errors beside their field,
+// engine, as a person uses it: the server has API keys on (the page asks for one; every call,
+// event stream and copied command carries it), upload and run with live progress, errors beside their field,
 // copy as cURL and run it, compare, a 2×2 sweep, an edit chain with a step back, cancel, the
 // history across a reload and a server restart, and a phone-width layout. Screenshots go to
 // test-results/screenshots/. Jobs use 4 steps (a few seconds each on CPU).
@@ -14,6 +15,9 @@ import type { HistoryItem } from "../../src/lib/history.js";
 import { CHROMIUM } from "./global-setup.js";
 import { freePort, type Server, startServer } from "./server.js";
 
+const API_KEY = "workbench-test-key";
+const AUTH = { Authorization: `Bearer ${API_KEY}` };
+const serverOptions = () => ({ dataDir, port, python: inject("python"), env: { KONTEXT_API_KEYS: API_KEY } });
 const SHOTS = path.resolve(import.meta.dirname, "../../test-results/screenshots");
 const dataDir = mkdtempSync(path.join(tmpdir(), "kontext-workbench-"));
 let port: number;
@@ -25,7 +29,11 @@ const pageErrors: string[] = [];
 
 const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 const history = async (): Promise<HistoryItem[]> =>
-  ((await (await fetch(`${server.url}/api/history`)).json()) as { generations: HistoryItem[] }).generations;
+  (
+    (await (await fetch(`${server.url}/api/history`, { headers: AUTH })).json()) as {
+      generations: HistoryItem[];
+    }
+  ).generations;
 const sha256 = async (url: string) =>
   createHash("sha256")
     .update(Buffer.from(await (await fetch(url)).arrayBuffer()))
@@ -52,7 +60,7 @@ async function runAndWait(): Promise<string> {
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   port = await freePort();
-  server = await startServer({ dataDir, port, python: inject("python") });
+  server = await startServer(serverOptions());
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
@@ -73,6 +81,14 @@ afterAll(async () => {
 describe("workbench in chromium (real server, tiny engine)", () => {
   let first: string; // the first run's generation id
   let copied: string; // the generation the copied cURL made (the same image as the first)
+
+  it("asks for the API key the server wants, then builds the form from the schema", async () => {
+    const keyForm = page.getByRole("form", { name: "API key" });
+    await expect.poll(() => keyForm.isVisible()).toBe(true);
+    await keyForm.getByLabel(/wants an API key/).fill(API_KEY);
+    await keyForm.getByRole("button", { name: "Use key" }).click();
+    await expect.poll(() => keyForm.isVisible()).toBe(false);
+  });
 
   it("builds the form from the schema, labels every control, and says the demo model is loaded", async () => {
     await expect
@@ -186,7 +202,15 @@ describe("workbench in chromium (real server, tiny engine)", () => {
     await dialog.getByRole("button", { name: "Close" }).click();
 
     expect(code).toContain(`${server.url}/api/ai/images/edit`);
-    const out = JSON.parse(execFileSync("bash", ["-c", code], { encoding: "utf8", timeout: 120_000 })) as {
+    expect(code).toContain("Authorization: Bearer $KONTEXT_API_KEY");
+    expect(code).not.toContain(API_KEY);
+    const run = () =>
+      execFileSync("bash", ["-c", code], {
+        encoding: "utf8",
+        timeout: 120_000,
+        env: { ...process.env, KONTEXT_API_KEY: API_KEY },
+      });
+    const out = JSON.parse(run()) as {
       generation_id: string;
       images: Array<{ url: string }>;
       seed: number;
@@ -307,7 +331,7 @@ describe("workbench in chromium (real server, tiny engine)", () => {
     await hist.getByRole("searchbox").fill("");
 
     await server.stop();
-    server = await startServer({ dataDir, port, python: inject("python") });
+    server = await startServer(serverOptions());
     await page.reload();
     await expect.poll(() => items.count()).toBe(10);
     const scarf = hist.getByRole("listitem", { name: "History: add a scarf" });

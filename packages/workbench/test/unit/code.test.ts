@@ -34,6 +34,7 @@ const ENDPOINT: Record<Mode, string> = {
   async: "/api/ai/queue",
   sse: "/api/ai/images/edit",
 };
+const KONTEXT_API_KEY = "test-key-123";
 const tmp = mkdtempSync(path.join(tmpdir(), "kontext-code-"));
 
 interface Captured {
@@ -66,7 +67,7 @@ else:
     { mode: 0o755 },
   );
   execFileSync("bash", ["-c", code], {
-    env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, CAPTURE: capture },
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, CAPTURE: capture, KONTEXT_API_KEY },
     encoding: "utf8",
   });
   return JSON.parse(readFileSync(capture, "utf8")) as Captured;
@@ -81,7 +82,11 @@ def fake(req, *a, **k):
 urllib.request.urlopen = fake
 exec(compile(sys.stdin.read(), "snippet.py", "exec"))
 `;
-  const out = execFileSync("python3", ["-c", harness], { input: code, encoding: "utf8" });
+  const out = execFileSync("python3", ["-c", harness], {
+    input: code,
+    encoding: "utf8",
+    env: { ...process.env, KONTEXT_API_KEY },
+  });
   const c = JSON.parse(out) as Captured;
   // urllib capitalizes header names ("Content-type")
   c.headers = Object.fromEntries(Object.entries(c.headers).map(([k, v]) => [k.toLowerCase(), v]));
@@ -103,7 +108,9 @@ function runTypeScript(code: string): Captured {
 };
 ${js.outputText}`,
   );
-  return JSON.parse(execFileSync(process.execPath, [file], { encoding: "utf8" })) as Captured;
+  return JSON.parse(
+    execFileSync(process.execPath, [file], { encoding: "utf8", env: { ...process.env, KONTEXT_API_KEY } }),
+  ) as Captured;
 }
 
 const lower = (h: Record<string, string>) =>
@@ -112,16 +119,20 @@ const lower = (h: Record<string, string>) =>
 describe("copy as code", () => {
   for (const language of LANGUAGES) {
     for (const mode of MODES) {
-      it(`${language} ${mode} sends the form's body to ${ENDPOINT[mode]}`, () => {
-        const code = generateCode(language, mode, `${BASE}/`, BODY);
-        const run = { curl: runCurl, python: runPython, typescript: runTypeScript }[language];
-        const sent = run(code);
-        expect(sent.url).toBe(`${BASE}${ENDPOINT[mode]}`);
-        expect(sent.body).toEqual(bodyFor(mode, BODY));
-        const headers = lower(sent.headers);
-        expect(headers["content-type"]).toBe("application/json");
-        if (mode === "sse") expect(headers.accept).toBe("text/event-stream");
-      });
+      for (const auth of [false, true]) {
+        it(`${language} ${mode}${auth ? " with an API key" : ""} sends the form's body to ${ENDPOINT[mode]}`, () => {
+          const code = generateCode(language, mode, `${BASE}/`, BODY, auth);
+          expect(code).not.toContain(KONTEXT_API_KEY); // taken from the environment, never written in
+          const run = { curl: runCurl, python: runPython, typescript: runTypeScript }[language];
+          const sent = run(code);
+          expect(sent.url).toBe(`${BASE}${ENDPOINT[mode]}`);
+          expect(sent.body).toEqual(bodyFor(mode, BODY));
+          const headers = lower(sent.headers);
+          expect(headers["content-type"]).toBe("application/json");
+          if (mode === "sse") expect(headers.accept).toBe("text/event-stream");
+          expect(headers.authorization).toBe(auth ? `Bearer ${KONTEXT_API_KEY}` : undefined);
+        });
+      }
     }
   }
 

@@ -1,6 +1,7 @@
 // The edit chain the form's input belongs to: the original, then each step's result; any
 // step is one click from being the input again.
 import type { ChainStep } from "../../lib/chain.js";
+import { AuthImage } from "../AuthImage.js";
 
 interface Props {
   steps: readonly ChainStep[];
@@ -22,7 +23,7 @@ export function ChainStrip({ steps, onGoTo }: Props) {
               aria-label={`Go back to ${s.label}`}
               onClick={() => onGoTo(s)}
             >
-              {s.imageUrl && <img src={s.imageUrl} alt="" width={64} height={64} />}
+              {s.imageUrl && <AuthImage src={s.imageUrl} alt="" width={64} height={64} />}
               <span>{s.label}</span>
             </button>
           </li>

@@ -16,9 +16,11 @@ interface Props {
   onClose: () => void;
   baseUrl: string;
   body: Record<string, unknown>;
+  /** the server has API keys on: the code sends the key from KONTEXT_API_KEY */
+  auth: boolean;
 }
 
-export function CodeDialog({ open, onClose, baseUrl, body }: Props) {
+export function CodeDialog({ open, onClose, baseUrl, body, auth }: Props) {
   const ref = useRef<HTMLDialogElement>(null);
   const [language, setLanguage] = useState<Language>("curl");
   const [mode, setMode] = useState<Mode>("sync");
@@ -29,7 +31,7 @@ export function CodeDialog({ open, onClose, baseUrl, body }: Props) {
     if (open && !d.open) d.showModal();
     if (!open && d.open) d.close();
   }, [open]);
-  const code = generateCode(language, mode, baseUrl, body);
+  const code = generateCode(language, mode, baseUrl, body, auth);
   const copy = async () => {
     try {
       await navigator.clipboard.writeText(code);
@@ -69,6 +71,11 @@ export function CodeDialog({ open, onClose, baseUrl, body }: Props) {
           </label>
         ))}
       </fieldset>
+      {auth && (
+        <p className="description">
+          The code sends your API key from the <code>KONTEXT_API_KEY</code> environment variable.
+        </p>
+      )}
       <figure className="code-figure">
         <figcaption className="visually-hidden">
           {LANGUAGE_LABELS[language]} code, {MODE_LABELS[mode]}

@@ -2,6 +2,7 @@
 // download, compare.
 import { buildTree, type HistoryItem, summary, type TreeNode } from "../../lib/history.js";
 import { formatSeconds } from "../../lib/progress.js";
+import { AuthImage } from "../AuthImage.js";
 
 interface Props {
   items: readonly HistoryItem[];
@@ -50,7 +51,7 @@ function HistoryNode(props: Props & { node: TreeNode }) {
   return (
     <li data-generation={id} data-depth={props.node.depth} aria-label={`History: ${item.prompt}`}>
       <div className={`history-item status-${item.status}${props.currentBaseId === id ? " current" : ""}`}>
-        <img
+        <AuthImage
           src={item.result_url ?? item.input_url}
           alt={ok ? `Result: ${item.prompt}` : `Input of: ${item.prompt}`}
           loading="lazy"
