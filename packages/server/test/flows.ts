@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Harness, parseSse, pngDataUri } from "./helpers.js";
 
 export interface FlowOptions {
-  make: () => Promise<Harness>;
+  make: () => Promise<FlowHarness>;
   /** steps for a quick job, and for one long enough to cancel while it runs */
   quickSteps: number;
   longSteps: number;
@@ -15,10 +15,12 @@ export interface FlowOptions {
 }
 
 type Sse = ReturnType<typeof parseSse>;
+/** The flows need only the app (either queue backend: see queue-conformance.test.ts). */
+type FlowHarness = Pick<Harness, "app" | "close">;
 
 export function defineFlows(name: string, opts: FlowOptions): void {
   describe(name, () => {
-    let h: Harness;
+    let h: FlowHarness;
     let image: string;
     let base: string;
     beforeAll(async () => {

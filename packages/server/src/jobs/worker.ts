@@ -41,6 +41,8 @@ export class JobWorker {
   private beat: NodeJS.Timeout | null = null;
   private stopping = false;
   private readonly maxAttempts: number;
+  /** Runs waiting for an idle engine: told to give up when the worker stops. */
+  private readonly waiting = new Set<() => void>();
 
   /** `connection` is for BullMQ; `subscriber` receives cancellations. */
   constructor(
@@ -68,6 +70,7 @@ export class JobWorker {
         .catch(() => undefined);
     beat();
     this.beat = setInterval(beat, BEAT_MS);
+    this.engines.on("available", beat); // a ready or freed engine shows at once
     this.worker = new Worker<JobData>(QUEUE_NAME, (job, token) => this.process(job, token), {
       connection: this.connection,
       concurrency: this.engines.status().length,
@@ -107,6 +110,7 @@ export class JobWorker {
       const end = Date.now() + graceMs;
       while (this.running.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
       await this.engines.stop(); // what still runs ends as shutting_down and is requeued
+      for (const giveUp of this.waiting) giveUp();
       await closing;
     } else await this.engines.stop();
     if (this.beat) clearInterval(this.beat);
@@ -218,6 +222,7 @@ export class JobWorker {
   private runOnEngine(g: Generation, inputPath: string): Promise<Outcome> {
     const id = g.id;
     let writes = Promise.resolve();
+    let lastStepAt = Date.now();
     const write = (f: () => Promise<unknown>) => {
       writes = writes.then(f).then(
         () => undefined,
@@ -228,38 +233,47 @@ export class JobWorker {
     return new Promise<Outcome>((resolve) => {
       const end = (o: Outcome) => void writes.then(() => resolve(o));
       const listener: JobListener = {
-        started: (m) =>
+        started: (m) => {
+          lastStepAt = Date.now();
           write(() =>
             this.store.apply(
               id,
               [],
               { width: m.width, height: m.height, totalSteps: g.params.num_inference_steps },
-              {
-                name: "media_generation_started",
-                data: startedData(g, m),
-              },
+              { name: "media_generation_started", data: startedData(g, m) },
             ),
-          ),
-        progress: (m) =>
+          );
+        },
+        progress: (m) => {
+          const now = Date.now();
+          this.metrics.stepSeconds.observe((now - lastStepAt) / 1000);
+          lastStepAt = now;
           write(async () => {
             if (m.preview) await this.store.setPreview(id, Buffer.from(m.preview.data, "base64"));
             await this.store.apply(
               id,
               [],
               { step: m.step, totalSteps: m.total_steps },
-              {
-                name: "media_generation_progress",
-                data: progressData(id, m),
-              },
+              { name: "media_generation_progress", data: progressData(id, m) },
             );
-          }),
+          });
+        },
         result: (m) => end({ kind: "result", image: m.images[0], timings: m.timings_ms }),
         error: (m) => end({ kind: "error", code: m.code, message: m.message }),
       };
       const msg = jobMessage(g, inputPath, path.resolve(this.files.tmpDirFor(id)));
       const tryRun = () => {
-        if (this.engines.run(msg, listener)) this.engines.off("available", tryRun);
+        if (!this.engines.run(msg, listener)) return;
+        this.engines.off("available", tryRun);
+        this.waiting.delete(giveUp);
       };
+      const giveUp = () => {
+        this.engines.off("available", tryRun);
+        this.waiting.delete(giveUp);
+        end({ kind: "error", code: "shutting_down", message: "the worker is stopping" });
+      };
+      if (this.stopping) return giveUp();
+      this.waiting.add(giveUp);
       this.engines.on("available", tryRun);
       tryRun();
     });

@@ -1,0 +1,117 @@
+// The app on either JobQueue backend, in one process, for the conformance suite: `sqlite` is
+// helpers.ts's harness; `bullmq` is a gateway (BullMqJobQueue, RemoteEngines) and a worker
+// (JobWorker with its own engine) sharing a real Redis, as `KONTEXT_ROLE=all` runs them.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { buildApp } from "../src/app.js";
+import { type Config, defaultConfig } from "../src/config.js";
+import type { EngineCommand } from "../src/engine/process.js";
+import { RemoteEngines } from "../src/engine/remote.js";
+import { Supervisor } from "../src/engine/supervisor.js";
+import { ImageIngest } from "../src/images/ingest.js";
+import { BullMqJobQueue } from "../src/jobs/bullmq-queue.js";
+import type { JobQueue } from "../src/jobs/job-queue.js";
+import { RedisJobStore } from "../src/jobs/redis-store.js";
+import { JobStore } from "../src/jobs/store.js";
+import { JobWorker } from "../src/jobs/worker.js";
+import { Metrics } from "../src/metrics.js";
+import { connectRedis, type Redis } from "../src/redis/connection.js";
+import { FileStore } from "../src/storage/files.js";
+import { fakeEngine, makeHarness, waitFor } from "./helpers.js";
+
+export type BackendName = "sqlite" | "bullmq";
+
+export interface QueueHarness {
+  app: ReturnType<typeof buildApp>;
+  queue: JobQueue;
+  /** The engines that run this harness's jobs (the worker's, with Redis). */
+  engine: Supervisor;
+  config: Config;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  config?: Partial<Config>;
+  command?: (device: string | null) => EngineCommand;
+}
+
+export async function makeQueueHarness(
+  backend: BackendName,
+  redisUrl: string | null,
+  opts: HarnessOptions = {},
+): Promise<QueueHarness> {
+  if (backend === "sqlite") return makeHarness(opts);
+  if (!redisUrl) throw new Error("the bullmq backend needs a Redis");
+  return makeBullMqHarness(redisUrl, opts);
+}
+
+async function makeBullMqHarness(redisUrl: string, opts: HarnessOptions): Promise<QueueHarness> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "kontext-test-"));
+  const config = defaultConfig({
+    dataDir,
+    redisUrl,
+    engineRestartDelayMs: 50,
+    jobLockS: 2,
+    ...opts.config,
+  });
+  const conns: Redis[] = [];
+  const connect = (kind: "gateway" | "worker") => {
+    const r = connectRedis(redisUrl, { kind });
+    conns.push(r);
+    return r;
+  };
+  await connect("gateway").flushall(); // each harness starts from an empty Redis
+  const files = new FileStore(dataDir);
+  const metrics = new Metrics();
+  const engine = new Supervisor({
+    devices: config.devices,
+    command: opts.command ?? fakeEngine(),
+    readyTimeoutMs: config.engineReadyTimeoutS * 1000,
+    restartDelayMs: config.engineRestartDelayMs,
+  });
+  const workerRedis = connect("worker");
+  const worker = new JobWorker(
+    new RedisJobStore(workerRedis),
+    workerRedis,
+    connect("worker"),
+    engine,
+    files,
+    metrics,
+    { name: "test-worker", lockMs: config.jobLockS * 1000 },
+  );
+  engine.start();
+  await worker.start();
+  const store = new RedisJobStore(connect("gateway"));
+  const queue = new BullMqJobQueue(store, connect("gateway"), connect("worker"), {
+    maxQueue: config.maxQueue,
+  });
+  await queue.start();
+  const remote = await new RemoteEngines(store).start(100);
+  const sqlite = new JobStore(path.join(dataDir, "kontext.db"));
+  const images = new ImageIngest(files, {
+    maxPixels: config.maxInputPixels,
+    fetchAllow: config.fetchAllow,
+    timeoutMs: config.fetchTimeoutMs,
+    maxBytes: config.fetchMaxBytes,
+    maxRedirects: config.fetchMaxRedirects,
+  });
+  const app = buildApp({ store: sqlite, queue, engine: remote, images, files, config, metrics });
+  await waitFor(() => remote.status().some((s) => s.state === "idle"), 60_000, "a worker's engine ready");
+  return {
+    app,
+    queue,
+    engine,
+    config,
+    async close() {
+      queue.stop();
+      await app.close();
+      await worker.stop(0);
+      await queue.close();
+      await remote.stop();
+      for (const c of conns) c.disconnect();
+      sqlite.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,187 @@
+// One suite, every JobQueue backend: the embedded SQLite queue and BullMQ on a real Redis
+// (test/redis.ts starts Debian's redis-server). The API flows (flows.ts) and the queue's own
+// contract run unchanged against both, with the fake engine.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ApiError } from "../src/errors.js";
+import type { StoredEvent } from "../src/jobs/types.js";
+import { type BackendName, makeQueueHarness, type QueueHarness } from "./backends.js";
+import { defineFlows } from "./flows.js";
+import { fakeEngine, pngDataUri, waitFor } from "./helpers.js";
+import { type RedisServer, startRedis } from "./redis.js";
+
+let redis: RedisServer | null = null;
+beforeAll(async () => {
+  redis = await startRedis();
+}, 180_000);
+afterAll(async () => redis?.stop());
+
+const BACKENDS: BackendName[] = ["sqlite", "bullmq"];
+
+for (const backend of BACKENDS) {
+  const make = (opts: Parameters<typeof makeQueueHarness>[2] = {}) =>
+    makeQueueHarness(backend, redis?.url ?? null, opts);
+
+  defineFlows(`flows on the ${backend} queue (fake engine)`, {
+    make: () => make({ command: fakeEngine({ FAKE_STEP_MS: "5" }) }),
+    quickSteps: 4,
+    longSteps: 50,
+    realSizes: false,
+  });
+
+  describe(`JobQueue conformance: ${backend}`, () => {
+    let h: QueueHarness | null = null;
+    afterEach(async () => {
+      await h?.close();
+      h = null;
+    });
+    const post = async (q: QueueHarness, payload: Record<string, unknown>, headers = {}) =>
+      q.app.inject({ method: "POST", url: "/api/ai/queue", payload, headers });
+    const body = async (extra: Record<string, unknown> = {}) => ({
+      input_image: await pngDataUri(),
+      prompt: "make it blue",
+      num_inference_steps: 4,
+      ...extra,
+    });
+
+    it("writes queued generations before answering, with positions, in lists, history and depth", async () => {
+      const q = await make({ command: fakeEngine({ FAKE_STEP_MS: "40" }) });
+      h = q;
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++)
+        ids.push(
+          (await post(q, await body({ num_inference_steps: 50 }))).json().generations[0].generation_id,
+        );
+      let first = await q.queue.get(ids[0] as string);
+      const end = Date.now() + 10_000;
+      while (first?.status !== "processing" && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 20));
+        first = await q.queue.get(ids[0] as string);
+      }
+      expect(first?.status).toBe("processing");
+      expect(first?.queuePosition).toBeNull();
+      const rest = await Promise.all(ids.slice(1).map((id) => q.queue.get(id)));
+      expect(rest.map((g) => [g?.status, g?.queuePosition])).toEqual([
+        ["queued", 0],
+        ["queued", 1],
+      ]);
+      expect(await q.queue.depth()).toEqual({ queued: 2, processing: 1 });
+      const active = await q.queue.list({ statuses: ["queued", "processing"], limit: 10 });
+      expect(active.map((g) => g.id)).toEqual([...ids].reverse()); // newest first
+      const hist = await q.queue.history({ limit: 2 });
+      expect(hist.map((g) => g.id)).toEqual([ids[2], ids[1]]);
+      const older = await q.queue.history({ limit: 10, before: hist[1]?.seq as number });
+      expect(older.map((g) => g.id)).toEqual([ids[0]]);
+      expect((await q.queue.history({ limit: 10, query: "MAKE IT" })).length).toBe(3);
+      expect((await q.queue.history({ limit: 10, query: "nothing like it" })).length).toBe(0);
+      expect((await q.queue.eventsOf(ids[2] as string))[0]?.event).toBe("media_generation_queued");
+      expect(await q.queue.countActiveOf(null)).toBe(3);
+      for (const id of ids) await q.queue.cancel(id);
+      for (const id of ids) expect((await q.queue.waitFor(id)).status).toBe("cancelled");
+    });
+
+    it("announces each event once, in id order; replays from any id; waitFor ends with the result", async () => {
+      const q = await make({ command: fakeEngine({ FAKE_STEP_MS: "5" }) });
+      h = q;
+      const seen: StoredEvent[] = [];
+      q.queue.on("event", (e) => seen.push(e));
+      const before = (await q.queue.completedEventsSince(0)).at(-1)?.id ?? 0;
+      const id = (await post(q, await body())).json().generations[0].generation_id as string;
+      const done = await q.queue.waitFor(id);
+      expect(done.status).toBe("succeeded");
+      expect(q.queue.resultUrlPath(done)).toMatch(/^\/results\/.+\.webp$/);
+      await waitFor(() =>
+        seen.some((e) => e.generationId === id && e.event === "media_generation_completed"),
+      );
+      const mine = seen.filter((e) => e.generationId === id);
+      expect(mine.map((e) => e.event)).toEqual([
+        "media_generation_queued",
+        "media_generation_started",
+        ...Array(4).fill("media_generation_progress"),
+        "media_generation_completed",
+      ]);
+      const ids = mine.map((e) => e.id);
+      expect([...ids].sort((a, b) => a - b)).toEqual(ids);
+      expect(new Set(ids).size).toBe(ids.length);
+      const stored = await q.queue.eventsOf(id);
+      expect(stored.map((e) => e.id)).toEqual(ids);
+      expect((await q.queue.eventsOf(id, ids[3])).map((e) => e.id)).toEqual(ids.slice(4));
+      const completed = await q.queue.completedEventsSince(before);
+      expect(completed.map((e) => e.generationId)).toContain(id);
+      expect(completed.find((e) => e.generationId === id)?.data).toMatchObject({
+        status: "succeeded",
+        url: q.queue.resultUrlPath(done),
+      });
+    });
+
+    it("cancels: queued at once, processing between steps; a finished one is 409, an unknown one 404", async () => {
+      const q = await make({ command: fakeEngine({ FAKE_STEP_MS: "40" }) });
+      h = q;
+      const running = (await post(q, await body({ num_inference_steps: 50 }))).json().generations[0]
+        .generation_id;
+      const waiting = (await post(q, await body())).json().generations[0].generation_id;
+      const until = async (id: string, ok: (s: string, step: number) => boolean) => {
+        const end = Date.now() + 10_000;
+        for (;;) {
+          const g = await q.queue.get(id);
+          if (g && ok(g.status, g.step)) return g;
+          if (Date.now() > end) throw new Error(`${id} stuck at ${g?.status}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      await until(running, (s, step) => s === "processing" && step >= 1);
+      expect((await q.queue.cancel(waiting)).status).toBe("cancelled");
+      await q.queue.cancel(running);
+      const g = await q.queue.waitFor(running);
+      expect(g.status).toBe("cancelled");
+      expect(g.step).toBeLessThan(50);
+      await expect(q.queue.cancel(running)).rejects.toMatchObject({ code: "generation_finished" });
+      await expect(q.queue.cancel("no-such-id")).rejects.toBeInstanceOf(ApiError);
+    });
+
+    it("retries a generation once when its engine dies, then fails it with the reason", async () => {
+      const q = await make({ command: fakeEngine({ FAKE_STEP_MS: "40" }) });
+      h = q;
+      const id = (await post(q, await body({ num_inference_steps: 50 }))).json().generations[0].generation_id;
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        const end = Date.now() + 15_000;
+        for (;;) {
+          const g = await q.queue.get(id);
+          if (g?.status === "processing" && g.step >= 1 && g.attempts === attempt) break;
+          if (Date.now() > end) throw new Error(`attempt ${attempt} not running: ${JSON.stringify(g)}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        q.engine.killEngine(0);
+      }
+      const g = await q.queue.waitFor(id);
+      expect(g.status).toBe("failed");
+      expect(g.errorCode).toBe("engine_crashed");
+      expect(g.errorMessage).toMatch(/SIGKILL.*already retried 1 time/);
+    });
+
+    it("answers 429 with Retry-After when the queue is full", async () => {
+      const q = await make({ config: { maxQueue: 2 }, command: fakeEngine({ FAKE_STEP_MS: "50" }) });
+      h = q;
+      const codes: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const res = await post(q, await body({ num_inference_steps: 50 }));
+        codes.push(res.statusCode);
+        if (res.statusCode === 429) expect(Number(res.headers["retry-after"])).toBeGreaterThan(0);
+      }
+      expect(codes).toContain(429);
+    });
+
+    it("Idempotency-Key: the same key and body give the same generations; another body is 409", async () => {
+      const q = await make({ command: fakeEngine({ FAKE_STEP_MS: "5" }) });
+      h = q;
+      const b = await body({ num_generations: 2 });
+      const a1 = await post(q, b, { "idempotency-key": "k-1" });
+      const a2 = await post(q, b, { "idempotency-key": "k-1" });
+      expect(a1.statusCode, a1.body).toBe(200);
+      expect(a2.json().generations.map((g: { generation_id: string }) => g.generation_id)).toEqual(
+        a1.json().generations.map((g: { generation_id: string }) => g.generation_id),
+      );
+      const other = await post(q, { ...b, prompt: "something else" }, { "idempotency-key": "k-1" });
+      expect(other.statusCode).toBe(409);
+    });
+  });
+}
