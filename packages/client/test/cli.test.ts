@@ -8,7 +8,6 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { gradientPng } from "../src/cli/png.js";
-import { serverHasRoles } from "../src/cli/serve.js";
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../bin/kontext.js");
 let dir: string;
@@ -158,10 +157,10 @@ describe("kontext jobs, models, worker, bench", () => {
   });
 
   it("worker says what it needs", async () => {
-    const r = await kontext(["worker"], { KONTEXT_REDIS_URL: "" });
+    const r = await kontext(["worker"], { KONTEXT_REDIS_URL: "", KONTEXT_CONFIG: "" });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(
-      serverHasRoles() ? "set KONTEXT_REDIS_URL" : "this server has no worker role yet",
+      "kontext: a worker pulls jobs from Redis: pass --redis-url or set KONTEXT_REDIS_URL",
     );
   });
 

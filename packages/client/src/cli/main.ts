@@ -7,7 +7,7 @@ import { Kontext, KontextError } from "../client.js";
 import { formatBench, runBench } from "./bench.js";
 import { runEdit } from "./edit.js";
 import { parseSets, typedValue, UsageError } from "./params.js";
-import { serve, serverHasRoles } from "./serve.js";
+import { serve } from "./serve.js";
 import { generationsTable, modelsTable } from "./tables.js";
 
 const collect = (v: string, all: string[]) => [...all, v];
@@ -120,22 +120,23 @@ export function buildProgram(): Command {
 
   program
     .command("worker")
-    .description("run engines that take jobs from a shared queue (KONTEXT_REDIS_URL) without serving HTTP")
-    .option("--data-dir <dir>", "KONTEXT_DATA_DIR")
+    .description("run engines that pull jobs from Redis, without the HTTP API (KONTEXT_ROLE=worker)")
+    .option("--redis-url <url>", "KONTEXT_REDIS_URL, the Redis the gateways use")
+    .option("--data-dir <dir>", "KONTEXT_DATA_DIR (shared with the gateways)")
     .option("--model-dir <dir>", "KONTEXT_MODEL_DIR")
     .option("--devices <list>", "KONTEXT_DEVICES")
     .action(async (o) => {
-      if (!serverHasRoles()) {
+      const redisUrl = (o.redisUrl as string | undefined) ?? process.env.KONTEXT_REDIS_URL;
+      if (!redisUrl && !process.env.KONTEXT_CONFIG) {
         throw new UsageError(
-          "this server has no worker role yet: workers pull jobs from Redis (KONTEXT_ROLE=worker with KONTEXT_REDIS_URL), which the scale-out work (issue 6) adds. Until then run `kontext serve`, which runs the engines in the server process.",
+          "a worker pulls jobs from Redis: pass --redis-url or set KONTEXT_REDIS_URL (e.g. redis://10.0.0.5:6379/0)",
         );
       }
-      if (!process.env.KONTEXT_REDIS_URL) {
-        throw new UsageError(
-          "a worker takes jobs from Redis: set KONTEXT_REDIS_URL (e.g. redis://10.0.0.5:6379)",
-        );
-      }
-      process.exitCode = await serve(o, { KONTEXT_ROLE: "worker" });
+      const { redisUrl: _r, ...serveOpts } = o;
+      process.exitCode = await serve(serveOpts, {
+        KONTEXT_ROLE: "worker",
+        ...(redisUrl ? { KONTEXT_REDIS_URL: redisUrl } : {}),
+      });
     });
 
   program

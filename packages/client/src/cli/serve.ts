@@ -1,7 +1,7 @@
 // `kontext serve` and `kontext worker`: run the server from this repository, as `npm start` does
 // (installs what is missing, builds, serves), with the options passed as its settings.
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "./params.js";
@@ -39,10 +39,4 @@ export function serve(opts: ServeOptions, extraEnv: Record<string, string> = {})
   process.on("SIGINT", forward("SIGINT"));
   process.on("SIGTERM", forward("SIGTERM"));
   return new Promise((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1))));
-}
-
-/** Whether the server has the roles setting (KONTEXT_ROLE) that a worker needs. */
-export function serverHasRoles(): boolean {
-  const config = path.join(repoRoot, "packages/server/src/config.ts");
-  return existsSync(config) && readFileSync(config, "utf8").includes('"KONTEXT_ROLE"');
 }
