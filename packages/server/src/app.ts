@@ -21,6 +21,7 @@ import { Idempotency } from "./jobs/idempotency.js";
 import type { JobQueue } from "./jobs/job-queue.js";
 import type { JobStore } from "./jobs/store.js";
 import { Metrics } from "./metrics.js";
+import { isRedisUnavailable } from "./redis/connection.js";
 import type { FileStore } from "./storage/files.js";
 import { Retention } from "./storage/retention.js";
 import { type WebhookOptions, Webhooks } from "./webhooks/sender.js";
@@ -133,5 +134,6 @@ function toApiError(err: unknown, bodyLimit: number, contentType: string): ApiEr
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
     return new ApiError("invalid_request", { detail: e.message ?? "bad request" });
   }
+  if (isRedisUnavailable(err)) return new ApiError("queue_unavailable", { reason: e.message ?? "" });
   return new ApiError("internal", { reason: e.message ?? String(err) });
 }

@@ -97,6 +97,11 @@ export const ERRORS = {
       "the server is shutting down and takes no new generations; retry on another instance or after the restart",
   },
   engine_not_ready: { status: 503, title: "Service unavailable", template: "no engine is ready: {reason}" },
+  queue_unavailable: {
+    status: 503,
+    title: "Service unavailable",
+    template: "the job queue (Redis) cannot be reached: {reason}; retry in a few seconds",
+  },
   generation_failed: { status: 500, title: "Generation failed", template: "{reason}" },
   content_flagged: { status: 422, title: "Content flagged", template: "{reason}" },
   generation_cancelled: {

@@ -8,7 +8,7 @@ export type { Redis };
 export interface RedisOptions {
   /**
    * `worker` connections wait as long as Redis is away (BullMQ requires it); `gateway` ones give
-   * up a request after about 10 s, so an HTTP client gets 503 rather than hanging.
+   * up a request after about 10 s, so an HTTP client gets 503 (queue_unavailable) rather than hanging.
    */
   kind: "gateway" | "worker";
   log?: (level: "info" | "warn" | "error", msg: string) => void;
@@ -31,6 +31,15 @@ export function connectRedis(url: string, opts: RedisOptions): Redis {
     down = false;
   });
   return redis;
+}
+
+/** Whether `err` says Redis could not be reached (rather than that a command was wrong). */
+export function isRedisUnavailable(err: unknown): boolean {
+  const e = err as { name?: string; message?: string };
+  return (
+    e?.name === "MaxRetriesPerRequestError" ||
+    /Connection is closed|ECONNREFUSED|ECONNRESET|Stream isn't writeable/.test(e?.message ?? "")
+  );
 }
 
 /** The URL without its password, for logs. */

@@ -1,0 +1,128 @@
+// Scaled out for real: a redis-server, two gateways and two workers as separate processes
+// (KONTEXT_ROLE), workers running the real engine on the tiny model, files on a shared path.
+// Events cross gateways, a Redis restart loses no accepted job, and a worker killed mid-job
+// (with its engine, as a machine dying) has its job finished by the other worker.
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { Cluster, generation, type Proc, submit, until } from "./cluster.js";
+import { parseSse, pngDataUri } from "./helpers.js";
+import { type RedisServer, startRedis } from "./redis.js";
+
+describe("scale-out on Redis + BullMQ (real processes, real engine on the tiny model)", () => {
+  let redis: RedisServer;
+  let cluster: Cluster;
+  let gwA: Proc;
+  let gwB: Proc;
+  let workers: Proc[];
+  let image: string;
+  const body = () => ({ input_image: image, prompt: "make it blue", num_inference_steps: 4 });
+  const allDone = async (ids: string[], timeoutMs: number) => {
+    const final = new Map<string, string>();
+    await until(
+      async () => {
+        for (const id of ids) {
+          if (final.has(id)) continue;
+          const g = await generation(gwA, id);
+          if (["succeeded", "failed", "cancelled"].includes(g.status)) final.set(id, g.status);
+        }
+        return final.size === ids.length;
+      },
+      timeoutMs,
+      `${ids.length} generations to finish`,
+    );
+    return ids.map((id) => final.get(id));
+  };
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    cluster = new Cluster({
+      redisUrl: redis.url,
+      python: inject("python"),
+      modelDir: inject("tinyModelDir"),
+    });
+    [gwA, gwB] = await Promise.all([cluster.gateway(), cluster.gateway()]);
+    workers = [await cluster.worker(gwA as Proc), await cluster.worker(gwA as Proc)];
+    image = await pngDataUri(64, 48);
+  }, 240_000);
+  afterAll(async () => {
+    await cluster?.stop();
+    await redis?.stop();
+  });
+
+  it("2 gateways: SSE on one, the job submitted on the other: every event arrives, in order; replay on either", async () => {
+    const completedOnB = fetch(`${gwB.url}/api/events`).then(async (res) => {
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      const dec = new TextDecoder();
+      let text = "";
+      while (!text.includes("media_generation_completed")) text += dec.decode((await reader.read()).value);
+      await reader.cancel();
+      return parseSse(text);
+    });
+    await new Promise((r) => setTimeout(r, 300)); // the /api/events stream is open
+    const id = await submit(gwA, body());
+    const res = await fetch(`${gwB.url}/api/ai/queue/${id}/events`);
+    const events = parseSse(await res.text()); // closes after the final event
+    expect(events.map((e) => e.event)).toEqual([
+      "media_generation_queued",
+      "media_generation_started",
+      ...Array(4).fill("media_generation_progress"),
+      "media_generation_completed",
+    ]);
+    const ids = events.map((e) => Number(e.id));
+    expect([...ids].sort((a, b) => a - b)).toEqual(ids);
+    expect(events.at(-1)?.data).toMatchObject({ status: "succeeded", generation_id: id });
+    const url = (events.at(-1)?.data as { url: string }).url;
+    expect(url.startsWith(gwB.url)).toBe(true);
+    // The result file is on the shared path: either gateway serves it.
+    for (const gw of [gwA, gwB]) {
+      const file = await fetch(url.replace(gwB.url, gw.url));
+      expect(file.status).toBe(200);
+      expect(file.headers.get("content-type")).toBe("image/webp");
+    }
+    // Last-Event-ID replay on the other gateway: what followed the second event.
+    const again = await fetch(`${gwA.url}/api/ai/queue/${id}/events`, {
+      headers: { "last-event-id": String(ids[1]) },
+    });
+    expect(parseSse(await again.text()).map((e) => Number(e.id))).toEqual(ids.slice(2));
+    const announced = (await completedOnB).find((e) => e.event === "media_generation_completed");
+    expect(announced?.data).toMatchObject({ generation_id: id, status: "succeeded" });
+  }, 120_000);
+
+  it("Redis restarted while jobs are queued: gateways and workers reconnect, and every job completes", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push(await submit(i % 2 ? gwB : gwA, body()));
+    await until(
+      async () => (await generation(gwA, ids[0] as string)).status !== "queued",
+      60_000,
+      "a job started",
+    );
+    await redis.restart(1000);
+    expect(await allDone(ids, 180_000)).toEqual(Array(4).fill("succeeded"));
+    await until(async () => (await fetch(`${gwB.url}/healthz`)).status === 200, 30_000, "gateway B healthy");
+  }, 240_000);
+
+  it("1 gateway + 2 workers, 20 jobs, one worker killed mid-job: 20/20 succeed", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push(await submit(gwA, body()));
+    // Wait until the first worker is mid-job (step ≥ 1 on its engine), then kill it and its engine.
+    const victim = workers[0] as Proc;
+    let killedJob = "";
+    await until(
+      async () => {
+        const h = (await (await fetch(`${gwA.url}/healthz`)).json()) as {
+          engines: Array<{ device: string; generation_id: string | null }>;
+        };
+        const mine = h.engines.find((e) => e.device.endsWith(`:${victim.proc.pid}`) && e.generation_id);
+        if (!mine?.generation_id) return false;
+        if ((await generation(gwA, mine.generation_id)).step < 1) return false;
+        killedJob = mine.generation_id;
+        return true;
+      },
+      120_000,
+      "the first worker mid-job",
+    );
+    cluster.kill(victim);
+    expect(await allDone(ids, 240_000)).toEqual(Array(20).fill("succeeded"));
+    const rerun = await generation(gwA, killedJob);
+    expect(rerun.attempts).toBe(2); // it ran again, on the other worker
+  }, 300_000);
+});
