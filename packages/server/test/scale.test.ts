@@ -70,7 +70,7 @@ describe("scale-out on Redis + BullMQ (real processes, real engine on the tiny m
     const ids = events.map((e) => Number(e.id));
     expect([...ids].sort((a, b) => a - b)).toEqual(ids);
     expect(events.at(-1)?.data).toMatchObject({ status: "succeeded", generation_id: id });
-    const url = (events.at(-1)?.data as { url: string }).url;
+    const url = (events.at(-1)?.data as { url?: string } | undefined)?.url ?? "";
     expect(url.startsWith(gwB.url)).toBe(true);
     // The result file is on the shared path: either gateway serves it.
     for (const gw of [gwA, gwB]) {
