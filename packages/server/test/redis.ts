@@ -18,7 +18,8 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-function ensureInstalled(): void {
+/** Installs Debian's redis-server when /usr/bin/redis-server is missing. */
+export function ensureRedisInstalled(): void {
   if (existsSync(REDIS_SERVER)) return;
   process.stderr.write("redis tests: installing Debian's redis-server\n");
   const sudo = process.getuid?.() === 0 ? [] : ["sudo"];
@@ -54,7 +55,7 @@ async function answersPing(port: number): Promise<boolean> {
 }
 
 export async function startRedis(): Promise<RedisServer> {
-  ensureInstalled();
+  ensureRedisInstalled();
   const dir = mkdtempSync(path.join(tmpdir(), "kontext-redis-"));
   const port = await freePort();
   let proc: ChildProcess | null = null;
