@@ -34,10 +34,12 @@ describe("scale-out on Redis + BullMQ (real processes, real engine on the tiny m
 
   beforeAll(async () => {
     redis = await startRedis();
+    // Two engine threads: once a worker is killed, the one left has both cores to itself.
     cluster = new Cluster({
       redisUrl: redis.url,
       python: inject("python"),
       modelDir: inject("tinyModelDir"),
+      engineThreads: 2,
     });
     [gwA, gwB] = await Promise.all([cluster.gateway(), cluster.gateway()]);
     workers = [await cluster.worker(gwA as Proc), await cluster.worker(gwA as Proc)];
