@@ -78,8 +78,8 @@ export async function main(): Promise<void> {
 
   // The queue: embedded SQLite, or BullMQ on Redis (then this process is a gateway, a worker or both).
   const store = new JobStore(path.join(config.dataDir, "kontext.db")); // webhook outbox; all jobs without Redis
-  let queue: JobQueue;
-  let engines: Engines;
+  let queue: JobQueue | null = null; // what the HTTP API runs on (none in a worker)
+  let engines: Engines | null = null;
   let worker: JobWorker | null = null;
   const closers: Array<() => Promise<unknown>> = [];
   if (!config.redisUrl) {
@@ -117,24 +117,24 @@ export async function main(): Promise<void> {
       engine.start();
       await worker.start();
     }
-    const store = new RedisJobStore(connect("gateway"));
-    const bull = new BullMqJobQueue(store, connect("gateway"), connect("worker"), {
-      maxQueue: config.maxQueue,
-      log,
-    });
-    closers.unshift(() => bull.close());
-    queue = bull;
-    const remote = new RemoteEngines(store);
-    closers.unshift(() => remote.stop());
-    engines = remote;
     if (serves) {
+      const store = new RedisJobStore(connect("gateway"));
+      const bull = new BullMqJobQueue(store, connect("gateway"), connect("worker"), {
+        maxQueue: config.maxQueue,
+        log,
+      });
+      closers.unshift(() => bull.close());
+      const remote = new RemoteEngines(store);
+      closers.unshift(() => remote.stop());
       await bull.start();
       await remote.start();
+      queue = bull;
+      engines = remote;
     }
   }
 
   let app: ReturnType<typeof buildApp> | null = null;
-  if (serves) {
+  if (queue && engines) {
     const images = new ImageIngest(files, {
       maxPixels: config.maxInputPixels,
       fetchAllow: config.fetchAllow,
@@ -173,7 +173,7 @@ export async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
-    queue.stop();
+    queue?.stop();
     info(
       `${signal}: stopping; ${running()} running generation(s) get up to ${config.shutdownGraceS} s to finish`,
     );
