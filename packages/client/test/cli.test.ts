@@ -23,7 +23,11 @@ function kontext(args: string[], env: Record<string, string> = {}): Promise<Run>
     execFile(
       process.execPath,
       [BIN, ...args],
-      { cwd: dir, env: { ...process.env, KONTEXT_URL: inject("serverUrl"), ...env }, timeout: 110_000 },
+      {
+        cwd: dir,
+        env: { ...process.env, KONTEXT_URL: inject("serverUrl"), KONTEXT_API_KEY: inject("apiKey"), ...env },
+        timeout: 110_000,
+      },
       (err, stdout, stderr) =>
         resolve({ code: err ? ((err.code as number | undefined) ?? 1) : 0, stdout, stderr }),
     );
@@ -109,6 +113,14 @@ describe("kontext edit", () => {
     expect(noPrompt.stderr).toContain("required option '-p, --prompt <text>' not specified");
   });
 
+  it("KONTEXT_API_KEY is sent as the bearer key: without it the server's 401 message, exit 1", async () => {
+    const r = await kontext(["models"], { KONTEXT_API_KEY: "" });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^kontext: .*send Authorization: Bearer <key>.*\(HTTP 401, unauthorized\)$/m);
+    const flag = await kontext(["--api-key", inject("apiKey"), "models"], { KONTEXT_API_KEY: "" });
+    expect(flag.code, flag.stderr).toBe(0);
+  });
+
   it("says when the server cannot be reached", async () => {
     const srv = createServer();
     await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
@@ -123,7 +135,7 @@ describe("kontext edit", () => {
 describe("kontext jobs, models, worker, bench", () => {
   it("jobs ls / get / cancel", async () => {
     const { Kontext } = await import("../src/index.js");
-    const client = new Kontext({ baseUrl: inject("serverUrl") });
+    const client = new Kontext({ baseUrl: inject("serverUrl"), apiKey: inject("apiKey") });
     const [id] = (await client.submit({
       input_image: gradientPng(32, 32).toString("base64"),
       prompt: "a long one",

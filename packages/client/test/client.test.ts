@@ -6,7 +6,7 @@ import { describe, expect, inject, it } from "vitest";
 import { gradientPng } from "../src/cli/png.js";
 import { Kontext, KontextError, type KontextEvent } from "../src/index.js";
 
-const kontext = new Kontext({ baseUrl: inject("serverUrl") });
+const kontext = new Kontext({ baseUrl: inject("serverUrl"), apiKey: inject("apiKey") });
 const image = `data:image/png;base64,${gradientPng(64, 48).toString("base64")}`;
 const isWebp = (b: Uint8Array) => Buffer.from(b.slice(0, 4)).toString() === "RIFF";
 const isPng = (b: Uint8Array) => b[0] === 0x89 && Buffer.from(b.slice(1, 4)).toString() === "PNG";
@@ -120,6 +120,15 @@ describe("Kontext client", () => {
     expect((streamed as KontextError).fields).toEqual(["prompt"]);
     const missing = await kontext.get("no-such-id").catch((x: unknown) => x);
     expect((missing as KontextError).message).toBe("Generation not found: no-such-id");
+  });
+
+  it("a missing or wrong key is a 401 KontextError saying how to send one", async () => {
+    for (const apiKey of ["", "sk-wrong"]) {
+      const err = await new Kontext({ baseUrl: kontext.baseUrl, apiKey }).models().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KontextError);
+      expect([(err as KontextError).status, (err as KontextError).code]).toEqual([401, "unauthorized"]);
+      expect((err as KontextError).message).toContain("send Authorization: Bearer <key>");
+    }
   });
 
   it("models() lists flux-kontext-dev with its request schema", async () => {

@@ -7,11 +7,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
 
+const API_KEY = "sk-kontext-client-tests";
 export const repoRoot = path.resolve(import.meta.dirname, "../../..");
 
 declare module "vitest" {
   export interface ProvidedContext {
     serverUrl: string;
+    apiKey: string;
   }
 }
 
@@ -47,6 +49,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       KONTEXT_PYTHON: python,
       KONTEXT_DEVICES: "cpu",
       KONTEXT_LOG_LEVEL: "warn",
+      KONTEXT_API_KEYS: API_KEY, // keys on: every test sends one, as a remote client would
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -67,6 +70,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await new Promise((r) => setTimeout(r, 250));
   }
   project.provide("serverUrl", url);
+  project.provide("apiKey", API_KEY);
   return async () => {
     const exited = new Promise((r) => server.once("exit", r));
     server.kill("SIGTERM");
