@@ -1,8 +1,9 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    exclude: [...configDefaults.exclude, "test/scale.test.ts"], // run alone: vitest.scale.config.ts
     globalSetup: ["test/global-setup.ts"],
     // Generous: these are behaviour tests, not timings; real-engine tests on a loaded 2-core CI box
     // take several times what they take alone.
