@@ -115,7 +115,8 @@ describe("scale-out on Redis + BullMQ (real processes, real engine on the tiny m
         };
         const mine = h.engines.find((e) => e.device.endsWith(`:${victim.proc.pid}`) && e.generation_id);
         if (!mine?.generation_id) return false;
-        if ((await generation(gwA, mine.generation_id)).step < 1) return false;
+        const g = await generation(gwA, mine.generation_id); // fresh, unlike the 2 s heartbeat
+        if (g.status !== "processing" || g.step < 1) return false;
         killedJob = mine.generation_id;
         return true;
       },
