@@ -122,7 +122,10 @@ export function buildProgram(): Command {
     .command("worker")
     .description("run engines that pull jobs from Redis, without the HTTP API (KONTEXT_ROLE=worker)")
     .option("--redis-url <url>", "KONTEXT_REDIS_URL, the Redis the gateways use")
-    .option("--data-dir <dir>", "KONTEXT_DATA_DIR (shared with the gateways)")
+    .option(
+      "--data-dir <dir>",
+      "KONTEXT_DATA_DIR, this machine's (the store shared with the gateways is KONTEXT_SHARED_DIR)",
+    )
     .option("--model-dir <dir>", "KONTEXT_MODEL_DIR")
     .option("--devices <list>", "KONTEXT_DEVICES")
     .action(async (o) => {
