@@ -88,6 +88,7 @@ export async function main(): Promise<void> {
       log,
     });
     queue = sqlite;
+    closers.push(() => sqlite.settled()); // results still being stored land before the store closes
     engines = engine as Supervisor;
     (engine as Supervisor).start();
     await sqlite.start();

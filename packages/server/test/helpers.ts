@@ -100,6 +100,7 @@ export async function makeHarness(
       queue.stop();
       await app.close();
       await engine.stop();
+      await queue.settled();
       store.close();
       if (!keepData && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },

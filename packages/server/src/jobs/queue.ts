@@ -63,6 +63,8 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
   private readonly lastStepAt = new Map<string, number>();
   private readonly running = new Set<string>();
   private stopping = false;
+  /** Results being encoded and stored: the store must stay open until they are written. */
+  private readonly completing = new Set<Promise<void>>();
   private readonly maxAttempts: number;
 
   constructor(
@@ -90,6 +92,11 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
   /** Stops dispatching; generations the engines are running are requeued as they end. */
   stop(): void {
     this.stopping = true;
+  }
+
+  /** Resolves once no result is being encoded or stored (call before closing the store). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.completing]);
   }
 
   /** False once stop() was called (shutting down). */
@@ -252,7 +259,9 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
         this.append(id, "media_generation_progress", progressData(id, m));
       },
       result: (m) => {
-        void this.complete(id, m.images[0], m.timings_ms);
+        const done = this.complete(id, m.images[0], m.timings_ms);
+        this.completing.add(done);
+        void done.finally(() => this.completing.delete(done));
       },
       error: (m) => this.failed(id, m.code, m.message),
     };
