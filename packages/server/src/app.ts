@@ -1,6 +1,6 @@
 // buildApp composes the HTTP server from its parts. It opens no port and spawns nothing:
 // main.ts does that; tests build it with what they need and call inject().
-import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from "fastify";
 import { registerAuth } from "./api/auth.js";
 import { registerDocs } from "./api/docs.js";
 import { registerEvents } from "./api/events.js";
@@ -54,7 +54,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     logger: deps.logger ?? false,
     bodyLimit: deps.config.bodyLimitBytes,
-    disableRequestLogging: !["debug", "trace"].includes(deps.config.logLevel), // one line per request is costly
+    // One log line per request is costly: only at debug and trace.
+    logController: new LogController({
+      disableRequestLogging: !["debug", "trace"].includes(deps.config.logLevel),
+    }),
     forceCloseConnections: true, // event streams stay open; closing the server ends them
     // Fastify's own schema validation is not used: the model schemas are checked in the
     // handlers so that errors name the field, the rule and the value (schema/validate.ts).
