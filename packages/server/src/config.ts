@@ -46,6 +46,11 @@ export interface Config {
   redisUrl: string | null;
   /** Where inputs and results live (a path every machine mounts); null: DATA_DIR. */
   sharedDir: string | null;
+  /** Set: inputs and results live in this S3-compatible bucket instead of a path (with Redis). */
+  s3Bucket: string | null;
+  s3Endpoint: string | null;
+  s3Region: string;
+  s3Prefix: string | null;
   jobLockS: number;
 }
 
@@ -338,6 +343,40 @@ export const SETTINGS: readonly Setting[] = [
     nullable: true,
     description:
       "Input and result files, on a path every gateway and worker mounts (NFS, CephFS, …) when scaled out. Unset: DATA_DIR.",
+  },
+  {
+    key: "s3Bucket",
+    env: "KONTEXT_S3_BUCKET",
+    kind: "string",
+    default: null,
+    nullable: true,
+    description:
+      "With KONTEXT_REDIS_URL: input and result files live in this S3-compatible bucket (AWS S3, MinIO, Ceph, R2, …) instead of KONTEXT_SHARED_DIR; credentials from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (or the AWS SDK's other sources). Each machine keeps a local copy of the inputs its engines read (at most 1 GiB).",
+  },
+  {
+    key: "s3Endpoint",
+    env: "KONTEXT_S3_ENDPOINT",
+    kind: "string",
+    default: null,
+    nullable: true,
+    description:
+      "The S3-compatible service's URL (e.g. `http://10.0.0.9:9000`; path-style requests). Unset: AWS S3.",
+  },
+  {
+    key: "s3Region",
+    env: "KONTEXT_S3_REGION",
+    kind: "string",
+    default: "us-east-1",
+    description: "The bucket's region.",
+  },
+  {
+    key: "s3Prefix",
+    env: "KONTEXT_S3_PREFIX",
+    kind: "string",
+    default: null,
+    nullable: true,
+    description:
+      "Prepended to every object name (e.g. `kontext/`), so deployments can share a bucket. Unset: none.",
   },
   {
     key: "jobLockS",

@@ -102,6 +102,11 @@ export const ERRORS = {
     title: "Service unavailable",
     template: "the job queue (Redis) cannot be reached: {reason}; retry in a few seconds",
   },
+  storage_unavailable: {
+    status: 503,
+    title: "Service unavailable",
+    template: "the file store ({where}) cannot be reached: {reason}; retry in a few seconds",
+  },
   generation_failed: { status: 500, title: "Generation failed", template: "{reason}" },
   content_flagged: { status: 422, title: "Content flagged", template: "{reason}" },
   generation_cancelled: {

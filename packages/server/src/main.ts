@@ -21,6 +21,7 @@ import { JobWorker } from "./jobs/worker.js";
 import { Metrics } from "./metrics.js";
 import { connectRedis, redact } from "./redis/connection.js";
 import { FileStore } from "./storage/files.js";
+import { ObjectStore } from "./storage/objects.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 export const TINY_MODEL_SUBDIR = path.join("models", "flux-kontext-tiny");
@@ -57,6 +58,14 @@ export async function main(): Promise<void> {
         `KONTEXT_ROLE=${config.role} needs KONTEXT_REDIS_URL: gateways and workers meet in Redis (docs/deploy.md)`,
       );
     }
+    if (config.s3Bucket && !config.redisUrl) {
+      throw new ConfigError(
+        "KONTEXT_S3_BUCKET needs KONTEXT_REDIS_URL: the object store is where scaled-out gateways and workers share files; one machine keeps them in KONTEXT_DATA_DIR",
+      );
+    }
+    if (config.s3Bucket && config.sharedDir) {
+      throw new ConfigError("set KONTEXT_S3_BUCKET or KONTEXT_SHARED_DIR, not both: files live in one place");
+    }
     if (config.role !== "worker") authRequired(config); // refuses to start exposed without keys
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -67,9 +76,27 @@ export async function main(): Promise<void> {
   }
   const info = (m: string) => process.stderr.write(`kontext: ${m}\n`);
   const log = (_level: string, msg: string) => info(msg);
-  // Inputs and results on the shared path when there is one; the engines' raw outputs stay local.
-  const files = new FileStore(config.sharedDir ?? config.dataDir, {
+  // Inputs and results in the bucket or on the shared path when there is one; the engines' raw
+  // outputs stay local.
+  const objects = config.s3Bucket
+    ? new ObjectStore({
+        bucket: config.s3Bucket,
+        endpoint: config.s3Endpoint,
+        region: config.s3Region,
+        prefix: config.s3Prefix ?? "",
+      })
+    : undefined;
+  if (objects) {
+    try {
+      await objects.check();
+    } catch (err) {
+      process.stderr.write(`kontext: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+  }
+  const files = new FileStore(objects ? config.dataDir : (config.sharedDir ?? config.dataDir), {
     tmpDir: path.join(config.dataDir, "tmp"),
+    objects,
   });
   const metrics = new Metrics();
   const serves = config.role !== "worker";
@@ -81,7 +108,7 @@ export async function main(): Promise<void> {
   let queue: JobQueue | null = null; // what the HTTP API runs on (none in a worker)
   let engines: Engines | null = null;
   let worker: JobWorker | null = null;
-  const closers: Array<() => Promise<unknown>> = [];
+  const closers: Array<() => Promise<unknown>> = [async () => objects?.close()];
   if (!config.redisUrl) {
     const sqlite = new SqliteJobQueue(store, files, engine as Supervisor, metrics, {
       maxQueue: config.maxQueue,
@@ -156,9 +183,9 @@ export async function main(): Promise<void> {
     });
     await app.listen({ host: config.host, port: config.port });
     info(
-      `serving on http://${config.host}:${config.port} (data in ${config.dataDir}, files in ${files.root})`,
+      `serving on http://${config.host}:${config.port} (data in ${config.dataDir}, files in ${files.location})`,
     );
-  } else info(`worker ${hostname()}:${process.pid}: files in ${files.root}`);
+  } else info(`worker ${hostname()}:${process.pid}: files in ${files.location}`);
 
   // Graceful stop: no new generations (503, /healthz 503), running ones get the grace period to
   // finish (their clients, webhooks and streams are still served), then the engines stop and

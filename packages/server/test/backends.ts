@@ -34,6 +34,8 @@ export interface QueueHarness {
 export interface HarnessOptions {
   config?: Partial<Config>;
   command?: (device: string | null) => EngineCommand;
+  /** The bullmq harness's file store (default: the data dir). */
+  files?: (dataDir: string) => FileStore;
 }
 
 export async function makeQueueHarness(
@@ -62,7 +64,7 @@ async function makeBullMqHarness(redisUrl: string, opts: HarnessOptions): Promis
     return r;
   };
   await connect("gateway").flushall(); // each harness starts from an empty Redis
-  const files = new FileStore(dataDir);
+  const files = opts.files ? opts.files(dataDir) : new FileStore(dataDir);
   const metrics = new Metrics();
   const engine = new Supervisor({
     devices: config.devices,

@@ -1,6 +1,6 @@
 // Kontext scaled out on this machine, as docs/deploy.md lays it out across machines: gateway and
-// worker processes (src/main.ts with KONTEXT_ROLE) sharing a Redis and a file store path, each
-// with its own data dir. Workers run the real engine on the tiny model. Used by scale.test.ts and
+// worker processes (src/main.ts with KONTEXT_ROLE) sharing a Redis and a file store path (or an
+// S3-compatible bucket), each with its own data dir. Workers run the real engine on the tiny model. Used by scale.test.ts and
 // scripts/queue-bench.ts.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -32,6 +32,8 @@ export class Cluster {
       lockS?: number;
       /** CPU threads per worker's engine: 1 keeps two engines on 2 cores from fighting (a GPU each, in production). */
       engineThreads?: number;
+      /** Files in this bucket instead of the shared path (with the tests' S3 credentials). */
+      s3?: { endpoint: string; bucket: string; credentials: Record<string, string> };
     },
   ) {
     mkdirSync(this.shared, { recursive: true });
@@ -49,7 +51,13 @@ export class Cluster {
         PORT: String(port),
         KONTEXT_ROLE: role,
         KONTEXT_REDIS_URL: this.env.redisUrl,
-        KONTEXT_SHARED_DIR: this.shared,
+        ...(this.env.s3
+          ? {
+              KONTEXT_S3_BUCKET: this.env.s3.bucket,
+              KONTEXT_S3_ENDPOINT: this.env.s3.endpoint,
+              ...this.env.s3.credentials,
+            }
+          : { KONTEXT_SHARED_DIR: this.shared }),
         KONTEXT_DATA_DIR: dataDir,
         KONTEXT_MODEL_DIR: this.env.modelDir,
         KONTEXT_PYTHON: this.env.python,

@@ -1,11 +1,14 @@
 // Scaled out for real: a redis-server, two gateways and two workers as separate processes
 // (KONTEXT_ROLE), workers running the real engine on the tiny model, files on a shared path.
 // Events cross gateways, a Redis restart loses no accepted job, and a worker killed mid-job
-// (with its engine, as a machine dying) has its job finished by the other worker.
+// (with its engine, as a machine dying) has its job finished by the other worker. Then the same
+// with files in an S3-compatible bucket (moto's server) instead of a shared path.
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Cluster, generation, type Proc, submit, until } from "./cluster.js";
 import { parseSse, pngDataUri } from "./helpers.js";
 import { type RedisServer, startRedis } from "./redis.js";
+import { S3_CREDENTIALS, type S3Server, startS3 } from "./s3.js";
 
 describe("scale-out on Redis + BullMQ (real processes, real engine on the tiny model)", () => {
   let redis: RedisServer;
@@ -128,4 +131,61 @@ describe("scale-out on Redis + BullMQ (real processes, real engine on the tiny m
     const rerun = await generation(gwA, killedJob);
     expect(rerun.attempts).toBe(2); // it ran again, on the other worker
   }, 480_000);
+});
+
+describe("scale-out with files in an S3-compatible bucket (real processes, real engine on the tiny model)", () => {
+  let redis: RedisServer;
+  let s3: S3Server;
+  let cluster: Cluster;
+  beforeAll(async () => {
+    [redis, s3] = await Promise.all([startRedis(), startS3()]);
+    await s3.createBucket("kontext");
+    cluster = new Cluster({
+      redisUrl: redis.url,
+      python: inject("python"),
+      modelDir: inject("tinyModelDir"),
+      engineThreads: 2,
+      s3: { endpoint: s3.endpoint, bucket: "kontext", credentials: S3_CREDENTIALS },
+    });
+  }, 240_000);
+  afterAll(async () => {
+    await cluster?.stop();
+    await s3?.stop();
+    await redis?.stop();
+  });
+
+  it("a gateway and a worker sharing no path: the worker reads the input from the bucket, the gateway serves the result", async () => {
+    const gw = await cluster.gateway();
+    await cluster.worker(gw);
+    const res = await fetch(`${gw.url}/api/ai/images/edit`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ input_image: await pngDataUri(64, 48), prompt: "p", num_inference_steps: 4 }),
+    });
+    const json = (await res.json()) as { images: Array<{ url: string }> };
+    expect(res.status, JSON.stringify(json)).toBe(200);
+    const url = new URL(json.images[0]?.url as string);
+    const served = await fetch(`${gw.url}${url.pathname}`);
+    expect(served.status).toBe(200);
+    const bytes = Buffer.from(await served.arrayBuffer());
+    expect(bytes).toEqual(await s3.object("kontext", url.pathname.slice(1)));
+    expect((await sharp(bytes).metadata()).format).toBe("webp");
+  }, 300_000);
+
+  it("a process whose bucket does not exist refuses to start, naming it", async () => {
+    const bad = new Cluster({
+      redisUrl: redis.url,
+      python: inject("python"),
+      modelDir: inject("tinyModelDir"),
+      s3: { endpoint: s3.endpoint, bucket: "no-such-bucket", credentials: S3_CREDENTIALS },
+    });
+    try {
+      await expect(bad.gateway()).rejects.toThrow("exited");
+      const log = bad.procs[0]?.log.join("") ?? "";
+      expect(log).toContain(`object store s3://no-such-bucket/ at ${s3.endpoint}: the bucket does not exist`);
+      expect(bad.procs[0]?.proc.exitCode).toBe(1);
+    } finally {
+      await bad.stop();
+    }
+  }, 120_000);
 });

@@ -163,7 +163,7 @@ export class JobWorker {
         if (!input) {
           await this.finish(g, "failed", {
             errorCode: "input_missing",
-            errorMessage: `the input image ${g.input.hash} is not in the shared file store (${this.files.root}) of worker ${this.options.name}`,
+            errorMessage: `the input image ${g.input.hash} is not in the shared file store (${this.files.location}) of worker ${this.options.name}`,
           });
           return;
         }

@@ -4,11 +4,14 @@
 //   tmp/<id>/                the engine's raw outputs for one job, removed once encoded
 // Every file is written to a temporary name, flushed and renamed: a reader (or a restart after
 // kill -9) sees the whole file or none. usageBytes() tracks what inputs/ and results/ hold.
+// With an object store (KONTEXT_S3_BUCKET) inputs and results live in the bucket under the same
+// names; inputs/ on the local disk is then a bounded cache of the files engines read.
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { open, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { ApiError } from "../errors.js";
+import type { ObjectStore } from "./objects.js";
 
 export interface StoredInput {
   hash: string;
@@ -19,24 +22,53 @@ export interface StoredInput {
 
 const SAFE_NAME = /^[A-Za-z0-9_-]{1,128}\.(webp|jpg|png)$/;
 const PART = ".part";
+/** Local copies of inputs kept beside an object store: enough for the edits in flight and recent chains. */
+const INPUT_CACHE_BYTES = 1024 * 1024 * 1024;
+
+export interface FileStoreOptions {
+  /** The engines' raw outputs (default ROOT/tmp). */
+  tmpDir?: string;
+  /** Inputs and results live here instead of under ROOT (ROOT/inputs keeps local copies). */
+  objects?: ObjectStore;
+  /** The local copies' size limit beside an object store (default 1 GiB). */
+  inputCacheBytes?: number;
+}
 
 export class FileStore {
   readonly root: string;
   /** The engines' raw outputs: always on this machine, even when `root` is shared (KONTEXT_SHARED_DIR). */
   private readonly tmpRoot: string;
   private usage = 0;
-  constructor(root: string, opts: { tmpDir?: string } = {}) {
+  private readonly objects: ObjectStore | null;
+  /** With an object store: the inputs with a local copy, least recently used first, and their bytes. */
+  private readonly cached = new Map<string, number>();
+  private cachedBytes = 0;
+  private readonly inputCacheBytes: number;
+
+  constructor(root: string, opts: FileStoreOptions = {}) {
     this.root = path.resolve(root);
+    this.inputCacheBytes = opts.inputCacheBytes ?? INPUT_CACHE_BYTES;
     this.tmpRoot = path.resolve(opts.tmpDir ?? path.join(this.root, "tmp"));
+    this.objects = opts.objects ?? null;
+    // The local copies beside an object store start empty, so the cache's account is exact.
+    if (this.objects) rmSync(path.join(this.root, "inputs"), { recursive: true, force: true });
     for (const d of ["inputs", "results"]) mkdirSync(path.join(this.root, d), { recursive: true });
     mkdirSync(this.tmpRoot, { recursive: true });
     // Whatever a crash left half-written is removed; the rest is counted.
     for (const d of ["inputs", "results"]) this.usage += scan(path.join(this.root, d));
   }
 
-  /** Bytes held by input and result files. */
+  /** Where inputs and results live, for messages: a directory or a bucket. */
+  get location(): string {
+    return this.objects?.describe() ?? this.root;
+  }
+
+  /**
+   * Bytes held by input and result files on this disk (what the disk cap limits). A bucket is not
+   * counted: its size is the store's to limit (lifecycle rules, quotas).
+   */
   usageBytes(): number {
-    return this.usage;
+    return this.objects ? 0 : this.usage;
   }
 
   /** Empties tmp/ (the engines' raw outputs); only at start, when no job is running. */
@@ -78,6 +110,12 @@ export class FileStore {
     const p = this.inputPaths(hash);
     await this.remove(p.meta); // the meta file first: without it the input counts as missing
     await this.remove(p.raw);
+    this.forget(hash);
+    if (this.objects) {
+      const k = inputKeys(hash);
+      await this.objects.remove(k.meta);
+      await this.objects.remove(k.raw);
+    }
   }
 
   get databasePath(): string {
@@ -89,8 +127,26 @@ export class FileStore {
     return { raw: path.join(dir, `${hash}.rgb`), meta: path.join(dir, `${hash}.json`) };
   }
 
-  /** The decoded input stored under this hash, if any (the meta file is written last). */
+  /**
+   * The decoded input stored under this hash, if any (the meta file is written last), with a
+   * local path an engine can read: from an object store it is copied to the local cache first.
+   */
   async findInput(hash: string): Promise<StoredInput | null> {
+    const local = await this.findLocalInput(hash);
+    if (local || !this.objects) {
+      if (local) this.remember(hash, local.width * local.height * 3);
+      return local;
+    }
+    const k = inputKeys(hash);
+    const metaBytes = await this.objects.get(k.meta);
+    const rgb = metaBytes && (await this.objects.get(k.raw));
+    if (!metaBytes || !rgb) return null;
+    const meta = JSON.parse(metaBytes.toString("utf8")) as { width: number; height: number };
+    if (rgb.length !== meta.width * meta.height * 3) return null;
+    return this.writeLocalInput(hash, rgb, meta.width, meta.height);
+  }
+
+  private async findLocalInput(hash: string): Promise<StoredInput | null> {
     const p = this.inputPaths(hash);
     try {
       const meta = JSON.parse(await readFile(p.meta, "utf8")) as { width: number; height: number };
@@ -103,11 +159,52 @@ export class FileStore {
   }
 
   async putInput(hash: string, rgb: Buffer, width: number, height: number): Promise<StoredInput> {
+    if (this.objects) {
+      const k = inputKeys(hash);
+      await this.objects.put(k.raw, rgb);
+      await this.objects.put(k.meta, Buffer.from(JSON.stringify({ width, height }))); // last: see findInput
+    }
+    return this.writeLocalInput(hash, rgb, width, height);
+  }
+
+  private async writeLocalInput(
+    hash: string,
+    rgb: Buffer,
+    width: number,
+    height: number,
+  ): Promise<StoredInput> {
     const p = this.inputPaths(hash);
     mkdirSync(path.dirname(p.raw), { recursive: true });
     await this.write(p.raw, rgb);
     await this.write(p.meta, Buffer.from(JSON.stringify({ width, height })));
+    this.remember(hash, rgb.length);
+    await this.pruneCache(hash);
     return { hash, path: p.raw, width, height };
+  }
+
+  /** Marks an input's local copy as the most recently used (only beside an object store). */
+  private remember(hash: string, bytes: number): void {
+    if (!this.objects) return;
+    this.forget(hash);
+    this.cached.set(hash, bytes);
+    this.cachedBytes += bytes;
+  }
+
+  private forget(hash: string): void {
+    this.cachedBytes -= this.cached.get(hash) ?? 0;
+    this.cached.delete(hash);
+  }
+
+  /** Removes the least recently used local copies beyond the cache's size; never `keep`. */
+  private async pruneCache(keep: string): Promise<void> {
+    for (const hash of this.cached.keys()) {
+      if (this.cachedBytes <= this.inputCacheBytes) break;
+      if (hash === keep) continue;
+      const p = this.inputPaths(hash);
+      this.forget(hash);
+      await this.remove(p.meta);
+      await this.remove(p.raw);
+    }
   }
 
   /** The raw RGB of a stored input, or null when it is gone. */
@@ -115,7 +212,7 @@ export class FileStore {
     try {
       return await readFile(this.inputPaths(input.hash).raw);
     } catch {
-      return null;
+      return this.objects ? this.objects.get(inputKeys(input.hash).raw) : null;
     }
   }
 
@@ -134,13 +231,18 @@ export class FileStore {
   }
 
   async putResult(name: string, data: Buffer): Promise<void> {
-    await this.write(this.resultPath(name), data);
+    if (this.objects) await this.objects.put(resultKey(this.checkedName(name)), data);
+    else await this.write(this.resultPath(name), data);
   }
 
-  /** The path of a result file, or null when the name could not be one of ours. */
+  /** The local path of a result file (without an object store). */
   resultPath(name: string): string {
+    return path.join(this.root, "results", this.checkedName(name));
+  }
+
+  private checkedName(name: string): string {
     if (!SAFE_NAME.test(name)) throw new Error(`not a result name: ${name}`);
-    return path.join(this.root, "results", name);
+    return name;
   }
 
   isResultName(name: string): boolean {
@@ -149,6 +251,7 @@ export class FileStore {
 
   async readResult(name: string): Promise<Buffer | null> {
     if (!this.isResultName(name)) return null;
+    if (this.objects) return this.objects.get(resultKey(name));
     try {
       return await readFile(this.resultPath(name));
     } catch {
@@ -157,9 +260,18 @@ export class FileStore {
   }
 
   async removeResult(name: string): Promise<void> {
-    if (this.isResultName(name)) await this.remove(this.resultPath(name));
+    if (!this.isResultName(name)) return;
+    if (this.objects) await this.objects.remove(resultKey(name));
+    else await this.remove(this.resultPath(name));
   }
 }
+
+/** Object names in a bucket: the same relative paths as on a disk. */
+function inputKeys(hash: string): { raw: string; meta: string } {
+  return { raw: `inputs/${hash.slice(0, 2)}/${hash}.rgb`, meta: `inputs/${hash.slice(0, 2)}/${hash}.json` };
+}
+
+const resultKey = (name: string) => `results/${name}`;
 
 let partSeq = 0;
 
