@@ -1,12 +1,14 @@
 // Once per test run: the engine's Python (scripts/python-env.sh) and the tiny model, generated
 // into a temporary directory, for the end-to-end tests that run the real engine; Debian's
-// redis-server for the scale-out tests (installed when missing).
+// redis-server for the scale-out tests (installed when missing); moto's S3 server for the
+// object-store tests (its venv, installed when missing).
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { ensureRedisInstalled } from "./redis.js";
+import { s3Venv } from "./s3.js";
 
 const repoRoot = path.resolve(import.meta.dirname, "../../..");
 
@@ -32,6 +34,7 @@ export default function setup(project: TestProject): () => void {
   if (!existsSync(path.join(model, "model_index.json")))
     throw new Error(`the tiny model was not written to ${model}`);
   ensureRedisInstalled(); // once, before test files start Redis servers in parallel
+  s3Venv(); // likewise: two installs at once into one venv would collide
   project.provide("python", python);
   project.provide("tinyModelDir", model);
   return () => rmSync(dir, { recursive: true, force: true });

@@ -20,11 +20,16 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-export async function startS3(): Promise<S3Server> {
-  const venv = execFileSync("bash", [path.join(repoRoot, "scripts/s3-env.sh")], {
+/** The venv holding moto's server, installed on first use (test/global-setup.ts calls it once). */
+export function s3Venv(): string {
+  return execFileSync("bash", [path.join(repoRoot, "scripts/s3-env.sh")], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   }).trim();
+}
+
+export async function startS3(): Promise<S3Server> {
+  const venv = s3Venv();
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   const proc: ChildProcess = spawn(
