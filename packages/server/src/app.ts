@@ -24,6 +24,7 @@ import { Metrics } from "./metrics.js";
 import { isRedisUnavailable } from "./redis/connection.js";
 import type { FileStore } from "./storage/files.js";
 import { Retention } from "./storage/retention.js";
+import { SqliteOutbox, type WebhookOutbox } from "./webhooks/outbox.js";
 import { type WebhookOptions, Webhooks } from "./webhooks/sender.js";
 
 export interface AppDeps {
@@ -39,9 +40,12 @@ export interface AppDeps {
   workbenchDir?: string;
   /** Webhook delivery tuning (tests shorten the retry schedule). */
   webhookOptions?: Partial<WebhookOptions>;
+  /** Where webhook deliveries wait: Redis when scaled out; left out, rows in `store`. */
+  webhookOutbox?: WebhookOutbox;
 }
 
-export interface AppContext extends Required<Omit<AppDeps, "logger" | "workbenchDir" | "webhookOptions">> {
+export interface AppContext
+  extends Required<Omit<AppDeps, "logger" | "workbenchDir" | "webhookOptions" | "webhookOutbox">> {
   /** The scheme, host and port result URLs start with. */
   baseUrl(req: FastifyRequest): string;
   keys: ApiKeys;
@@ -72,7 +76,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       maxActiveJobs: config.keyMaxActiveJobs,
     }),
     idempotency: new Idempotency(deps.queue),
-    webhooks: new Webhooks(store, deps.queue, {
+    webhooks: new Webhooks(deps.webhookOutbox ?? new SqliteOutbox(store, deps.queue), {
       secret: config.webhookSecret,
       policy: new AddressPolicy(config.fetchAllow),
       ...deps.webhookOptions,

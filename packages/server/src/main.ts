@@ -22,6 +22,7 @@ import { Metrics } from "./metrics.js";
 import { connectRedis, redact } from "./redis/connection.js";
 import { FileStore } from "./storage/files.js";
 import { ObjectStore } from "./storage/objects.js";
+import { RedisOutbox, type WebhookOutbox } from "./webhooks/outbox.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 export const TINY_MODEL_SUBDIR = path.join("models", "flux-kontext-tiny");
@@ -108,6 +109,7 @@ export async function main(): Promise<void> {
   let queue: JobQueue | null = null; // what the HTTP API runs on (none in a worker)
   let engines: Engines | null = null;
   let worker: JobWorker | null = null;
+  let webhookOutbox: WebhookOutbox | undefined; // with Redis: deliveries any gateway may send
   const closers: Array<() => Promise<unknown>> = [async () => objects?.close()];
   if (!config.redisUrl) {
     const sqlite = new SqliteJobQueue(store, files, engine as Supervisor, metrics, {
@@ -158,6 +160,7 @@ export async function main(): Promise<void> {
       await remote.start();
       queue = bull;
       engines = remote;
+      webhookOutbox = new RedisOutbox(store, bull);
     }
   }
 
@@ -178,6 +181,7 @@ export async function main(): Promise<void> {
       files,
       config,
       metrics,
+      webhookOutbox,
       logger: { level: config.logLevel },
       workbenchDir: path.join(repoRoot, "packages/workbench/dist"),
     });

@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { buildApp } from "../src/app.js";
+import { type AppDeps, buildApp } from "../src/app.js";
 import { type Config, defaultConfig } from "../src/config.js";
 import type { EngineCommand } from "../src/engine/process.js";
 import { RemoteEngines } from "../src/engine/remote.js";
@@ -18,6 +18,7 @@ import { JobWorker } from "../src/jobs/worker.js";
 import { Metrics } from "../src/metrics.js";
 import { connectRedis, type Redis } from "../src/redis/connection.js";
 import { FileStore } from "../src/storage/files.js";
+import { RedisOutbox, SqliteOutbox, type WebhookOutbox } from "../src/webhooks/outbox.js";
 import { fakeEngine, makeHarness, waitFor } from "./helpers.js";
 
 export type BackendName = "sqlite" | "bullmq";
@@ -28,6 +29,8 @@ export interface QueueHarness {
   /** The engines that run this harness's jobs (the worker's, with Redis). */
   engine: Supervisor;
   config: Config;
+  /** Where this harness's webhook deliveries wait (SQLite rows, or Redis). */
+  outbox: WebhookOutbox;
   close(): Promise<void>;
 }
 
@@ -36,6 +39,7 @@ export interface HarnessOptions {
   command?: (device: string | null) => EngineCommand;
   /** The bullmq harness's file store (default: the data dir). */
   files?: (dataDir: string) => FileStore;
+  webhookOptions?: AppDeps["webhookOptions"];
 }
 
 export async function makeQueueHarness(
@@ -43,7 +47,10 @@ export async function makeQueueHarness(
   redisUrl: string | null,
   opts: HarnessOptions = {},
 ): Promise<QueueHarness> {
-  if (backend === "sqlite") return makeHarness(opts);
+  if (backend === "sqlite") {
+    const h = await makeHarness(opts);
+    return Object.assign(h, { outbox: new SqliteOutbox(h.store, h.queue) });
+  }
   if (!redisUrl) throw new Error("the bullmq backend needs a Redis");
   return makeBullMqHarness(redisUrl, opts);
 }
@@ -98,13 +105,25 @@ async function makeBullMqHarness(redisUrl: string, opts: HarnessOptions): Promis
     maxBytes: config.fetchMaxBytes,
     maxRedirects: config.fetchMaxRedirects,
   });
-  const app = buildApp({ store: sqlite, queue, engine: remote, images, files, config, metrics });
+  const outbox = new RedisOutbox(store, queue, 100);
+  const app = buildApp({
+    store: sqlite,
+    queue,
+    engine: remote,
+    images,
+    files,
+    config,
+    metrics,
+    webhookOutbox: outbox,
+    webhookOptions: opts.webhookOptions ?? {},
+  });
   await waitFor(() => remote.status().some((s) => s.state === "idle"), 60_000, "a worker's engine ready");
   return {
     app,
     queue,
     engine,
     config,
+    outbox,
     async close() {
       queue.stop();
       await app.close();

@@ -100,12 +100,6 @@ export async function submit(
     const count = endpoint === "edit" ? 1 : params.num_generations;
     const release = ctx.keys.admit(owner, count, await ctx.queue.countActiveOf(owner));
     try {
-      if (params.webhook && ctx.config.redisUrl) {
-        // The webhook outbox is per process (SQLite); with Redis every gateway would send each one.
-        throw new ApiError("webhook_invalid", {
-          reason: "webhooks are not available with the Redis queue (KONTEXT_REDIS_URL) yet",
-        });
-      }
       if (params.webhook) await ctx.webhooks.check(params.webhook);
       await ctx.retention.ensureRoom();
       const input = await ctx.images.ingest(params.input_image);

@@ -12,6 +12,9 @@
 //   kontext:idem:<sha256>     an Idempotency-Key's request hash and generation ids (24 h)
 //   kontext:result-hash:<sha256>  the generation whose result has these bytes (edit chains)
 //   kontext:workers           hash: each worker's engines, refreshed every few seconds
+//   kontext:webhooks:due      sorted set `<id>:<event id>` by due time: webhook deliveries to send
+//   kontext:webhook:<id>:<event id>  hash: a delivery's body, attempts and outcome
+//   kontext:webhooks:of:<id>  list of a generation's deliveries
 //   channels kontext:events (every event), kontext:cancel (generation ids to stop)
 // Job data in BullMQ carries the generation id only; images live in the shared file store.
 import { createHash } from "node:crypto";
@@ -27,6 +30,9 @@ export const CANCEL_CHANNEL = `${P}cancel`;
 /** Completed events kept for /api/events replay. */
 const COMPLETED_KEPT = 10_000;
 const PREVIEW_TTL_MS = 3_600_000;
+export const WEBHOOKS_DUE = `${P}webhooks:due`;
+export const webhookKey = (item: string) => `${P}webhook:${item}`;
+export const webhooksOfKey = (id: string) => `${P}webhooks:of:${id}`;
 
 // ARGV: prefix, idemKey|'', idemValue, idemTtlMs, n, then per generation: id, model, npairs, k, v, ...
 const INSERT = `
@@ -107,6 +113,25 @@ if name == 'media_generation_completed' then
 end
 redis.call('RPUSH', list, ev)
 redis.call('PUBLISH', p .. 'events', ev)
+-- A webhook delivery for this event, when the generation asked for one (webhooks/outbox.ts).
+local kinds = {media_generation_started = 'start', media_generation_progress = 'progress', media_generation_completed = 'completed'}
+local kind = kinds[name]
+if kind then
+  local rawp = redis.call('HGET', key, 'params')
+  local params = rawp and cjson.decode(rawp)
+  if params and type(params.webhook) == 'string' then
+    local filter = params.webhook_events_filter
+    if type(filter) ~= 'table' then filter = {'completed'} end
+    for _, f in ipairs(filter) do
+      if f == kind then
+        local t = redis.call('TIME')
+        local item = id .. ':' .. eid
+        redis.call('ZADD', p .. 'webhooks:due', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), item)
+        redis.call('RPUSH', p .. 'webhooks:of:' .. id, item)
+      end
+    end
+  end
+end
 return ev
 `;
 

@@ -1,25 +1,17 @@
 // Webhooks: a generation submitted with `webhook` has its start, progress and completed events
-// POSTed there, signed per Standard Webhooks. Deliveries are rows in the job store (an outbox):
-// writing one is all the job's path does, so a slow or dead receiver never delays a job, and a
-// restart resumes what was not yet delivered. Each attempt goes through the same address guard
-// as input_image URLs (resolved, checked, pinned); failures are retried with backoff.
+// POSTed there, signed per Standard Webhooks. Deliveries wait in an outbox (outbox.ts: SQLite
+// rows, or Redis when scaled out): writing one is all the job's path does, so a slow or dead
+// receiver never delays a job, and a restart resumes what was not yet delivered. Each attempt goes
+// through the same address guard as input_image URLs (resolved, checked, pinned); failures are
+// retried with backoff.
 
-import type { EventEmitter } from "node:events";
 import http from "node:http";
 import https from "node:https";
 import { ApiError } from "../errors.js";
 import type { AddressPolicy } from "../images/address.js";
 import { checkAddress, pinnedLookup } from "../images/fetch.js";
-import type { QueueEvents } from "../jobs/job-queue.js";
-import type { JobStore, WebhookDelivery } from "../jobs/store.js";
-import type { StoredEvent } from "../jobs/types.js";
+import type { Delivery, WebhookOutbox } from "./outbox.js";
 import { secretKey, sign } from "./signature.js";
-
-const FILTER_OF: Partial<Record<StoredEvent["event"], "start" | "progress" | "completed">> = {
-  media_generation_started: "start",
-  media_generation_progress: "progress",
-  media_generation_completed: "completed",
-};
 
 /** Standard Webhooks' suggested schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
 export const RETRY_DELAYS_MS = [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000];
@@ -38,16 +30,17 @@ export interface WebhookOptions {
 
 export class Webhooks {
   private readonly key: Buffer | null;
-  private readonly busy = new Set<number>();
+  private readonly busy = new Set<string>();
   private readonly aborts = new Set<AbortController>();
   private timer: NodeJS.Timeout | null = null;
   private running = false;
+  private pumping = false;
+  private again = false;
+  private unfollow: (() => void) | null = null;
   private readonly retryDelays: readonly number[];
-  private readonly onEvent = (e: StoredEvent) => this.enqueue(e);
 
   constructor(
-    private readonly store: JobStore,
-    private readonly events: EventEmitter<QueueEvents>,
+    readonly outbox: WebhookOutbox,
     private readonly options: WebhookOptions,
   ) {
     this.key = options.secret ? secretKey(options.secret) : null;
@@ -68,11 +61,11 @@ export class Webhooks {
     throw new ApiError("webhook_invalid", { reason: `${url.href}: ${check.unresolvable}` });
   }
 
-  /** Follows the queue's events and sends what earlier runs left undelivered. */
+  /** Follows the outbox and sends what earlier runs left undelivered. */
   start(): this {
     if (this.running) return this;
     this.running = true;
-    this.events.on("event", this.onEvent);
+    this.unfollow = this.outbox.follow(() => this.pump());
     this.pump();
     return this;
   }
@@ -80,47 +73,55 @@ export class Webhooks {
   /** Stops sending; deliveries in flight are abandoned and sent again after a restart. */
   stop(): void {
     this.running = false;
-    this.events.off("event", this.onEvent);
+    this.unfollow?.();
     if (this.timer) clearTimeout(this.timer);
     for (const a of this.aborts) a.abort();
   }
 
-  private enqueue(e: StoredEvent): void {
-    const kind = FILTER_OF[e.event];
-    if (!kind) return;
-    const g = this.store.get(e.generationId);
-    const url = g?.params.webhook;
-    if (!g || !url || !(g.params.webhook_events_filter ?? ["completed"]).includes(kind)) return;
-    const { preview: _preview, ...data } = e.data; // previews stay on the event streams
-    if (typeof data.url === "string" && data.url.startsWith("/")) data.url = `${g.baseUrl ?? ""}${data.url}`;
-    const body = JSON.stringify({ type: e.event, timestamp: new Date().toISOString(), data });
-    this.store.addDelivery(`msg_${g.id}_${e.id}`, g.id, url, body, Date.now());
-    this.pump();
-  }
-
+  /** Starts the deliveries that are due; one pass at a time, another one after it when woken meanwhile. */
   private pump(): void {
     if (!this.running) return;
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    void this.pass()
+      .catch((err: Error) => this.options.log?.("warn", `webhooks: ${err.message}`))
+      .finally(() => {
+        this.pumping = false;
+        if (this.again) {
+          this.again = false;
+          this.pump();
+        }
+      });
+  }
+
+  private async pass(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     const now = Date.now();
     const free = (this.options.concurrency ?? 8) - this.busy.size;
     if (free > 0) {
-      for (const d of this.store.dueDeliveries(now, [...this.busy], free)) {
-        this.busy.add(d.id);
-        void this.attempt(d).finally(() => {
-          this.busy.delete(d.id);
-          this.pump();
-        });
+      for (const d of await this.outbox.due(now, [...this.busy], free)) {
+        this.busy.add(d.key);
+        void this.attempt(d)
+          .catch((err: Error) => this.options.log?.("warn", `webhook ${d.messageId}: ${err.message}`))
+          .finally(() => {
+            this.busy.delete(d.key);
+            this.pump();
+          });
       }
     }
-    const next = this.store.nextDeliveryAt();
-    if (next !== null && next > now) {
+    const next = await this.outbox.nextAt();
+    if (this.running && next !== null && next > now) {
+      if (this.timer) clearTimeout(this.timer);
       this.timer = setTimeout(() => this.pump(), next - now);
       this.timer.unref();
     }
   }
 
-  private async attempt(d: WebhookDelivery): Promise<void> {
+  private async attempt(d: Delivery): Promise<void> {
     let outcome: { ok: true } | { ok: false; error: string; final?: boolean };
     try {
       outcome = await this.post(d);
@@ -130,24 +131,22 @@ export class Webhooks {
     if (!this.running) return; // stopped meanwhile: the row stays due and is sent after a restart
     const attempts = d.attempts + 1;
     if (outcome.ok) {
-      this.store.deliveryDone(d.id, "delivered", null, Date.now());
+      await this.outbox.done(d, "delivered", null, Date.now());
       return;
     }
     const delay = this.retryDelays[d.attempts];
     if (outcome.final || delay === undefined) {
-      this.store.deliveryDone(d.id, "gave_up", outcome.error, Date.now());
+      await this.outbox.done(d, "gave_up", outcome.error, Date.now());
       this.options.log?.(
         "warn",
         `webhook ${d.messageId} to ${d.url}: gave up after ${attempts} attempt(s): ${outcome.error}`,
       );
     } else {
-      this.store.deliveryRetry(d.id, Date.now() + delay, outcome.error);
+      await this.outbox.retry(d, Date.now() + delay, outcome.error);
     }
   }
 
-  private async post(
-    d: WebhookDelivery,
-  ): Promise<{ ok: true } | { ok: false; error: string; final?: boolean }> {
+  private async post(d: Delivery): Promise<{ ok: true } | { ok: false; error: string; final?: boolean }> {
     const key = this.key;
     if (!key) return { ok: false, final: true, error: "KONTEXT_WEBHOOK_SECRET is no longer set" };
     const url = new URL(d.url);
