@@ -1,6 +1,8 @@
 // `kontext bench`: a small benchmark of the API path. It sends sync edits and splits each
 // request's wall time (seen by the client) into the server's queue, inference and encode times;
-// what is left is the API's own cost (HTTP, validation, image ingest, result transfer).
+// what is left is the API's own cost (HTTP, validation, image ingest, result transfer). The
+// generation's timestamps split that cost further: before it was queued, around the engine's own
+// time (the job message, the input and raw output files, the job rows), and after it finished.
 import { readFile } from "node:fs/promises";
 import type { EditRequest, Kontext } from "../client.js";
 import { UsageError } from "./params.js";
@@ -23,9 +25,21 @@ interface Sample {
   inference: number;
   encode: number;
   overhead: number;
+  beforeQueue: number;
+  aroundEngine: number;
+  afterDone: number;
 }
 
-const KEYS = ["wall", "queue", "inference", "encode", "overhead"] as const;
+const KEYS = [
+  "wall",
+  "queue",
+  "inference",
+  "encode",
+  "overhead",
+  "beforeQueue",
+  "aroundEngine",
+  "afterDone",
+] as const;
 
 function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -60,11 +74,24 @@ export async function runBench(kontext: Kontext, opts: BenchOptions) {
   } as EditRequest;
 
   const one = async (): Promise<Sample> => {
+    const sent = Date.now();
     const t0 = performance.now();
     const res = await kontext.edit(body);
     const wall = performance.now() - t0;
+    const received = sent + wall;
     const t = res.timings;
-    return { wall, ...t, overhead: wall - t.queue - t.inference - t.encode };
+    const g = await kontext.get(res.generation_id); // after the clock stopped
+    const [queued, started, done] = [g.enqueued_at, g.started_at, g.completed_at].map((x) =>
+      x ? Date.parse(x) : Number.NaN,
+    ) as [number, number, number];
+    return {
+      wall,
+      ...t,
+      overhead: wall - t.queue - t.inference - t.encode,
+      beforeQueue: queued - sent,
+      aroundEngine: done - started - t.inference - t.encode,
+      afterDone: received - done,
+    };
   };
   for (let i = 0; i < opts.warmup; i++) await one();
 
@@ -119,7 +146,10 @@ export function formatBench(r: BenchResult): string {
     ["queue", "queue", "waiting for an engine"],
     ["inference", "inference", "the engine's own time"],
     ["encode", "encode", "encoding and storing the output"],
-    ["API overhead", "overhead", "wall − queue − inference − encode"],
+    ["API overhead", "overhead", "wall − queue − inference − encode, of which:"],
+    ["  before queue", "beforeQueue", "request → generation queued (HTTP, validation, input ingest)"],
+    ["  around engine", "aroundEngine", "job message, input and raw output files, job rows"],
+    ["  after done", "afterDone", "generation done → response read"],
   ];
   const model = `${r.model ?? "?"}${r.demo ? " (tiny demo model)" : ""}`;
   return [
@@ -133,6 +163,7 @@ export function formatBench(r: BenchResult): string {
       const s = r.ms[k];
       return `${label.padEnd(16)}${ms(s.p50)}${ms(s.p95)}${ms(s.mean)}   ${note}`;
     }),
+    "(the three parts use the server's clock, in whole ms: meaningful when client and server share a machine)",
     "",
     `throughput  ${r.images_per_minute.toFixed(1)} images/min`,
   ].join("\n");
