@@ -165,7 +165,8 @@ class Editor:
         t3 = self._sync()
         decoded = self.decode(x, lh, lw)
         t4 = self._sync()
-        images = list((decoded * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+        # HWC uint8, made contiguous on the device: the host gets rows it can write out as they are.
+        images = list((decoded * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy())
         if self.safety is not None and not req.disable_safety_checker:
             for i, score in enumerate(self.safety.scores(images)):
                 if score >= self.safety.threshold:

@@ -54,6 +54,20 @@ describe("file store on an object store", () => {
     expect(worker.location).toBe(`s3://${BUCKET}/${PREFIX} at ${s3.endpoint}`);
   });
 
+  it("puts an input back in the bucket when it is used again after a lifecycle rule expired it", async () => {
+    const gateway = machine();
+    const rgb = Buffer.alloc(2 * 2 * 3, 9);
+    await gateway.putInput(hashOf(5), rgb, 2, 2);
+    for (const ext of ["rgb", "json"]) await s3.expire(BUCKET, `${PREFIX}inputs/00/${hashOf(5)}.${ext}`);
+    expect(await machine().findInput(hashOf(5))).toBeNull(); // another machine cannot find it
+
+    expect(await gateway.findInput(hashOf(5))).not.toBeNull(); // the gateway still has its copy…
+    expect(await s3.object(BUCKET, `${PREFIX}inputs/00/${hashOf(5)}.rgb`)).toEqual(rgb); // …and puts it back
+    const worker = machine();
+    const found = await worker.findInput(hashOf(5));
+    expect(await worker.readInput(found as NonNullable<typeof found>)).toEqual(rgb);
+  });
+
   it("a result stored by a worker is served by any gateway; removing it removes the object", async () => {
     const worker = machine();
     const gateway = machine();

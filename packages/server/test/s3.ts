@@ -3,7 +3,7 @@
 // accepts any credentials; the tests give the AWS SDK dummy ones.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import path from "node:path";
-import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { freePort } from "./redis.js";
 
 const repoRoot = path.resolve(import.meta.dirname, "../../..");
@@ -17,6 +17,8 @@ export interface S3Server {
   createBucket(name: string): Promise<void>;
   /** An object's bytes as the store holds them, or null (read with the AWS SDK, not the code under test). */
   object(bucket: string, key: string): Promise<Buffer | null>;
+  /** Deletes an object behind the server's back, as a bucket's lifecycle rule would. */
+  expire(bucket: string, key: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -57,18 +59,21 @@ export async function startS3(): Promise<S3Server> {
       if (!res.ok) throw new Error(`create bucket ${name}: HTTP ${res.status}`);
     },
     async object(bucket, key) {
-      const client = new S3Client({
-        endpoint,
-        region: "us-east-1",
-        forcePathStyle: true,
-        credentials: { accessKeyId: "kontext-test", secretAccessKey: "kontext-test" },
-      });
+      const client = sdkClient(endpoint);
       try {
         const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
         return Buffer.from((await res.Body?.transformToByteArray()) ?? []);
       } catch (err) {
         if ((err as { name?: string }).name === "NoSuchKey") return null;
         throw err;
+      } finally {
+        client.destroy();
+      }
+    },
+    async expire(bucket, key) {
+      const client = sdkClient(endpoint);
+      try {
+        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
       } finally {
         client.destroy();
       }
@@ -80,4 +85,14 @@ export async function startS3(): Promise<S3Server> {
       await exited;
     },
   };
+}
+
+/** An S3 client of the test's own (not the code under test). */
+function sdkClient(endpoint: string): S3Client {
+  return new S3Client({
+    endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: "kontext-test", secretAccessKey: "kontext-test" },
+  });
 }

@@ -133,11 +133,22 @@ export class FileStore {
    */
   async findInput(hash: string): Promise<StoredInput | null> {
     const local = await this.findLocalInput(hash);
-    if (local || !this.objects) {
-      if (local) this.remember(hash, local.width * local.height * 3);
+    if (!this.objects) return local;
+    const k = inputKeys(hash);
+    if (local) {
+      this.remember(hash, local.width * local.height * 3);
+      // Other machines read the bucket, where a lifecycle rule may have expired the object while
+      // this copy stayed in use: put it back.
+      if (!(await this.objects.exists(k.meta))) {
+        const rgb = await readFile(local.path);
+        await this.objects.put(k.raw, rgb);
+        await this.objects.put(
+          k.meta,
+          Buffer.from(JSON.stringify({ width: local.width, height: local.height })),
+        );
+      }
       return local;
     }
-    const k = inputKeys(hash);
     const metaBytes = await this.objects.get(k.meta);
     const rgb = metaBytes && (await this.objects.get(k.raw));
     if (!metaBytes || !rgb) return null;

@@ -6,6 +6,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  HeadObjectCommand,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -80,6 +81,19 @@ export class ObjectStore {
         return res.Body ? Buffer.from(await res.Body.transformToByteArray()) : null;
       } catch (err) {
         if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404) return null;
+        throw err;
+      }
+    });
+  }
+
+  /** Whether an object is there (a HEAD request: no bytes move). */
+  async exists(name: string): Promise<boolean> {
+    return this.call(async () => {
+      try {
+        await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: this.key(name) }));
+        return true;
+      } catch (err) {
+        if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404) return false;
         throw err;
       }
     });
