@@ -123,8 +123,8 @@ export class FileStore {
   }
 
   private inputPaths(hash: string): { raw: string; meta: string } {
-    const dir = path.join(this.root, "inputs", hash.slice(0, 2));
-    return { raw: path.join(dir, `${hash}.rgb`), meta: path.join(dir, `${hash}.json`) };
+    const k = inputKeys(hash);
+    return { raw: path.join(this.root, k.raw), meta: path.join(this.root, k.meta) };
   }
 
   /**
@@ -140,12 +140,7 @@ export class FileStore {
       // Other machines read the bucket, where a lifecycle rule may have expired the object while
       // this copy stayed in use: put it back.
       if (!(await this.objects.exists(k.meta))) {
-        const rgb = await readFile(local.path);
-        await this.objects.put(k.raw, rgb);
-        await this.objects.put(
-          k.meta,
-          Buffer.from(JSON.stringify({ width: local.width, height: local.height })),
-        );
+        await this.uploadInput(hash, await readFile(local.path), local.width, local.height);
       }
       return local;
     }
@@ -170,12 +165,14 @@ export class FileStore {
   }
 
   async putInput(hash: string, rgb: Buffer, width: number, height: number): Promise<StoredInput> {
-    if (this.objects) {
-      const k = inputKeys(hash);
-      await this.objects.put(k.raw, rgb);
-      await this.objects.put(k.meta, Buffer.from(JSON.stringify({ width, height }))); // last: see findInput
-    }
+    if (this.objects) await this.uploadInput(hash, rgb, width, height);
     return this.writeLocalInput(hash, rgb, width, height);
+  }
+
+  private async uploadInput(hash: string, rgb: Buffer, width: number, height: number): Promise<void> {
+    const k = inputKeys(hash);
+    await this.objects?.put(k.raw, rgb);
+    await this.objects?.put(k.meta, Buffer.from(JSON.stringify({ width, height }))); // last: see findInput
   }
 
   private async writeLocalInput(
@@ -277,9 +274,10 @@ export class FileStore {
   }
 }
 
-/** Object names in a bucket: the same relative paths as on a disk. */
+/** An input's two files, relative to the root on a disk and as object names in a bucket. */
 function inputKeys(hash: string): { raw: string; meta: string } {
-  return { raw: `inputs/${hash.slice(0, 2)}/${hash}.rgb`, meta: `inputs/${hash.slice(0, 2)}/${hash}.json` };
+  const dir = `inputs/${hash.slice(0, 2)}`;
+  return { raw: `${dir}/${hash}.rgb`, meta: `${dir}/${hash}.json` };
 }
 
 const resultKey = (name: string) => `results/${name}`;

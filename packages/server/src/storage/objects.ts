@@ -74,29 +74,21 @@ export class ObjectStore {
   /** An object's bytes, or null when there is none under that name. */
   async get(name: string): Promise<Buffer | null> {
     return this.call(async () => {
-      try {
-        const res = await this.client.send(
-          new GetObjectCommand({ Bucket: this.options.bucket, Key: this.key(name) }),
-        );
-        return res.Body ? Buffer.from(await res.Body.transformToByteArray()) : null;
-      } catch (err) {
-        if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404) return null;
-        throw err;
-      }
+      const res = await orMissing(
+        this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: this.key(name) })),
+      );
+      return res?.Body ? Buffer.from(await res.Body.transformToByteArray()) : null;
     });
   }
 
   /** Whether an object is there (a HEAD request: no bytes move). */
   async exists(name: string): Promise<boolean> {
-    return this.call(async () => {
-      try {
-        await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: this.key(name) }));
-        return true;
-      } catch (err) {
-        if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404) return false;
-        throw err;
-      }
-    });
+    return this.call(
+      async () =>
+        (await orMissing(
+          this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: this.key(name) })),
+        )) !== null,
+    );
   }
 
   /** Deletes an object; deleting one that is not there is not an error. */
@@ -118,5 +110,15 @@ export class ObjectStore {
 
   close(): void {
     this.client.destroy();
+  }
+}
+
+/** A request's answer, or null when the object is not there (404). */
+async function orMissing<T>(request: Promise<T>): Promise<T | null> {
+  try {
+    return await request;
+  } catch (err) {
+    if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404) return null;
+    throw err;
   }
 }

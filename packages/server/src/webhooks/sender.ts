@@ -115,7 +115,6 @@ export class Webhooks {
     }
     const next = await this.outbox.nextAt();
     if (this.running && next !== null && next > now) {
-      if (this.timer) clearTimeout(this.timer);
       this.timer = setTimeout(() => this.pump(), next - now);
       this.timer.unref();
     }
