@@ -1,6 +1,13 @@
 // buildApp composes the HTTP server from its parts. It opens no port and spawns nothing:
 // main.ts does that; tests build it with what they need and call inject().
-import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from "fastify";
+import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from "fastify";
 import { registerAuth } from "./api/auth.js";
 import { registerDocs } from "./api/docs.js";
 import { registerEvents } from "./api/events.js";
@@ -8,7 +15,7 @@ import { registerGenerations } from "./api/generations.js";
 import { registerHealth } from "./api/health.js";
 import { registerHistory } from "./api/history.js";
 import { registerModels } from "./api/models.js";
-import { registerOpenAI } from "./api/openai.js";
+import { openAIError, registerOpenAI } from "./api/openai.js";
 import { registerResults } from "./api/results.js";
 import { registerWorkbench } from "./api/workbench.js";
 import { ApiKeys } from "./auth/keys.js";
@@ -63,6 +70,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       disableRequestLogging: !["debug", "trace"].includes(deps.config.logLevel),
     }),
     forceCloseConnections: true, // event streams stay open; closing the server ends them
+    // Fastify's own refusals (a malformed %-escape, an over-long path parameter) and requests the
+    // HTTP parser refuses answer in the error envelope too.
+    frameworkErrors: (err, req, reply) => sendError(err, req, reply, true),
+    clientErrorHandler: (err, socket) => clientError(err, socket),
     // Fastify's own schema validation is not used: the model schemas are checked in the
     // handlers so that errors name the field, the rule and the value (schema/validate.ts).
   });
@@ -97,12 +108,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   app.removeContentTypeParser("text/plain"); // bodies are JSON; anything else is 415
-  app.setErrorHandler((err, req, reply) => {
-    const apiErr = toApiError(err, deps.config.bodyLimitBytes, req.headers["content-type"] ?? "none");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", jsonBodyParser(app, deps.config.bodyLimitBytes));
+  function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply, unrouted = false): void {
+    const apiErr = toApiError(err, deps.config.bodyLimitBytes, req);
     if (apiErr.status >= 500) req.log.error({ err }, "request failed");
     ctx.metrics.errors.inc({ code: apiErr.code });
-    void reply.code(apiErr.status).headers(apiErr.headers).send(apiErr.toBody());
-  });
+    // framework errors come before routing, where the /v1 plugin's hook does not reshape them
+    const v1 = unrouted && (req.raw.url ?? "").startsWith("/v1/");
+    const body = v1 ? openAIError(apiErr.status, apiErr.toBody()) : apiErr.toBody();
+    void reply.code(apiErr.status).headers(apiErr.headers).send(body);
+  }
+  app.setErrorHandler((err, req, reply) => sendError(err, req, reply));
   app.setNotFoundHandler((req, reply) => {
     const e = new ApiError("route_not_found", { method: req.method, url: req.url.split("?")[0] ?? "" });
     ctx.metrics.errors.inc({ code: e.code });
@@ -122,14 +139,30 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   return app;
 }
 
-function toApiError(err: unknown, bodyLimit: number, contentType: string): ApiError {
+/** A URL as shown in a message: without its query, at most 120 characters. */
+const shownUrl = (url: string | undefined) => {
+  const path = (url ?? "").split("?")[0] ?? "";
+  return path.length > 120 ? `${path.slice(0, 117)}...` : path;
+};
+
+function toApiError(err: unknown, bodyLimit: number, req: FastifyRequest): ApiError {
   if (err instanceof ApiError) return err;
   const e = err as { code?: string; statusCode?: number; message?: string };
   switch (e.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return new ApiError("body_too_large", { limit: bodyLimit });
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return new ApiError("unsupported_media_type", { contentType });
+      return new ApiError("unsupported_media_type", { contentType: req.headers["content-type"] ?? "none" });
+    case "FST_ERR_BAD_URL":
+      return new ApiError("invalid_request", {
+        detail: `the URL ${shownUrl(req.raw.url)} has a malformed %-escape (a % must be followed by two hex digits of UTF-8)`,
+      });
+    case "FST_ERR_MAX_PARAM_LENGTH":
+      return new ApiError("path_param_too_long", {
+        method: req.method,
+        url: shownUrl(req.raw.url),
+        limit: 100,
+      });
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return new ApiError("invalid_json", { reason: "the body is empty" });
     case "FST_ERR_CTP_INVALID_JSON_BODY":
@@ -143,4 +176,195 @@ function toApiError(err: unknown, bodyLimit: number, contentType: string): ApiEr
   }
   if (isRedisUnavailable(err)) return new ApiError("queue_unavailable", { reason: e.message ?? "" });
   return new ApiError("internal", { reason: e.message ?? String(err) });
+}
+
+/** A request the HTTP parser refused (no route, no reply object): the envelope, written raw. */
+function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const apiErr =
+    err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? new ApiError("request_timeout")
+      : err.code === "HPE_HEADER_OVERFLOW"
+        ? new ApiError("headers_too_large")
+        : new ApiError("invalid_request", {
+            detail: `the HTTP request could not be parsed (${err.code ?? "error"})`,
+          });
+  const body = JSON.stringify(apiErr.toBody());
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${apiErr.status} ${apiErr.title}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
+}
+
+/** Nesting deeper than this is refused before the body is parsed (nothing walks such a value). */
+export const MAX_JSON_DEPTH = 64;
+/** Fields and list items one JSON body may hold (a request has a few dozen); more is refused unparsed. */
+export const MAX_JSON_MEMBERS = 10_000;
+
+/**
+ * Scans a JSON body as it arrives, byte by byte (structure is ASCII, so UTF-8 needs no decoding):
+ * nesting depth, the number of fields and items (commas plus containers), and the top-level field
+ * being read, so a refusal can name it. It checks structure only; JSON.parse checks the rest.
+ */
+class JsonScan {
+  private depth = 0;
+  private members = 0;
+  private inString = false;
+  private escaped = false;
+  /** per depth, whether the container there is an object */
+  private readonly objects: boolean[] = [];
+  private expectKey = false;
+  private key: number[] | null = null;
+  private field: string | null = null;
+
+  /** null while the body may be fine; else why it is refused, and the field. */
+  feed(c: Buffer): { detail: string; field: string | null } | null {
+    let nextEscape = -2; // where the next backslash of this chunk is (-1: none; -2: not looked yet)
+    for (let i = 0; i < c.length; i++) {
+      if (this.inString) {
+        if (this.escaped) {
+          this.escaped = false;
+          if (this.key && this.key.length < 256) this.key.push(c[i] as number);
+          continue;
+        }
+        if (!this.key) {
+          // skip the string's body natively: to the next quote or backslash
+          if (nextEscape !== -1 && nextEscape < i) nextEscape = c.indexOf(92, i);
+          const quote = c.indexOf(34, i);
+          const stop =
+            quote === -1 ? nextEscape : nextEscape !== -1 && nextEscape < quote ? nextEscape : quote;
+          if (stop === -1) return null; // the string goes on in the next chunk
+          i = stop;
+        }
+        const b = c[i] as number;
+        if (b === 92) this.escaped = true;
+        if (b === 34 && !this.escaped) {
+          this.inString = false;
+          if (this.key) this.field = decodeKey(this.key);
+          this.key = null;
+        } else if (this.key && this.key.length < 256) this.key.push(b);
+        continue;
+      }
+      switch (c[i]) {
+        case 34: // "
+          this.inString = true;
+          if (this.expectKey && this.depth === 1) this.key = [];
+          this.expectKey = false;
+          break;
+        case 123: // {
+        case 91: // [
+          this.depth++;
+          this.members++;
+          this.objects[this.depth] = c[i] === 123;
+          this.expectKey = c[i] === 123;
+          if (this.depth > MAX_JSON_DEPTH) {
+            const what = `nested more than ${MAX_JSON_DEPTH} levels deep`;
+            return this.field && this.depth > 2
+              ? { detail: `${this.field}: ${what}`, field: this.field }
+              : { detail: `the request body is ${what}`, field: null };
+          }
+          break;
+        case 125: // }
+        case 93: // ]
+          this.depth--;
+          break;
+        case 44: // ,
+          this.members++;
+          this.expectKey = this.objects[this.depth] === true;
+          break;
+      }
+      if (this.members > MAX_JSON_MEMBERS) {
+        return this.field && this.depth > 1
+          ? {
+              detail: `${this.field}: more than ${MAX_JSON_MEMBERS} list items and fields`,
+              field: this.field,
+            }
+          : {
+              detail: `the request body has more than ${MAX_JSON_MEMBERS} fields (a request has a few dozen at most)`,
+              field: null,
+            };
+      }
+    }
+    return null;
+  }
+}
+
+function decodeKey(bytes: number[]): string {
+  const raw = Buffer.from(bytes).toString("utf8");
+  try {
+    return JSON.parse(`"${raw}"`) as string;
+  } catch {
+    return raw;
+  }
+}
+
+/**
+ * application/json bodies, read as they arrive: 413 as soon as the body passes the limit, and a
+ * 400 naming the field as soon as it nests deeper than MAX_JSON_DEPTH or holds more than
+ * MAX_JSON_MEMBERS fields and items, before JSON.parse runs (a 19 MB body of a million fields took
+ * JSON.parse alone most of a second of blocked event loop; 100,000 levels overflowed the stack).
+ * A refused body is read to its end and dropped, as fastify does, so the client gets the answer.
+ */
+function jsonBodyParser(app: FastifyInstance, limit: number) {
+  const parse = app.getDefaultJsonParser("error", "error");
+  return (
+    req: FastifyRequest,
+    payload: IncomingMessage,
+    done: (err: Error | null, body?: unknown) => void,
+  ) => {
+    const declared = Number(req.headers["content-length"]);
+    if (declared > limit) {
+      done(new ApiError("body_too_large", { limit }));
+      return;
+    }
+    const scan = new JsonScan();
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const stop = (err: Error | null) => {
+      payload.removeListener("data", onData);
+      payload.removeListener("end", onEnd);
+      payload.removeListener("error", onEnd);
+      chunks.length = 0;
+      if (err) done(err);
+    };
+    const onData = (chunk: Buffer | string) => {
+      const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+      received += buf.length;
+      if (received > limit) return stop(new ApiError("body_too_large", { limit }));
+      const refused = scan.feed(buf);
+      if (refused) {
+        const fields = refused.field === null ? {} : { fields: [refused.field] };
+        return stop(new ApiError("invalid_request", { detail: refused.detail }, fields));
+      }
+      chunks.push(buf);
+    };
+    const onEnd = (err?: Error & { statusCode?: number }) => {
+      const body = Buffer.concat(chunks, received);
+      stop(null);
+      if (err) {
+        if (!(typeof err.statusCode === "number" && err.statusCode >= 400)) err.statusCode = 400;
+        done(err);
+        return;
+      }
+      if (!Number.isNaN(declared) && received !== declared) {
+        done(
+          new ApiError("invalid_request", {
+            detail: `the request body has ${received} bytes, its Content-Length says ${declared}`,
+          }),
+        );
+        return;
+      }
+      try {
+        parse(req, body.toString("utf8"), done);
+      } catch (e) {
+        done(e as Error);
+      }
+    };
+    payload.on("data", onData);
+    payload.on("end", onEnd);
+    payload.on("error", onEnd);
+    payload.resume();
+  };
 }

@@ -262,7 +262,7 @@ export const SETTINGS: readonly Setting[] = [
     kind: "list",
     default: [],
     description:
-      "Comma-separated API keys clients send as `Authorization: Bearer <key>`; an entry may be `sha256:<hex>` (the key's SHA-256) so the key itself is not written down. Held hashed in memory.",
+      "Comma-separated API keys clients send as `Authorization: Bearer <key>`, each at least 16 characters; an entry may be `sha256:<hex>` (the key's SHA-256, 64 hex digits) so the key itself is not written down. A shorter key or a malformed `sha256:` entry stops the server at start (naming the entry by position). Held hashed in memory.",
   },
   {
     key: "requireApiKey",
@@ -391,6 +391,31 @@ export const SETTINGS: readonly Setting[] = [
 
 export class ConfigError extends Error {}
 
+/** The shortest API key accepted: a short key can be guessed. */
+export const MIN_API_KEY_LENGTH = 16;
+
+/**
+ * Refuses API key entries that cannot be what was meant: `sha256:` not followed by 64 hex digits
+ * (it would silently become a literal key), and keys shorter than MIN_API_KEY_LENGTH. The entry is
+ * named by its position, never by its value.
+ */
+export function checkApiKeyEntries(entries: readonly string[]): void {
+  entries.forEach((entry, i) => {
+    const where = `KONTEXT_API_KEYS entry ${i + 1}`;
+    if (/^sha256:/i.test(entry)) {
+      if (!/^sha256:[0-9a-f]{64}$/i.test(entry)) {
+        throw new ConfigError(
+          `${where} starts with sha256: but is not sha256: followed by the 64 hex digits of the key's SHA-256`,
+        );
+      }
+    } else if (entry.length < MIN_API_KEY_LENGTH) {
+      throw new ConfigError(
+        `${where} is shorter than ${MIN_API_KEY_LENGTH} characters; use a long random key (e.g. openssl rand -hex 24)`,
+      );
+    }
+  });
+}
+
 function parseValue(s: Setting, raw: unknown, origin: string): unknown {
   if (raw === null || raw === "") {
     if (s.nullable) return null;
@@ -462,6 +487,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     if (s.kind === "path" && typeof out[s.key] === "string")
       out[s.key] = path.resolve(cwd, out[s.key] as string);
   }
+  checkApiKeyEntries(out.apiKeys as string[]);
   return out as unknown as Config;
 }
 

@@ -41,6 +41,21 @@ export const ERRORS = {
   generation_not_found: { status: 404, title: "Not found", template: "Generation not found: {id}" },
   result_not_found: { status: 404, title: "Not found", template: "Result not found: {name}" },
   route_not_found: { status: 404, title: "Not found", template: "No route {method} {url}" },
+  path_param_too_long: {
+    status: 404,
+    title: "Not found",
+    template: "{method} {url}: a path parameter is longer than {limit} characters, so nothing has that name",
+  },
+  request_timeout: {
+    status: 408,
+    title: "Request timeout",
+    template: "the request was not received in time; send it again",
+  },
+  headers_too_large: {
+    status: 431,
+    title: "Request header fields too large",
+    template: "the request's headers are larger than the server accepts (16 KiB)",
+  },
   generation_finished: {
     status: 409,
     title: "Conflict",

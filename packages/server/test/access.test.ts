@@ -32,7 +32,7 @@ describe("API keys", () => {
     h = await makeHarness({
       // B is configured by its hash only; C has the same limits
       config: {
-        apiKeys: [KEY_A, `sha256:${sha256(KEY_B)}`, "key-c-limits"],
+        apiKeys: [KEY_A, `sha256:${sha256(KEY_B)}`, "key-c-limits-0123"],
         keySubmitsPerMinute: 4,
         keyMaxActiveJobs: 3,
       },
@@ -118,12 +118,12 @@ describe("API keys", () => {
 
   it("limits submissions per minute per key (429 + Retry-After)", async () => {
     for (let i = 0; i < 4; i++) {
-      const res = await submit("key-c-limits");
+      const res = await submit("key-c-limits-0123");
       expect(res.statusCode, res.body).toBe(200);
       const id = res.json().generations[0].generation_id as string;
       await waitFor(() => h.store.get(id)?.status === "succeeded", 20_000, "a quick generation");
     }
-    const res = await submit("key-c-limits");
+    const res = await submit("key-c-limits-0123");
     expect(res.statusCode).toBe(429);
     expect(res.json().error.type).toBe("rate_limited");
     expect(res.json().error.detail).toMatch(

@@ -280,7 +280,7 @@ describe("the openai package with API keys (KONTEXT_API_KEYS)", () => {
   let keyed: Harness;
   let url: string;
   beforeAll(async () => {
-    keyed = await makeHarness({ config: { apiKeys: ["sk-kontext-test"] } }); // fake engine: no job runs here
+    keyed = await makeHarness({ config: { apiKeys: ["sk-kontext-test-0123"] } }); // fake engine: no job runs here
     await keyed.app.listen({ host: "127.0.0.1", port: 0 });
     url = `http://127.0.0.1:${(keyed.app.server.address() as AddressInfo).port}/v1`;
   });
@@ -291,7 +291,7 @@ describe("the openai package with API keys (KONTEXT_API_KEYS)", () => {
     const err = await wrong.models.retrieve("flux-kontext-dev").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
     expect((err as Error).message).toContain("Authorization: Bearer");
-    const right = new OpenAI({ baseURL: url, apiKey: "sk-kontext-test" });
+    const right = new OpenAI({ baseURL: url, apiKey: "sk-kontext-test-0123" });
     expect((await right.models.retrieve("flux-kontext-dev")).id).toBe("flux-kontext-dev");
   });
 });

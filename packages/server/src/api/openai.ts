@@ -10,7 +10,7 @@ import { ApiError, type ErrorBody } from "../errors.js";
 import type { Generation } from "../jobs/types.js";
 import { ASPECT_RATIOS, EditRequest } from "../schema/flux-kontext-dev.js";
 import { findModel, MODELS } from "../schema/models.js";
-import { validateBody } from "../schema/validate.js";
+import { showValue, validateBody } from "../schema/validate.js";
 import { submit } from "./generations.js";
 
 const HOSTED = EditRequest.properties;
@@ -172,22 +172,76 @@ interface Form {
   fields: Map<string, string[]>;
 }
 
+/** Every part name the form knows: the image, the fields, and the OpenAI parameters refused with a reason. */
+const KNOWN_PARTS = new Set([
+  "image",
+  ...Object.keys(OpenAIEditFields.properties),
+  ...Object.keys(UNSUPPORTED),
+]);
+
+/** Why a part is refused as soon as its header is read (its content is never read), or null. */
+function refusedPart(name: string, isFile: boolean, value: string): ApiError | null {
+  const refuse = (detail: string) => new ApiError("invalid_request", { detail }, { fields: [name] });
+  if (!KNOWN_PARTS.has(name)) {
+    return refuse(
+      `${name}: unknown field (not a parameter of this model), got ${isFile ? '"(file)"' : showValue(value)}`,
+    );
+  }
+  if (!isFile || name === "image") return null;
+  const rule = UNSUPPORTED[name];
+  if (rule) return refuse(`${name}: ${rule.reason}, got "(file)"`);
+  return refuse(`${name}: send it as a text field, not a file`);
+}
+
+/**
+ * Reads the form, holding KONTEXT_BODY_LIMIT_BYTES over the whole body (every part, headers and
+ * boundaries counted as the bytes arrive: 413 as soon as it is passed), and refusing a part that
+ * is no known field, or a file where a text field belongs, before reading its content. A refused
+ * form's remaining bytes are read and dropped, so the client gets the answer.
+ */
 async function readForm(req: FastifyRequest, limit: number): Promise<Form> {
+  if (Number(req.headers["content-length"]) > limit) throw new ApiError("body_too_large", { limit });
   const form: Form = { image: [], fields: new Map() };
+  let received = 0;
+  const count = (c: Buffer) => {
+    received += c.length;
+  };
+  const tooLarge = () => new ApiError("body_too_large", { limit });
+  const parts = req.parts()[Symbol.asyncIterator]();
+  let counting = false;
   try {
-    for await (const part of req.parts()) {
+    for (;;) {
+      const next = parts.next(); // the first call pipes the request into the parser
+      if (!counting) {
+        req.raw.on("data", count);
+        counting = true;
+      }
+      const { value: part, done } = await next;
+      if (done) break;
+      if (received > limit) throw tooLarge();
       const name = part.fieldname.replace(/\[\]$/, "");
+      const refused = refusedPart(name, part.type === "file", part.type === "file" ? "" : String(part.value));
+      if (refused) throw refused;
       if (part.type === "file") {
-        const bytes = await part.toBuffer();
-        if (name === "image") form.image.push(bytes);
-        else form.fields.set(name, [...(form.fields.get(name) ?? []), "(file)"]);
+        const chunks: Buffer[] = [];
+        for await (const chunk of part.file) {
+          if (received > limit) throw tooLarge();
+          chunks.push(chunk as Buffer);
+        }
+        if (part.file.truncated || received > limit) throw tooLarge();
+        form.image.push(Buffer.concat(chunks));
       } else {
         form.fields.set(name, [...(form.fields.get(name) ?? []), String(part.value)]);
       }
     }
+    if (received > limit) throw tooLarge();
   } catch (err) {
+    // stop parsing; what is left of the body is read and dropped (a destroyed socket would lose the answer)
+    void parts.return?.(undefined);
+    req.raw.unpipe();
+    req.raw.resume();
     const code = (err as { code?: string }).code;
-    if (code === "FST_REQ_FILE_TOO_LARGE") throw new ApiError("body_too_large", { limit });
+    if (code === "FST_REQ_FILE_TOO_LARGE") throw tooLarge();
     if (code === "FST_FILES_LIMIT" || code === "FST_FIELDS_LIMIT" || code === "FST_PARTS_LIMIT") {
       throw new ApiError("invalid_request", {
         detail: `the form has too many parts: ${(err as Error).message}`,
@@ -198,6 +252,8 @@ async function readForm(req: FastifyRequest, limit: number): Promise<Form> {
     throw new ApiError("invalid_request", {
       detail: `the multipart/form-data body could not be read: ${(err as Error).message}`,
     });
+  } finally {
+    req.raw.removeListener("data", count);
   }
   return form;
 }

@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import type { Config } from "../config.js";
-import { ConfigError } from "../config.js";
+import { ConfigError, checkApiKeyEntries } from "../config.js";
 import { ApiError } from "../errors.js";
 
 const sha256 = (s: string) => createHash("sha256").update(s, "utf8").digest("hex");
@@ -52,6 +52,7 @@ export class ApiKeys {
     private readonly limits: KeyLimits,
   ) {
     this.enabled = authRequired(config);
+    checkApiKeyEntries(config.apiKeys); // loadConfig checked them too; a config built in code is checked here
     for (const entry of config.apiKeys) {
       const m = /^sha256:([0-9a-f]{64})$/i.exec(entry);
       const hash = m?.[1] ? m[1].toLowerCase() : sha256(entry);

@@ -125,10 +125,33 @@ function failed(url: URL, err: Error, signal: AbortSignal): ApiError {
   return new ApiError("input_image_fetch_failed", { url: url.href, reason });
 }
 
+/**
+ * The URL `href` stands for (relative to `base` for a redirect's Location), or null when it does
+ * not parse: a zone id, a %-escaped control character, a port over 65535.
+ */
+export function parseUrl(href: string, base?: URL): URL | null {
+  try {
+    return new URL(href, base);
+  } catch {
+    return null;
+  }
+}
+
+/** A value quoted for a message: at most 200 characters. */
+const quoted = (s: string) => JSON.stringify(s.length > 200 ? `${s.slice(0, 197)}...` : s);
+
 /** GETs an http(s) URL under the address policy and the limits; returns the body. */
 export async function fetchImage(href: string, policy: AddressPolicy, limits: FetchLimits): Promise<Buffer> {
   const signal = AbortSignal.timeout(limits.timeoutMs);
-  let url = new URL(href);
+  const first = parseUrl(href);
+  if (!first) {
+    throw new ApiError(
+      "input_image_invalid",
+      { reason: `not a valid URL (a malformed host, port or %-escape), got ${quoted(href)}` },
+      { fields: ["input_image"] },
+    );
+  }
+  let url = first;
   for (let redirects = 0; ; redirects++) {
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       throw new ApiError("input_image_invalid", {
@@ -137,7 +160,10 @@ export async function fetchImage(href: string, policy: AddressPolicy, limits: Fe
     }
     const pinned = await resolveChecked(url, policy);
     if (signal.aborted) throw failed(url, new Error("timeout"), signal);
-    const res = await getOnce(url, pinned, limits, signal);
+    // a URL that parsed but that http.get refuses (it throws) is a failed fetch, not a crash
+    const res = await getOnce(url, pinned, limits, signal).catch((err: Error) => {
+      throw failed(url, err, signal);
+    });
     if (res.body) return res.body;
     if (redirects >= limits.maxRedirects) {
       throw new ApiError("input_image_fetch_failed", {
@@ -145,6 +171,16 @@ export async function fetchImage(href: string, policy: AddressPolicy, limits: Fe
         reason: `more than ${limits.maxRedirects} redirects (KONTEXT_FETCH_MAX_REDIRECTS)`,
       });
     }
-    url = new URL(res.location ?? "", url);
+    const next = parseUrl(res.location ?? "", url);
+    if (!next) {
+      throw new ApiError(
+        "input_image_invalid",
+        {
+          reason: `${url.href} redirects to a malformed URL (Location: ${quoted(res.location ?? "")}), which cannot be fetched`,
+        },
+        { fields: ["input_image"] },
+      );
+    }
+    url = next;
   }
 }

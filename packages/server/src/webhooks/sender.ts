@@ -9,7 +9,7 @@ import http from "node:http";
 import https from "node:https";
 import { ApiError } from "../errors.js";
 import type { AddressPolicy } from "../images/address.js";
-import { checkAddress, pinnedLookup } from "../images/fetch.js";
+import { checkAddress, parseUrl, pinnedLookup } from "../images/fetch.js";
 import type { Delivery, WebhookOutbox } from "./outbox.js";
 import { secretKey, sign } from "./signature.js";
 
@@ -54,7 +54,14 @@ export class Webhooks {
         reason: "this server has no KONTEXT_WEBHOOK_SECRET, and webhooks are always signed",
       });
     }
-    const url = new URL(href); // the schema's `uri` format already made sure it parses
+    const url = parseUrl(href); // the schema's `uri` format already checked it; never a 500 if not
+    if (!url) {
+      throw new ApiError(
+        "webhook_invalid",
+        { reason: "not a valid URL (a malformed host, port or %-escape)" },
+        { fields: ["webhook"] },
+      );
+    }
     const check = await checkAddress(url, this.options.policy);
     if (check.ok) return;
     if ("refused" in check) throw new ApiError("webhook_refused", { url: url.href, ...check.refused });
