@@ -37,26 +37,56 @@ def serve(args: argparse.Namespace) -> int:
     try:
         import torch
 
+        from . import environment as env
         from .editor import Editor
         from .loading import load_model
         from .safety import SafetyChecker
         from .server import EngineServer
-        from .speed import accelerate, model_dtype, parse_buckets, resolve_precision
+        from .speed import (
+            accelerate,
+            attention_backend,
+            model_dtype,
+            parse_buckets,
+            resolve_compile,
+            resolve_precision,
+            warmup_buckets,
+        )
 
-        device = torch.device(
-            "cuda"
-            if args.device == "auto" and torch.cuda.is_available()
-            else "cpu"
-            if args.device == "auto"
-            else args.device
+        facts = env.cuda_facts()
+        device = env.choose_device(args.device, env.model_variant(args.model_dir), facts)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # anything placed on plain "cuda" lands on this engine's GPU
+        logging.info(
+            "torch %s (CUDA build %s), driver %s; device %s",
+            facts.torch_version,
+            facts.cuda_build,
+            facts.driver,
+            device,
         )
         precision = resolve_precision(args.precision, device)
-        buckets = parse_buckets(args.warmup_buckets)
+        compile_blocks = resolve_compile(args.compile, device)
+        parse_buckets(args.warmup_buckets)  # a bad spec fails before the model loads
         model = load_model(args.model_dir, device, model_dtype(precision), offload=args.low_memory)
-        speed = accelerate(model, precision, args.compile, args.compile_cache)
+        speed = accelerate(model, precision, compile_blocks, args.compile_cache)
+        tc = model.transformer.config
+        attention = attention_backend(device, model.dtype, tc.num_attention_heads, tc.attention_head_dim, 8704)
+        logging.info("attention: %s (1024² edit, 8704 tokens)", attention)
         safety = None if args.no_safety_checker else SafetyChecker(safety_dir, device, args.safety_threshold)
         editor = Editor(model, safety, args.prompt_cache, args.condition_cache)
-        editor.warm_up(buckets)
+        buckets = warmup_buckets(args.warmup_buckets, speed.compiled)
+        if speed.compiled and buckets:
+            logging.info(
+                "compiling the transformer blocks while warming up %d bucket(s) at batch 1 and 2 (kernels cached in "
+                "%s): minutes on the first start, seconds after",
+                len(buckets),
+                args.compile_cache or "torch's default cache",
+            )
+        elif speed.compiled:
+            logging.warning("compiled without warm-up buckets: the first requests compile while they run")
+        editor.warm_up(buckets, (1, 2) if speed.compiled else (1,))
+        environment = env.describe(device, attention)
+    except env.DeviceUnavailable as e:
+        return fatal("device_unavailable", str(e))
     except ModelDirError as e:
         return fatal("load_failed", f"model directory {args.model_dir}: {e}")
     except ValueError as e:  # a setting out of range, e.g. an unknown warm-up bucket
@@ -73,8 +103,18 @@ def serve(args: argparse.Namespace) -> int:
     }
     server = EngineServer(editor, events, info)
     dtype = str(model.dtype).removeprefix("torch.")
-    server.send(p.ready_event(info, str(device), dtype, safety is not None, speed.precision, speed.compiled))
-    logging.info("ready: %s on %s (%s, %s)", args.model_dir, device, speed.precision, dtype)
+    server.send(
+        p.ready_event(info, str(device), dtype, safety is not None, speed.precision, speed.compiled, environment)
+    )
+    logging.info(
+        "ready: %s on %s (%s, %s, %s); %s",
+        args.model_dir,
+        device,
+        speed.precision,
+        dtype,
+        "compiled" if speed.compiled else "eager",
+        ", ".join(f"{k} {v}" for k, v in environment.items() if v is not None),
+    )
     reader = threading.Thread(target=server.read_forever, args=(sys.stdin.buffer.readline,), daemon=True)
     reader.start()
     server.serve_forever()
@@ -93,9 +133,20 @@ def main(argv: list[str] | None = None) -> None:
         choices=["auto", "fp32", "bf16", "fp8"],
         help="auto: fp8 on GPUs with FP8 tensor cores, bf16 on other GPUs, fp32 on CPU",
     )
-    s.add_argument("--compile", action="store_true", help="compile the transformer blocks (torch.compile)")
+    s.add_argument(
+        "--compile",
+        nargs="?",
+        const="on",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="compile the transformer blocks (torch.compile); auto: on with CUDA, off on the CPU; --compile alone: on",
+    )
     s.add_argument("--compile-cache", type=Path, help="directory for compiled kernels, kept across restarts")
-    s.add_argument("--warmup-buckets", default="none", help="none, all, or WxH,… output sizes run once before ready")
+    s.add_argument(
+        "--warmup-buckets",
+        default="auto",
+        help="auto (1024x1024 when compiled), none, all, or WxH,… output sizes run (batch 1 and 2) before ready",
+    )
     s.add_argument(
         "--low-memory",
         action="store_true",

@@ -5,6 +5,7 @@
 
 import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +23,11 @@ from .preview import LatentPreview
 from .resolution import condition_size, output_size
 from .safety import SafetyChecker
 from .speed import fastest_attention
+
+log = logging.getLogger("kontext_engine")
+
+T5_MAX_TOKENS = 512  # what FLUX.1 Kontext was trained with; longer prompts are cut
+CLIP_MAX_TOKENS = 77
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class EditResult:
     decoded: Tensor  # (B, 3, h, w) float32 in [0, 1], before rounding
     timings_ms: dict[str, float] = field(default_factory=dict)
     cache: dict[str, bool] = field(default_factory=dict)
+    prompt_tokens: dict[str, int | bool] = field(default_factory=dict)  # Editor.prompt_tokens
 
 
 # on_step(step, total_steps, preview) where preview() renders a JPEG of generation 0 on demand.
@@ -98,14 +105,29 @@ class Editor:
         self.prompts.put(prompt, (pooled, txt))
         return pooled, txt, False
 
+    def prompt_tokens(self, prompt: str) -> dict[str, int | bool]:
+        """How many tokens the prompt is for each encoder, and each encoder's limit: T5 keeps 512
+        (what the transformer reads), CLIP 77 (only its pooled summary is used). `truncated`:
+        T5 dropped the rest. Counts include the end token; tokenizing costs about a millisecond."""
+        m = self.m
+        t5 = len(m.t5_tokenizer(prompt, truncation=False).input_ids)
+        clip = len(m.clip_tokenizer(prompt, truncation=False).input_ids)
+        return {
+            "t5": t5,
+            "t5_max": T5_MAX_TOKENS,
+            "clip": clip,
+            "clip_max": CLIP_MAX_TOKENS,
+            "truncated": t5 > T5_MAX_TOKENS,
+        }
+
     def _encode_prompt(self, prompt: str) -> tuple[Tensor, Tensor]:
         m = self.m
         clip_ids = m.clip_tokenizer(
-            prompt, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+            prompt, padding="max_length", max_length=CLIP_MAX_TOKENS, truncation=True, return_tensors="pt"
         ).input_ids
         pooled = m.clip(clip_ids.to(m.device), output_hidden_states=False).pooler_output.to(m.dtype)
         t5_ids = m.t5_tokenizer(
-            prompt, padding="max_length", max_length=512, truncation=True, return_tensors="pt"
+            prompt, padding="max_length", max_length=T5_MAX_TOKENS, truncation=True, return_tensors="pt"
         ).input_ids
         txt = m.t5(t5_ids.to(m.device), output_hidden_states=False)[0].to(m.dtype)
         return pooled, txt
@@ -192,6 +214,7 @@ class Editor:
                 "total": ms(t0, t5),
             },
             cache={"prompt": prompt_hit, "condition": cond_hit},
+            prompt_tokens=self.prompt_tokens(req.prompt),
         )
 
     def _denoise(
@@ -222,11 +245,20 @@ class Editor:
             plan,
         )
 
-    def warm_up(self, buckets: list[tuple[int, int]]) -> None:
-        """One short edit per output bucket before `ready`: compilation and autotuning happen at start."""
-        for w, h in buckets:
+    def warm_up(self, buckets: list[tuple[int, int]], batches: tuple[int, ...] = (1, 2), steps: int = 2) -> None:
+        """Short edits per output bucket and batch size before `ready`, so compilation and
+        autotuning happen at start: batch 1 and batch 2 (torch specialises size 1; from 2 on the
+        batch is dynamic), so a request with one seed or several never compiles while it runs."""
+        runs = [(w, h, b) for w, h in buckets for b in batches]
+        for i, (w, h, b) in enumerate(runs, 1):
+            log.info("warm-up %d/%d: %dx%d, batch %d", i, len(runs), w, h, b)
+            t = time.perf_counter()
             image = np.zeros((h, w, 3), dtype=np.uint8)
-            self.edit(EditRequest(image, "warm-up", "match_input_image", 2, 2.5, (0,), disable_safety_checker=True))
+            seeds = tuple(range(b))
+            self.edit(
+                EditRequest(image, "warm-up", "match_input_image", steps, 2.5, seeds, disable_safety_checker=True)
+            )
+            log.info("warm-up %d/%d done in %.1f s", i, len(runs), time.perf_counter() - t)
         self.prompts.clear()
         self.conditions.clear()
 

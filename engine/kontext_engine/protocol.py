@@ -207,19 +207,27 @@ def _event(kind: str, **fields: Any) -> dict[str, Any]:
 
 
 def ready_event(
-    model: dict[str, Any], device: str, dtype: str, safety_checker: bool, precision: str, compiled: bool
+    model: dict[str, Any],
+    device: str,
+    dtype: str,
+    safety_checker: bool,
+    precision: str,
+    compiled: bool,
+    environment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return _event(
-        "ready",
-        protocol=VERSION,
-        model=model,
-        device=device,
-        dtype=dtype,
-        safety_checker=safety_checker,
-        precision=precision,
-        compiled=compiled,
-        pid=os.getpid(),
-    )
+    fields: dict[str, Any] = {
+        "protocol": VERSION,
+        "model": model,
+        "device": device,
+        "dtype": dtype,
+        "safety_checker": safety_checker,
+        "precision": precision,
+        "compiled": compiled,
+        "pid": os.getpid(),
+    }
+    if environment is not None:  # optional: torch, CUDA build, driver, GPU (environment.describe)
+        fields["environment"] = environment
+    return _event("ready", **fields)
 
 
 def fatal_event(code: str, message: str) -> dict[str, Any]:
@@ -238,9 +246,16 @@ def progress_event(job_id: str, step: int, total: int, preview: dict[str, Any] |
 
 
 def result_event(
-    job_id: str, images: list[dict[str, Any]], timings_ms: dict[str, float], cache: dict[str, bool]
+    job_id: str,
+    images: list[dict[str, Any]],
+    timings_ms: dict[str, float],
+    cache: dict[str, bool],
+    prompt_tokens: dict[str, int | bool] | None = None,
 ) -> dict[str, Any]:
-    return _event("result", job_id=job_id, images=images, timings_ms=timings_ms, cache=cache)
+    fields: dict[str, Any] = {"job_id": job_id, "images": images, "timings_ms": timings_ms, "cache": cache}
+    if prompt_tokens:  # optional: {t5, t5_max, clip, clip_max, truncated} (Editor.prompt_tokens)
+        fields["prompt_tokens"] = prompt_tokens
+    return _event("result", **fields)
 
 
 def error_event(job_id: str | None, error: EngineError) -> dict[str, Any]:

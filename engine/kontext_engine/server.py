@@ -175,7 +175,7 @@ class EngineServer:
                 {"path": str(path), "width": result.width, "height": result.height, "seed": seed}
                 for path, seed in zip(paths, job.seeds, strict=True)
             ]
-            self.send(p.result_event(job.job_id, images, result.timings_ms, result.cache))
+            self.send(p.result_event(job.job_id, images, result.timings_ms, result.cache, result.prompt_tokens))
         except EngineError as e:
             self.send(p.error_event(job.job_id, e))
         except Exception as e:  # a bug or out of memory: report it, keep serving

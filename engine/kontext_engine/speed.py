@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -60,41 +60,104 @@ def accelerate(model: KontextModel, precision: str, compile_blocks: bool, compil
             log.warning("fp8 unavailable here (%s); running bf16", reason)
             precision = "bf16"
     if compile_blocks:
-        if compile_cache is not None:
-            # Inductor's caches in the data directory make restarts skip most compilation.
-            compile_cache.mkdir(parents=True, exist_ok=True)
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache))
-            os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
-            os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
-        # Regional compilation: the 57 blocks share two graphs, so compiling costs seconds, not
-        # minutes. Sequence length is dynamic, so every bucket uses the same graphs: no
-        # recompilation on a request.
-        mode = "max-autotune-no-cudagraphs" if model.device.type == "cuda" else "default"
-        for block in [*t.transformer_blocks, *t.single_transformer_blocks]:
-            block.compile(mode=mode, dynamic=True, fullgraph=False)
+        compile_transformer(t, model.device, compile_cache)
     if not model.offload:
         t.to(model.device)  # low-memory mode moves it in when needed (Editor)
     return SpeedReport(precision=precision, compiled=compile_blocks, fp8_fallback_reason=reason)
 
 
+def resolve_compile(requested: str | bool, device: torch.device) -> bool:
+    """`auto` (the default): compile on CUDA, not on the CPU (there it costs more than it saves)."""
+    if isinstance(requested, bool):
+        return requested
+    if requested in ("auto", ""):
+        return device.type == "cuda"
+    if requested in ("on", "true", "1", "yes"):
+        return True
+    if requested in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"--compile must be auto, on or off, got {requested!r}")
+
+
+def compile_transformer(
+    transformer: torch.nn.Module, device: torch.device, cache: Path | None = None, backend: Any = "inductor"
+) -> None:
+    """Regional compilation: each of the 57 blocks is compiled, and the blocks of one kind share
+    their graphs, so there are two kinds to compile, not 57 blocks. Every dimension is dynamic, so one graph
+    serves every bucket's sequence length; batch 1 is specialised (torch does that for size 1),
+    so warm-up runs batch 1 and batch 2 and no request ever compiles (Editor.warm_up).
+    `backend` is for tests (e.g. a counting `eager` backend)."""
+    if cache is not None:
+        # Inductor's caches in the data directory make restarts skip most compilation.
+        cache.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache))
+        os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
+        os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
+    options: dict[str, Any] = {"backend": backend, "dynamic": True, "fullgraph": False}
+    if backend == "inductor":
+        options["mode"] = "max-autotune-no-cudagraphs" if device.type == "cuda" else "default"
+    for block in [*transformer.transformer_blocks, *transformer.single_transformer_blocks]:
+        block.compile(**options)
+
+
+# The attention kernels allowed, in PyTorch's own priority order, MATH last as the fallback that
+# always works. No `set_priority`: forcing cuDNN first bypasses PyTorch's guard against cuDNN
+# builds that are wrong at sequence lengths that are not multiples of 128 (every non-square
+# bucket); PyTorch picks cuDNN itself where it is known to be safe.
+_ALLOWED = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH")
+
+
+def _allowed_backends() -> list[Any]:
+    from torch.nn.attention import SDPBackend
+
+    return [getattr(SDPBackend, name) for name in _ALLOWED if hasattr(SDPBackend, name)]
+
+
 @contextlib.contextmanager
 def fastest_attention(device: torch.device) -> Iterator[None]:
-    """On GPU prefer cuDNN attention, then FlashAttention, then memory-efficient; CPU as is."""
+    """On GPU: flash, memory-efficient, cuDNN (where PyTorch deems it safe) or math attention,
+    whichever PyTorch picks first for the shapes; the CPU as is."""
     if device.type != "cuda":
         yield
         return
-    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.nn.attention import sdpa_kernel
 
-    order = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
-    with sdpa_kernel(order, set_priority=True):
+    with sdpa_kernel(_allowed_backends()):
         yield
 
 
+_BACKEND_NAMES = {0: "math", 1: "flash", 2: "efficient", 3: "cudnn", 4: "overrideable"}
+
+
+def attention_backend(device: torch.device, dtype: torch.dtype, heads: int, head_dim: int, tokens: int) -> str:
+    """Which SDPA kernel runs for one attention of `tokens` tokens (e.g. "flash"), as PyTorch
+    chooses it inside `fastest_attention`; "unknown" where this torch cannot say."""
+    choose = getattr(torch, "_fused_sdp_choice", None)
+    if choose is None:
+        return "unknown"
+    try:
+        q = torch.zeros(1, heads, tokens, head_dim, device=device, dtype=dtype)
+        with fastest_attention(device):
+            choice = int(choose(q, q, q, None, 0.0, False))
+        return _BACKEND_NAMES.get(choice, f"backend {choice}")
+    except Exception as e:  # no kernel at all for these shapes: say so, the math path still runs
+        return f"unknown ({type(e).__name__})"
+
+
+def warmup_buckets(spec: str, compiled: bool) -> list[tuple[int, int]]:
+    """`auto` (the default): 1024×1024 when the transformer is compiled, so compilation happens
+    before `ready` (every bucket shares its graphs), nothing otherwise; else as parse_buckets."""
+    if spec == "auto":
+        return [(1024, 1024)] if compiled else []
+    return parse_buckets(spec)
+
+
 def parse_buckets(spec: str) -> list[tuple[int, int]]:
-    """`none`, `all`, or comma-separated `WxH` from the preferred resolutions."""
+    """`none`, `all`, `auto` (checked here, resolved by warmup_buckets), or comma-separated `WxH`
+    from the preferred resolutions."""
     from .resolution import PREFERRED_RESOLUTIONS
 
-    if spec in ("", "none"):
+    if spec in ("", "none", "auto"):
         return []
     if spec == "all":
         return list(PREFERRED_RESOLUTIONS)

@@ -47,6 +47,15 @@ def test_events_the_engine_builds_match_the_golden_examples() -> None:
     assert p.health_event("h1", "busy", "gen_01", 0, "cuda:0", 73.2) == health
 
 
+def test_the_optional_environment_and_prompt_tokens_match_their_golden_examples() -> None:
+    ready = load("from_engine/ready_with_environment.json")
+    built = p.ready_event(ready["model"], "cuda:0", "bfloat16", True, "fp8", True, ready["environment"])
+    assert built == {**ready, "pid": built["pid"]}
+    result = load("from_engine/result_with_prompt_tokens.json")
+    built = p.result_event("gen_01", result["images"], result["timings_ms"], result["cache"], result["prompt_tokens"])
+    assert built == result
+
+
 def test_encoded_events_are_single_json_lines() -> None:
     line = p.encode(p.progress_event("j", 1, 2))
     assert line.endswith("\n") and "\n" not in line[:-1]
