@@ -16,7 +16,8 @@ export interface Config {
   safetyCheckerDir: string | null;
   safetyChecker: boolean;
   precision: string;
-  compile: boolean;
+  /** auto: on with CUDA, off on the CPU (the engine decides). */
+  compile: boolean | "auto";
   warmupBuckets: string;
   lowMemory: boolean;
   maxQueue: number;
@@ -54,7 +55,7 @@ export interface Config {
   jobLockS: number;
 }
 
-type Kind = "string" | "int" | "bool" | "list" | "path";
+type Kind = "string" | "int" | "bool" | "autoBool" | "list" | "path";
 interface Setting {
   key: keyof Config;
   env: string;
@@ -130,18 +131,18 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: "compile",
     env: "KONTEXT_COMPILE",
-    kind: "bool",
-    default: false,
+    kind: "autoBool",
+    default: "auto",
     description:
-      "`true` compiles the transformer blocks with torch.compile (GPU); compiled kernels are kept in DATA_DIR/compile-cache so restarts are fast.",
+      "Compile the transformer blocks with torch.compile: `auto` is on with a CUDA GPU and off on the CPU; `true` or `false` to choose. The first start compiles (minutes; the engine logs its progress); kernels are kept in DATA_DIR/compile-cache, so later starts take seconds.",
   },
   {
     key: "warmupBuckets",
     env: "KONTEXT_WARMUP_BUCKETS",
     kind: "string",
-    default: "none",
+    default: "auto",
     description:
-      "Output sizes run once before the engine says ready, so compilation happens at start: `none`, `all` (the 17 trained sizes) or `WxH,…` (e.g. `1024x1024,1392x752`).",
+      "Output sizes run (at batch 1 and 2) before the engine says ready, so compilation happens at start and never inside a request: `auto` (1024x1024 when compiled; every size shares its kernels), `none`, `all` (the 17 trained sizes) or `WxH,…` (e.g. `1024x1024,1392x752`).",
   },
   {
     key: "lowMemory",
@@ -442,12 +443,15 @@ function parseValue(s: Setting, raw: unknown, origin: string): unknown {
       }
       return n;
     }
+    case "autoBool":
     case "bool": {
+      if (s.kind === "autoBool" && String(raw).toLowerCase() === "auto") return "auto";
       if (typeof raw === "boolean") return raw;
       const v = String(raw).toLowerCase();
       if (["1", "true", "yes", "on"].includes(v)) return true;
       if (["0", "false", "no", "off"].includes(v)) return false;
-      throw new ConfigError(`${origin}: ${s.env} must be true or false, got ${JSON.stringify(raw)}`);
+      const allowed = s.kind === "autoBool" ? "auto, true or false" : "true or false";
+      throw new ConfigError(`${origin}: ${s.env} must be ${allowed}, got ${JSON.stringify(raw)}`);
     }
     case "list":
       if (Array.isArray(raw)) return raw.map(String);

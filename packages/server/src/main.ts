@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { buildApp } from "./app.js";
 import { authRequired } from "./auth/keys.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
+import { engineCommand } from "./engine/command.js";
 import { RemoteEngines } from "./engine/remote.js";
 import { type Engines, Supervisor } from "./engine/supervisor.js";
 import { ImageIngest } from "./images/ingest.js";
@@ -238,17 +239,8 @@ function localEngines(config: Config, info: (m: string) => void): Supervisor {
     readyTimeoutMs: config.engineReadyTimeoutS * 1000,
     restartDelayMs: config.engineRestartDelayMs,
     log: (_level, msg) => info(msg),
-    command: (device) => {
-      const args = ["-m", "kontext_engine", "serve", "--model-dir", modelDir];
-      if (device) args.push("--device", device);
-      if (!config.safetyChecker) args.push("--no-safety-checker");
-      else if (config.safetyCheckerDir) args.push("--safety-checker-dir", config.safetyCheckerDir);
-      args.push("--precision", config.precision, "--warmup-buckets", config.warmupBuckets);
-      if (config.compile)
-        args.push("--compile", "--compile-cache", path.join(config.dataDir, "compile-cache"));
-      if (config.lowMemory) args.push("--low-memory");
-      return { file: python, args, cwd: path.join(repoRoot, "engine") };
-    },
+    // Each engine sees only its own GPU (CUDA_VISIBLE_DEVICES; engineCommand).
+    command: (device) => engineCommand(config, python, modelDir, path.join(repoRoot, "engine"), device),
   });
 }
 

@@ -1,7 +1,7 @@
 // How generations and their events look on the wire (hosted field names plus Kontext's).
 import type { AppContext } from "../app.js";
 import type { QueuedGeneration } from "../jobs/job-queue.js";
-import type { StoredEvent } from "../jobs/types.js";
+import type { Generation, PromptTokens, StoredEvent } from "../jobs/types.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -39,8 +39,14 @@ export function renderGeneration(
     timings: g.timings
       ? { queue: g.timings.queue, inference: g.timings.inference, encode: g.timings.encode }
       : null,
+    ...promptTokensOf(g),
     attempts: g.attempts,
   };
+}
+
+/** `{prompt_tokens}` when the engine reported them (engines before it did not): for spreading into a response. */
+export function promptTokensOf(g: Pick<Generation, "timings">): { prompt_tokens?: PromptTokens } {
+  return g.timings?.prompt_tokens ? { prompt_tokens: g.timings.prompt_tokens } : {};
 }
 
 /** An event's data as sent: result URLs made absolute, and the image inlined on request. */

@@ -44,6 +44,21 @@ export interface ModelInfo {
   transformer_source: "diffusers" | "single_file";
   demo: boolean;
 }
+/** What an engine runs on (optional in `ready`); null where the engine could not tell. */
+export interface EngineEnvironment {
+  torch: string;
+  /** torch's CUDA build, e.g. "13.2"; null for a CPU-only torch */
+  cuda: string | null;
+  cudnn: string | null;
+  /** the NVIDIA driver release, e.g. "580.65.06" */
+  driver: string | null;
+  gpu: string | null;
+  /** compute capability, e.g. "9.0" */
+  capability: string | null;
+  /** the attention kernel PyTorch picks: flash, efficient, cudnn or math */
+  attention: string | null;
+  visible_devices: string | null;
+}
 export interface ReadyMessage {
   v: 1;
   type: "ready";
@@ -55,6 +70,7 @@ export interface ReadyMessage {
   precision: "fp32" | "bf16" | "fp8";
   compiled: boolean;
   pid: number;
+  environment?: EngineEnvironment;
 }
 export interface FatalMessage {
   v: 1;
@@ -90,6 +106,15 @@ export interface ResultImage {
   height: number;
   seed: number;
 }
+/** How much of the prompt each text encoder read: T5 keeps 512 tokens, CLIP 77. */
+export interface PromptTokens {
+  t5: number;
+  t5_max: number;
+  clip: number;
+  clip_max: number;
+  /** T5 (what the transformer reads) dropped the tokens past t5_max */
+  truncated: boolean;
+}
 export interface ResultMessage {
   v: 1;
   type: "result";
@@ -97,6 +122,7 @@ export interface ResultMessage {
   images: ResultImage[];
   timings_ms: Record<string, number>;
   cache: { prompt: boolean; condition: boolean };
+  prompt_tokens?: PromptTokens;
 }
 export interface ErrorMessage {
   v: 1;

@@ -5,6 +5,7 @@ import { EventEmitter } from "node:events";
 import type { EngineCommand } from "./process.js";
 import { EngineProcess } from "./process.js";
 import type {
+  EngineEnvironment,
   ErrorMessage,
   FromEngine,
   JobMessage,
@@ -26,6 +27,8 @@ export interface EngineStatus {
   precision: string | null;
   compiled: boolean | null;
   safetyChecker: boolean | null;
+  /** torch, CUDA build, driver, GPU, attention kernel (from `ready`; null before, or from an older engine) */
+  environment: EngineEnvironment | null;
   jobId: string | null;
   restarts: number;
   /** Why the engine is not ready (fatal message or exit), when it is not. */
@@ -61,6 +64,16 @@ export interface SupervisorOptions {
 
 const MAX_BACKOFF_MS = 60_000;
 
+/**
+ * The job queues pass only a result's `timings_ms` on to storeResult (jobs/run.ts), so the
+ * prompt's token counts ride along in it under `prompt_tokens`; storeResult takes them out again.
+ */
+function withPromptTokens(m: ResultMessage): ResultMessage {
+  if (!m.prompt_tokens) return m;
+  const timings = { ...m.timings_ms, prompt_tokens: m.prompt_tokens } as unknown as Record<string, number>;
+  return { ...m, timings_ms: timings };
+}
+
 class EngineSlot {
   proc: EngineProcess | null = null;
   state: EngineState = "starting";
@@ -71,6 +84,7 @@ class EngineSlot {
     compiled: boolean;
     safetyChecker: boolean;
     device: string;
+    environment: EngineEnvironment | null;
   } | null = null;
   job: { id: string; listener: JobListener } | null = null;
   restarts = 0;
@@ -119,6 +133,7 @@ class EngineSlot {
           compiled: m.compiled,
           safetyChecker: m.safety_checker,
           device: m.device,
+          environment: m.environment ?? null,
         };
         this.state = "idle";
         this.problem = null;
@@ -142,7 +157,7 @@ class EngineSlot {
         if (this.job?.id === m.job_id) this.job.listener.progress(m);
         return;
       case "result":
-        if (this.job?.id === m.job_id) this.finish((l) => l.result(m));
+        if (this.job?.id === m.job_id) this.finish((l) => l.result(withPromptTokens(m)));
         return;
       case "error":
         if (m.job_id !== null && this.job?.id === m.job_id) this.finish((l) => l.error(m));
@@ -202,7 +217,8 @@ class EngineSlot {
   status(): EngineStatus {
     return {
       index: this.index,
-      device: this.ready?.device ?? this.device ?? "default",
+      // The configured device: an engine for cuda:N sees its GPU as cuda:0 (engineDevice).
+      device: this.device ?? this.ready?.device ?? "default",
       state: this.state,
       pid: this.proc?.pid ?? null,
       model: this.ready?.model ?? null,
@@ -210,6 +226,7 @@ class EngineSlot {
       precision: this.ready?.precision ?? null,
       compiled: this.ready?.compiled ?? null,
       safetyChecker: this.ready?.safetyChecker ?? null,
+      environment: this.ready?.environment ?? null,
       jobId: this.job?.id ?? null,
       restarts: this.restarts,
       problem: this.problem,

@@ -68,13 +68,15 @@ export function completedData(done: Generation, resultUrl: string | null): Recor
     model: done.model,
   };
   if (done.status === "succeeded") {
+    const { prompt_tokens, ...timings } = done.timings ?? {}; // stored with the timings, shown beside them
     Object.assign(data, {
       url: resultUrl,
       seed: done.seed,
       width: done.width,
       height: done.height,
-      timings: done.timings,
+      timings: done.timings ? timings : null,
     });
+    if (prompt_tokens) data.prompt_tokens = prompt_tokens;
   } else {
     data.error = done.errorMessage;
     data.error_code = done.errorCode;
@@ -110,6 +112,7 @@ export async function storeResult(
   const name = files.resultName(g.id, g.params.output_format);
   await files.putResult(name, encoded);
   const encodeMs = performance.now() - t0;
+  const { prompt_tokens, ...engine } = engineTimings as Record<string, unknown>; // see withPromptTokens
   return {
     resultFile: name,
     width: image.width,
@@ -118,10 +121,21 @@ export async function storeResult(
       queue: (g.startedAt ?? g.enqueuedAt) - g.enqueuedAt,
       inference: round(engineTimings.total ?? 0),
       encode: round(encodeMs),
-      engine: engineTimings,
+      engine: engine as Record<string, number>,
+      ...(isPromptTokens(prompt_tokens) ? { prompt_tokens } : {}),
     },
     resultHash: createHash("sha256").update(encoded).digest("hex"),
   };
 }
 
 const round = (ms: number) => Math.round(ms * 10) / 10;
+
+function isPromptTokens(v: unknown): v is NonNullable<Timings["prompt_tokens"]> {
+  const o = v as Record<string, unknown> | null;
+  return (
+    typeof o === "object" &&
+    o !== null &&
+    ["t5", "t5_max", "clip", "clip_max"].every((k) => Number.isInteger(o[k])) &&
+    typeof o.truncated === "boolean"
+  );
+}

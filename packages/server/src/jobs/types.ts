@@ -57,6 +57,17 @@ export interface Timings {
   encode: number;
   /** the engine's breakdown (text_encode, vae_encode, denoise, vae_decode, safety, total) */
   engine?: Record<string, number>;
+  /** how many prompt tokens the text encoders read, and whether T5 cut the prompt (kept here: the job stores keep timings as one JSON value) */
+  prompt_tokens?: PromptTokens;
+}
+
+/** Tokens in the prompt for each text encoder and each one's limit (T5 512, CLIP 77). */
+export interface PromptTokens {
+  t5: number;
+  t5_max: number;
+  clip: number;
+  clip_max: number;
+  truncated: boolean;
 }
 
 export type EventName =

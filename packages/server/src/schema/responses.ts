@@ -29,6 +29,21 @@ const Timings = Type.Object(
   { description: "Kontext addition: where the time went." },
 );
 
+const PromptTokens = Type.Object(
+  {
+    t5: Type.Integer({
+      description: "Tokens in the prompt for T5, the encoder the transformer reads (end token included).",
+    }),
+    t5_max: Type.Integer({ description: "How many T5 keeps (512); the rest is cut." }),
+    clip: Type.Integer({ description: "Tokens in the prompt for CLIP (start and end tokens included)." }),
+    clip_max: Type.Integer({ description: "How many CLIP keeps (77); only its pooled summary is used." }),
+    truncated: Type.Boolean({
+      description: "The prompt was longer than T5 keeps: only the first t5_max tokens were used.",
+    }),
+  },
+  { description: "Kontext addition: how much of the prompt the text encoders read." },
+);
+
 export const EditResponse = Type.Object({
   model: Type.String({ description: "The model that ran." }),
   created: Type.Integer({ description: "Unix time (s) the image was made." }),
@@ -88,6 +103,7 @@ export const GenerationView = Type.Object(
     seed: Type.Integer(),
     width: Type.Union([Type.Integer(), Type.Null()]),
     height: Type.Union([Type.Integer(), Type.Null()]),
+    prompt_tokens: Type.Optional(PromptTokens),
   },
   { description: "A generation; the request parameters are included as well.", additionalProperties: true },
 );
@@ -173,6 +189,7 @@ export const CompletedEvent = Type.Object(
     width: Type.Optional(Type.Integer()),
     height: Type.Optional(Type.Integer()),
     timings: Type.Optional(Type.Union([Timings, Type.Null()])),
+    prompt_tokens: Type.Optional(PromptTokens),
     error: Type.Optional(
       Type.Union([Type.String(), Type.Null()], { description: "Why (failed, cancelled)." }),
     ),

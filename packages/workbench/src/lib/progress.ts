@@ -19,6 +19,8 @@ export interface GenerationProgress {
   resultUrl: string | null;
   error: string | null;
   timings: { queue: number; inference: number; encode: number } | null;
+  /** the prompt's T5 tokens and how many were used (T5 keeps 512); null when not reported */
+  promptTokens: { total: number; used: number; truncated: boolean } | null;
   submittedAt: number;
   startedAt: number | null;
   finishedAt: number | null;
@@ -43,6 +45,7 @@ export function queued(id: string, now: number, totalSteps: number | null = null
     resultUrl: null,
     error: null,
     timings: null,
+    promptTokens: null,
     submittedAt: now,
     startedAt: null,
     finishedAt: null,
@@ -100,6 +103,11 @@ export function applyEvent(p: GenerationProgress, e: ServerEvent, now: number): 
             inference: num(t.inference) ?? 0,
             encode: num(t.encode) ?? 0,
           };
+        const pt = d.prompt_tokens as Record<string, unknown> | null | undefined;
+        const total = num(pt?.t5);
+        const max = num(pt?.t5_max);
+        if (pt && total !== null && max !== null)
+          done.promptTokens = { total, used: Math.min(total, max), truncated: pt.truncated === true };
       } else {
         done.error = str(d.error) ?? (phase === "cancelled" ? "cancelled" : "failed");
       }
@@ -124,6 +132,12 @@ export function formatSeconds(ms: number): string {
   return ms < 60_000
     ? `${(ms / 1000).toFixed(1)} s`
     : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+/** "prompt truncated: 512 of 731 tokens used" when the text encoder cut the prompt, else null. */
+export function truncationNote(p: Pick<GenerationProgress, "promptTokens">): string | null {
+  const t = p.promptTokens;
+  return t?.truncated ? `prompt truncated: ${t.used} of ${t.total} tokens used` : null;
 }
 
 /** One line a person reads: where the generation is. */

@@ -10,6 +10,7 @@ import {
   type ServerEvent,
   statusText,
   trackReducer,
+  truncationNote,
 } from "../../src/lib/progress.js";
 
 const ev = (event: string, data: Record<string, unknown>): ServerEvent => ({ event, data });
@@ -58,6 +59,18 @@ describe("generation progress", () => {
     expect(fraction(p)).toBe(1);
     expect(statusText(p)).toBe("Done");
     expect(elapsedMs(p, 99_999)).toBe(2000); // frozen at completion
+  });
+
+  it("says when the prompt was cut, and by how much", () => {
+    const tokens = { t5: 731, t5_max: 512, clip: 618, clip_max: 77, truncated: true };
+    const cut = fold([STARTED, ev("media_generation_completed", { ...DONE.data, prompt_tokens: tokens })]);
+    expect(cut.promptTokens).toEqual({ total: 731, used: 512, truncated: true });
+    expect(truncationNote(cut)).toBe("prompt truncated: 512 of 731 tokens used");
+    const whole = { ...tokens, t5: 9, clip: 8, truncated: false };
+    expect(
+      truncationNote(fold([ev("media_generation_completed", { ...DONE.data, prompt_tokens: whole })])),
+    ).toBe(null);
+    expect(truncationNote(fold([STARTED, DONE]))).toBe(null); // an engine that does not report them
   });
 
   it("never goes back: a replayed older step or any event after the end changes nothing", () => {

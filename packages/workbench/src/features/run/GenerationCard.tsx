@@ -6,6 +6,7 @@ import {
   fraction,
   type GenerationProgress,
   statusText,
+  truncationNote,
 } from "../../lib/progress.js";
 
 export interface ResultActions {
@@ -26,6 +27,7 @@ export function GenerationCard({ progress: p, now, label, actions, compact }: Pr
   const pct = Math.round(fraction(p) * 100);
   const image = p.resultUrl ?? p.preview;
   const done = p.phase === "succeeded";
+  const truncated = done ? truncationNote(p) : null;
   return (
     <article
       className={`generation phase-${p.phase}${compact ? " compact" : ""}`}
@@ -64,6 +66,11 @@ export function GenerationCard({ progress: p, now, label, actions, compact }: Pr
             seed {p.seed} · {p.width}×{p.height}
             {p.timings ? ` · engine ${formatSeconds(p.timings.inference)}` : ""}
           </span>
+          {truncated && (
+            <span className="truncated" role="note" title="The text encoder (T5) reads at most 512 tokens">
+              {truncated}
+            </span>
+          )}
           {!compact && (
             <div className="actions">
               <button
