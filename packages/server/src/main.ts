@@ -153,6 +153,7 @@ export async function main(): Promise<void> {
       const bull = new BullMqJobQueue(store, connect("gateway"), connect("worker"), {
         maxQueue: config.maxQueue,
         log,
+        files,
       });
       closers.unshift(() => bull.close());
       const remote = new RemoteEngines(store);

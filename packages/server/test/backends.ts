@@ -29,6 +29,8 @@ export interface QueueHarness {
   /** The engines that run this harness's jobs (the worker's, with Redis). */
   engine: Supervisor;
   config: Config;
+  /** Where this harness's inputs and results are stored. */
+  files: FileStore;
   /** Where this harness's webhook deliveries wait (SQLite rows, or Redis). */
   outbox: WebhookOutbox;
   close(): Promise<void>;
@@ -94,6 +96,7 @@ async function makeBullMqHarness(redisUrl: string, opts: HarnessOptions): Promis
   const store = new RedisJobStore(connect("gateway"));
   const queue = new BullMqJobQueue(store, connect("gateway"), connect("worker"), {
     maxQueue: config.maxQueue,
+    files,
   });
   await queue.start();
   const remote = await new RemoteEngines(store).start(100);
@@ -123,6 +126,7 @@ async function makeBullMqHarness(redisUrl: string, opts: HarnessOptions): Promis
     queue,
     engine,
     config,
+    files,
     outbox,
     async close() {
       queue.stop();

@@ -8,6 +8,7 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.js";
 import { ImageIngest } from "../src/images/ingest.js";
+import { withDefaults } from "../src/schema/flux-kontext-dev.js";
 import { type Harness, makeHarness, pngDataUri, waitFor } from "./helpers.js";
 
 describe("history API", () => {
@@ -92,15 +93,48 @@ describe("history API", () => {
     expect(page2.generations[0]?.generation_id).toBe(all.generations[2]?.generation_id);
   });
 
-  it("serves the input image as a PNG of its decoded size", async () => {
+  it("serves the input image as it was sent: its original bytes and content type", async () => {
     const { generations } = await history("?q=hat");
     const g = generations[0] as { input_url: string; input_width: number; input_height: number };
     expect([g.input_width, g.input_height]).toEqual([40, 30]);
     const res = await h.app.inject({ url: new URL(g.input_url).pathname });
     expect(res.statusCode).toBe(200);
     expect(res.headers["content-type"]).toBe("image/png");
-    const meta = await sharp(res.rawPayload).metadata();
-    expect([meta.width, meta.height]).toEqual([40, 30]);
+    const sent = await pngDataUri(40, 30);
+    expect(res.rawPayload).toEqual(Buffer.from(sent.slice(sent.indexOf(",") + 1), "base64"));
+
+    const jpeg = await sharp({ create: { width: 24, height: 16, channels: 3, background: "#2a6" } })
+      .jpeg({ quality: 70 })
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
+    const j = await edit({
+      input_image: `data:image/jpeg;base64,${jpeg.toString("base64")}`,
+      prompt: "jpeg in",
+    });
+    const item = (await history("?q=jpeg%20in")).generations[0] as { input_url: string; input_width: number };
+    expect(item.input_width).toBe(16); // the size the engine saw: EXIF orientation applied
+    const served = await h.app.inject({ url: new URL(item.input_url).pathname });
+    expect(served.headers["content-type"]).toBe("image/jpeg");
+    expect(served.rawPayload).toEqual(jpeg);
+    expect(j.generation_id).toBeDefined();
+
+    // An input an earlier version stored as raw RGB still runs and is served as a PNG.
+    const legacy = "cd".repeat(32);
+    mkdirSync(path.join(dataDir, "inputs", "cd"), { recursive: true });
+    writeFileSync(path.join(dataDir, "inputs", "cd", `${legacy}.rgb`), Buffer.alloc(5 * 4 * 3, 200));
+    writeFileSync(
+      path.join(dataDir, "inputs", "cd", `${legacy}.json`),
+      JSON.stringify({ width: 5, height: 4 }),
+    );
+    const old = await h.files.findInput(legacy);
+    expect(old).toMatchObject({ format: "raw", width: 5, height: 4 });
+    const params = withDefaults({ input_image: "x", prompt: "legacy", num_inference_steps: 4 } as never);
+    const [lg] = await h.queue.submit(params, old as NonNullable<typeof old>, 1);
+    expect((await h.queue.waitFor(lg?.id as string)).status).toBe("succeeded");
+    const png = await h.app.inject({ url: `/api/history/${lg?.id}/input` });
+    expect(png.headers["content-type"]).toBe("image/png");
+    const meta = await sharp(png.rawPayload).metadata();
+    expect([meta.width, meta.height]).toEqual([5, 4]);
     const missing = await h.app.inject({ url: "/api/history/nope/input" });
     expect(missing.statusCode).toBe(404);
     expect(missing.json().error.detail).toBe("Generation not found: nope");

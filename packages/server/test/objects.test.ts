@@ -42,30 +42,30 @@ describe("file store on an object store", () => {
   it("an input stored by a gateway is found by a worker, with a local copy the engine can read", async () => {
     const gateway = machine();
     const worker = machine();
-    const rgb = Buffer.alloc(4 * 3 * 3, 7);
-    await gateway.putInput(hashOf(1), rgb, 4, 3);
-    expect(await s3.object(BUCKET, `${PREFIX}inputs/00/${hashOf(1)}.rgb`)).toEqual(rgb);
+    const png = Buffer.alloc(40, 7); // the store keeps the original bytes as they are
+    await gateway.putInput(hashOf(1), png, { width: 4, height: 3, format: "png" });
+    expect(await s3.object(BUCKET, `${PREFIX}inputs/00/${hashOf(1)}.png`)).toEqual(png);
 
     const found = await worker.findInput(hashOf(1));
-    expect(found).toMatchObject({ hash: hashOf(1), width: 4, height: 3 });
+    expect(found).toMatchObject({ hash: hashOf(1), width: 4, height: 3, format: "png", bytes: 40 });
     expect(found?.path.startsWith(worker.root)).toBe(true);
-    expect(await worker.readInput(found as NonNullable<typeof found>)).toEqual(rgb);
+    expect(await worker.readInput(found as NonNullable<typeof found>)).toEqual({ bytes: png, format: "png" });
     expect(await worker.findInput(hashOf(2))).toBeNull();
     expect(worker.location).toBe(`s3://${BUCKET}/${PREFIX} at ${s3.endpoint}`);
   });
 
   it("puts an input back in the bucket when it is used again after a lifecycle rule expired it", async () => {
     const gateway = machine();
-    const rgb = Buffer.alloc(2 * 2 * 3, 9);
-    await gateway.putInput(hashOf(5), rgb, 2, 2);
-    for (const ext of ["rgb", "json"]) await s3.expire(BUCKET, `${PREFIX}inputs/00/${hashOf(5)}.${ext}`);
+    const jpeg = Buffer.alloc(30, 9);
+    await gateway.putInput(hashOf(5), jpeg, { width: 2, height: 2, format: "jpeg" });
+    for (const ext of ["jpg", "json"]) await s3.expire(BUCKET, `${PREFIX}inputs/00/${hashOf(5)}.${ext}`);
     expect(await machine().findInput(hashOf(5))).toBeNull(); // another machine cannot find it
 
     expect(await gateway.findInput(hashOf(5))).not.toBeNull(); // the gateway still has its copy…
-    expect(await s3.object(BUCKET, `${PREFIX}inputs/00/${hashOf(5)}.rgb`)).toEqual(rgb); // …and puts it back
+    expect(await s3.object(BUCKET, `${PREFIX}inputs/00/${hashOf(5)}.jpg`)).toEqual(jpeg); // …and puts it back
     const worker = machine();
     const found = await worker.findInput(hashOf(5));
-    expect(await worker.readInput(found as NonNullable<typeof found>)).toEqual(rgb);
+    expect((await worker.readInput(found as NonNullable<typeof found>))?.bytes).toEqual(jpeg);
   });
 
   it("a result stored by a worker is served by any gateway; removing it removes the object", async () => {
@@ -85,22 +85,23 @@ describe("file store on an object store", () => {
   });
 
   it("keeps local copies of inputs within their limit, least recently used out first, fetched again when needed", async () => {
-    const rgb = (n: number) => Buffer.alloc(10 * 10 * 3, n);
+    const png = (n: number) => Buffer.alloc(300, n); // the cache counts the stored (original) bytes
     const worker = machine({ inputCacheBytes: 2 * 300 });
     const gateway = machine();
-    for (const n of [1, 2, 3]) await gateway.putInput(hashOf(n), rgb(n), 10, 10);
+    for (const n of [1, 2, 3])
+      await gateway.putInput(hashOf(n), png(n), { width: 10, height: 10, format: "png" });
     await worker.findInput(hashOf(1));
     await worker.findInput(hashOf(2));
     await worker.findInput(hashOf(1)); // 1 is now more recent than 2
     await worker.findInput(hashOf(3)); // over the limit: 2 goes
     const inputs = path.join(worker.root, "inputs");
-    expect(localFiles(inputs)).toBe(4); // two inputs, raw and meta each
+    expect(localFiles(inputs)).toBe(4); // two inputs, image and meta each
     const again = await worker.findInput(hashOf(2));
-    expect(await worker.readInput(again as NonNullable<typeof again>)).toEqual(rgb(2));
+    expect((await worker.readInput(again as NonNullable<typeof again>))?.bytes).toEqual(png(2));
     expect(localFiles(inputs)).toBe(4);
 
     await gateway.removeInput(hashOf(2));
-    expect(await s3.object(BUCKET, `${PREFIX}inputs/00/${hashOf(2)}.rgb`)).toBeNull();
+    expect(await s3.object(BUCKET, `${PREFIX}inputs/00/${hashOf(2)}.png`)).toBeNull();
     expect(await machine().findInput(hashOf(2))).toBeNull();
   });
 
@@ -170,7 +171,9 @@ describe("the API with files in an object store", () => {
     const down = new FileStore(mkdtempSync(path.join(tmpdir(), "kontext-s3-down-")), {
       objects: objectStore(BUCKET, "http://127.0.0.1:9"),
     });
-    await expect(down.putInput(hashOf(9), Buffer.alloc(3), 1, 1)).rejects.toMatchObject({
+    await expect(
+      down.putInput(hashOf(9), Buffer.alloc(3), { width: 1, height: 1, format: "png" }),
+    ).rejects.toMatchObject({
       status: 503,
       code: "storage_unavailable",
     });

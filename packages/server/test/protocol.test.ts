@@ -1,5 +1,5 @@
 // The engine protocol's golden examples (docs/protocol/examples/), shared with the engine's tests.
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { encodeToEngine, ProtocolError, parseEngineLine, type ToEngine } from "../src/engine/protocol.js";
@@ -41,7 +41,7 @@ describe("gateway → engine golden examples", () => {
     const { SqliteJobQueue } = await import("../src/jobs/queue.js");
     let sent: Record<string, unknown> | null = null;
     const engines = {
-      status: () => [],
+      status: () => [{ state: "idle" }] as never, // a job is claimed only for an idle engine
       run: (job: unknown) => {
         sent = job as Record<string, unknown>;
         return true;
@@ -58,6 +58,16 @@ describe("gateway → engine golden examples", () => {
     const files = new FileStore(mkdtempSync(path.join(tmpdir(), "kontext-proto-")));
     const store = new JobStore(":memory:");
     const q = new SqliteJobQueue(store, files, engines, new Metrics(), { maxQueue: 10 });
+    // The stored original (an 800×600 PNG) is decoded into the job's tmp dir for the engine.
+    const sharp = (await import("sharp")).default;
+    const png = await sharp({ create: { width: 800, height: 600, channels: 3, background: "#123456" } })
+      .png()
+      .toBuffer();
+    const input = await files.putInput("3f2a".padEnd(64, "0"), png, {
+      width: 800,
+      height: 600,
+      format: "png",
+    });
     await q.submit(
       {
         model: "flux-kontext-dev",
@@ -75,14 +85,23 @@ describe("gateway → engine golden examples", () => {
         num_generations: 1,
         stream: false,
       },
-      { hash: "3f2a", path: "/var/lib/kontext/inputs/3f/3f2a.rgb", width: 800, height: 600 },
+      input,
       1,
     );
-    await new Promise((r) => setImmediate(r)); // submit dispatches on the next tick
+    const end = Date.now() + 10_000; // submit dispatches on the next tick; the decode takes a moment
+    while (!sent && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     expect(sent).not.toBeNull();
-    const job = sent as unknown as Record<string, unknown>;
+    const job = sent as unknown as Record<string, unknown> & { input: { path: string }; output_dir: string };
     expect(Object.keys(job).sort()).toEqual(Object.keys(golden).sort());
-    expect({ ...job, job_id: "gen_01", output_dir: "/var/lib/kontext/tmp/gen_01" }).toEqual(golden);
+    expect(job.input.path).toBe(path.join(job.output_dir, "input.rgb"));
+    expect(statSync(job.input.path).size).toBe(800 * 600 * 3);
+    expect({
+      ...job,
+      job_id: "gen_01",
+      input: { ...job.input, path: "/var/lib/kontext/inputs/3f/3f2a.rgb" },
+      output_dir: "/var/lib/kontext/tmp/gen_01",
+    }).toEqual(golden);
+    await q.settled();
     store.close();
   });
 });

@@ -8,10 +8,16 @@ import { FileStore } from "../src/storage/files.js";
 import { Retention } from "../src/storage/retention.js";
 import { fakeEngine, type Harness, makeHarness, pngDataUri, waitFor } from "./helpers.js";
 
-/** A PNG whose decoded RGB (what inputs/ keeps) is width × height × 3 bytes. */
+/** A PNG of noise: inputs/ keeps its bytes, about side × side × 3 (1.1 MB for 600). */
 async function bigImage(seed: number, side = 600): Promise<string> {
   const png = await sharp({
-    create: { width: side, height: side, channels: 3, background: { r: seed, g: 10, b: 10 } },
+    create: {
+      width: side,
+      height: side,
+      channels: 3,
+      background: { r: seed, g: 10, b: 10 },
+      noise: { type: "gaussian", mean: 128, sigma: 60 },
+    },
   })
     .png()
     .toBuffer();
@@ -58,7 +64,7 @@ describe("storage", () => {
   });
 
   it("evicts the oldest finished generations' files beyond the cap; 507 while nothing can be freed", async () => {
-    // 1 MiB cap; each 600×600 input takes 1.08 MB decoded
+    // 1 MiB cap; each 600×600 noise input takes about 1.1 MB
     h = await makeHarness({ config: { storageCapMb: 1 }, command: fakeEngine({ FAKE_STEP_MS: "50" }) });
     const a = idOf(await queue(await bigImage(1)));
     await waitFor(() => h?.store.get(a)?.status === "succeeded", 20_000, "a");

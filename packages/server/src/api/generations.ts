@@ -100,12 +100,15 @@ export async function submit(
     const count = endpoint === "edit" ? 1 : params.num_generations;
     const release = ctx.keys.admit(owner, count, await ctx.queue.countActiveOf(owner));
     try {
+      await ctx.queue.admit(count); // shutting down or full: refused before anything is stored
       if (params.webhook) await ctx.webhooks.check(params.webhook);
       await ctx.retention.ensureRoom();
-      const input = await ctx.images.ingest(params.input_image);
       const meta: InsertMeta = { owner, baseUrl: req ? ctx.baseUrl(req) : ctx.config.publicUrl };
       if (key) meta.idempotency = { key, requestHash: hash };
-      return await ctx.queue.submit(params, input, count, meta);
+      // The input stays pinned until its generations are written; a refusal removes what it stored.
+      return await ctx.images.withInput(params.input_image, (input) =>
+        ctx.queue.submit(params, input, count, meta),
+      );
     } finally {
       release();
     }

@@ -5,7 +5,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../app.js";
 import { ApiError } from "../errors.js";
-import { encodeOutput } from "../images/codec.js";
+import { encodeOutput, INPUT_CONTENT_TYPES, type InputFormat } from "../images/codec.js";
 import type { HistoryFilter, QueuedGeneration } from "../jobs/job-queue.js";
 import { validateBody } from "../schema/validate.js";
 import { ownGeneration, visibleTo } from "./auth.js";
@@ -82,15 +82,19 @@ export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
     return { count: gens.length, generations: gens.map((g) => renderHistoryItem(g, ctx, base)) };
   });
 
-  // The input image as the engine saw it (decoded, orientation applied), losslessly as PNG.
+  // The input image as it was sent: its original bytes (an input an earlier version stored
+  // decoded is served losslessly as PNG).
   app.get<{ Params: { id: string } }>("/api/history/:id/input", async (req, reply) => {
     const g = await ownGeneration(ctx, req, req.params.id);
-    const rgb = await ctx.files.readInput(g.input);
-    if (!rgb) throw new ApiError("result_not_found", { name: `input image of ${g.id}` });
-    const png = await encodeOutput(rgb, g.input.width, g.input.height, "png", 100);
+    const stored = await ctx.files.readInput(g.input);
+    if (!stored) throw new ApiError("result_not_found", { name: `input image of ${g.id}` });
+    const raw = stored.format === "raw";
+    const bytes = raw
+      ? await encodeOutput(stored.bytes, g.input.width, g.input.height, "png", 100)
+      : stored.bytes;
     return reply
-      .header("content-type", "image/png")
+      .header("content-type", raw ? "image/png" : INPUT_CONTENT_TYPES[stored.format as InputFormat])
       .header("cache-control", "public, max-age=86400, immutable")
-      .send(png);
+      .send(bytes);
   });
 }

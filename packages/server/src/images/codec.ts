@@ -1,9 +1,14 @@
-// sharp lives behind this module: decoding input images to the engine's raw RGB and encoding
-// the engine's raw RGB outputs. Nothing else imports sharp.
+// sharp lives behind this module: checking input images at submission, decoding them to the
+// engine's raw RGB just before a run, and encoding the engine's raw RGB outputs. Nothing else
+// imports sharp. Full decodes (and the bounded checks) run at most DECODE_SLOTS at a time: a
+// 40 MP input is 120 MB of pixels while it is decoded.
 import sharp from "sharp";
 import { ApiError } from "../errors.js";
 
 export const INPUT_FORMATS = ["jpeg", "png", "gif", "webp"] as const;
+export type InputFormat = (typeof INPUT_FORMATS)[number];
+/** Decodes (and submission checks) running at once, in this process. */
+export const DECODE_SLOTS = 2;
 // The engine refuses inputs wider or taller than this (engine/kontext_engine/resolution.py);
 // it resizes the condition image to about 1 MP anyway, so larger inputs are shrunk to fit.
 export const ENGINE_MAX_SIDE = 8192;
@@ -16,8 +21,19 @@ export interface DecodedImage {
   height: number;
 }
 
-/** Decodes jpeg/png/gif(first frame)/webp: EXIF orientation applied, alpha flattened on white. */
-export async function decodeInput(bytes: Buffer, maxPixels: number): Promise<DecodedImage> {
+/** What an input image is, as the engine will see it, without its pixels. */
+export interface InputInfo {
+  format: InputFormat;
+  /** Oriented (EXIF) and shrunk to ENGINE_MAX_SIDE: the size decodeInput gives. */
+  width: number;
+  height: number;
+}
+
+/** Format, pixel count and the oriented size, from the header alone; 422/413 as decodeInput. */
+async function headerOf(
+  bytes: Buffer,
+  maxPixels: number,
+): Promise<InputInfo & { frameWidth: number; frameHeight: number }> {
   let meta: sharp.Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
@@ -37,6 +53,69 @@ export async function decodeInput(bytes: Buffer, maxPixels: number): Promise<Dec
       reason: `${w}×${h} is ${w * h} pixels, more than ${maxPixels} (KONTEXT_MAX_INPUT_PIXELS)`,
     });
   }
+  const swap = (meta.orientation ?? 1) >= 5; // 5–8 turn the image a quarter
+  const [ow, oh] = swap ? [h, w] : [w, h];
+  // resize({fit: "inside", withoutEnlargement}) as sharp computes it: the long side to the cap
+  const scale = Math.min(1, ENGINE_MAX_SIDE / ow, ENGINE_MAX_SIDE / oh);
+  const shrink = (side: number) => (scale === 1 ? side : Math.max(1, Math.round(side * scale)));
+  return {
+    format: format as InputFormat,
+    width: ow >= oh ? Math.min(ow, ENGINE_MAX_SIDE) : shrink(ow),
+    height: oh > ow ? Math.min(oh, ENGINE_MAX_SIDE) : shrink(oh),
+    frameWidth: w,
+    frameHeight: h,
+  };
+}
+
+/**
+ * Checks an input at submission without keeping its pixels: the header (format, size) and a
+ * decode of all its data into a thumbnail, so corrupt or truncated data is refused (422) now,
+ * as decodeInput would, rather than when its generation runs.
+ */
+export async function inspectInput(bytes: Buffer, maxPixels: number): Promise<InputInfo> {
+  const info = await headerOf(bytes, maxPixels);
+  await decodeSlot(async () => {
+    try {
+      await sharp(bytes, { limitInputPixels: maxPixels, failOn: "truncated", pages: 1 })
+        .resize({ width: 64, height: 64, fit: "inside", withoutEnlargement: true })
+        .flatten({ background: { r: 255, g: 255, b: 255 } })
+        .toColourspace("srgb")
+        .removeAlpha()
+        .raw()
+        .toBuffer();
+    } catch (err) {
+      throw new ApiError("input_image_undecodable", {
+        reason: `the ${info.format} data is corrupt (${short(err)})`,
+      });
+    }
+  });
+  return { format: info.format, width: info.width, height: info.height };
+}
+
+/** Decodes jpeg/png/gif(first frame)/webp: EXIF orientation applied, alpha flattened on white. */
+export async function decodeInput(bytes: Buffer, maxPixels: number): Promise<DecodedImage> {
+  const { format } = await headerOf(bytes, maxPixels);
+  return decodeSlot(() => decodePixels(bytes, format, maxPixels));
+}
+
+/**
+ * decodeInput, handing the pixels to `sink` (which writes them out) while this decode's slot is
+ * still held: at most DECODE_SLOTS decoded images are in memory at once. Returns their size.
+ */
+export async function decodeInputInto(
+  bytes: Buffer,
+  maxPixels: number,
+  sink: (img: DecodedImage) => Promise<void>,
+): Promise<{ width: number; height: number }> {
+  const { format } = await headerOf(bytes, maxPixels);
+  return decodeSlot(async () => {
+    const img = await decodePixels(bytes, format, maxPixels);
+    await sink(img);
+    return { width: img.width, height: img.height };
+  });
+}
+
+async function decodePixels(bytes: Buffer, format: string, maxPixels: number): Promise<DecodedImage> {
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: "truncated", pages: 1 })
       .rotate() // EXIF orientation
@@ -54,6 +133,14 @@ export async function decodeInput(bytes: Buffer, maxPixels: number): Promise<Dec
     });
   }
 }
+
+/** The content type an input's original bytes are served with. */
+export const INPUT_CONTENT_TYPES: Record<InputFormat, string> = {
+  jpeg: "image/jpeg",
+  png: "image/png",
+  gif: "image/gif",
+  webp: "image/webp",
+};
 
 export type OutputFormat = "webp" | "jpg" | "png";
 export const CONTENT_TYPES: Record<OutputFormat, string> = {
@@ -86,6 +173,23 @@ export async function encodeOutput(
 export async function probe(bytes: Buffer): Promise<{ format: string; width: number; height: number }> {
   const m = await sharp(bytes).metadata();
   return { format: m.format ?? "unknown", width: m.width ?? 0, height: m.height ?? 0 };
+}
+
+let decoding = 0;
+const waitingForSlot: Array<() => void> = [];
+
+/** Runs `fn` once fewer than DECODE_SLOTS decodes are running in this process. */
+async function decodeSlot<T>(fn: () => Promise<T>): Promise<T> {
+  if (decoding >= DECODE_SLOTS) await new Promise<void>((r) => waitingForSlot.push(r));
+  else decoding++;
+  try {
+    return await fn();
+  } finally {
+    const next = waitingForSlot.shift();
+    if (next)
+      next(); // the slot passes straight on
+    else decoding--;
+  }
 }
 
 function short(err: unknown): string {

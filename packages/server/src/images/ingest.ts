@@ -1,9 +1,10 @@
-// Turns a request's input_image (URL, data URI or raw base64) into a stored raw RGB file.
+// Turns a request's input_image (URL, data URI or raw base64) into a stored input: the image's
+// own bytes, checked at submission and decoded for the engine only when its generation runs.
 import { createHash } from "node:crypto";
 import { ApiError } from "../errors.js";
 import type { FileStore, StoredInput } from "../storage/files.js";
 import { AddressPolicy } from "./address.js";
-import { decodeInput } from "./codec.js";
+import { inspectInput } from "./codec.js";
 import { type FetchLimits, fetchImage } from "./fetch.js";
 
 export interface ImageIngestOptions extends FetchLimits {
@@ -58,13 +59,32 @@ export class ImageIngest {
     return bytes;
   }
 
-  /** Fetches or decodes the image and stores it by the sha256 of its bytes (decoded once). */
-  async ingest(input: string): Promise<StoredInput> {
+  /**
+   * Fetches or decodes the image, stores its bytes by their sha256 (checked, not decoded: the
+   * engine's pixels are decoded when its generation runs) and calls `use` with the stored input,
+   * which stays pinned meanwhile. When `use` (or storing) fails, what this call stored is removed
+   * again unless a generation or another submission uses it: a refused submission leaves nothing.
+   */
+  async withInput<T>(input: string, use: (stored: StoredInput) => Promise<T>): Promise<T> {
     const bytes = await this.bytesOf(input);
     const hash = createHash("sha256").update(bytes).digest("hex");
-    const known = await this.files.findInput(hash);
-    if (known) return known;
-    const img = await decodeInput(bytes, this.options.maxPixels);
-    return this.files.putInput(hash, img.rgb, img.width, img.height);
+    const unpin = await this.files.pinInput(hash);
+    let storing = false;
+    try {
+      let stored = await this.files.findInput(hash);
+      if (stored) await this.files.touchInput(hash);
+      else {
+        const info = await inspectInput(bytes, this.options.maxPixels);
+        storing = true;
+        stored = await this.files.putInput(hash, bytes, info);
+      }
+      return await use(stored);
+    } catch (err) {
+      unpin();
+      if (storing) await this.files.removeInputIfUnused(hash).catch(() => undefined);
+      throw err;
+    } finally {
+      unpin();
+    }
   }
 }

@@ -8,7 +8,7 @@ import { Queue } from "bullmq";
 import { ApiError } from "../errors.js";
 import type { Redis } from "../redis/connection.js";
 import type { EditParams } from "../schema/flux-kontext-dev.js";
-import type { StoredInput } from "../storage/files.js";
+import type { FileStore, StoredInput } from "../storage/files.js";
 import {
   type HistoryFilter,
   type InsertMeta,
@@ -34,6 +34,8 @@ export interface BullMqQueueOptions {
   log?: (level: "info" | "warn" | "error", msg: string) => void;
   /** How often queued generations are checked for a missing BullMQ job (a crash between the two writes). */
   reconcileMs?: number;
+  /** The file store this gateway stores inputs in: told which inputs Redis's generations refer to. */
+  files?: FileStore;
 }
 
 export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueue {
@@ -54,6 +56,7 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     super();
     this.setMaxListeners(0); // one listener per open event stream
     this.bull = new Queue<JobData>(QUEUE_NAME, { connection });
+    options.files?.referencesFrom({ inputsInUse: (hashes) => store.inputsInUse(hashes) });
   }
 
   async start(): Promise<void> {
@@ -118,12 +121,8 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     );
   }
 
-  async submit(
-    params: EditParams,
-    input: StoredInput,
-    count: number,
-    meta: InsertMeta = {},
-  ): Promise<Generation[]> {
+  /** 503 while shutting down, 429 when `count` more would not fit the queue; stores nothing. */
+  async admit(count: number): Promise<void> {
     if (this.stopping) throw new ApiError("shutting_down");
     const queued = await this.store.count("queued");
     if (queued + count > this.options.maxQueue) {
@@ -135,6 +134,15 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
         { headers: { "retry-after": String(retryAfter) } },
       );
     }
+  }
+
+  async submit(
+    params: EditParams,
+    input: StoredInput,
+    count: number,
+    meta: InsertMeta = {},
+  ): Promise<Generation[]> {
+    await this.admit(count); // again: the queue may have filled while the input was stored
     const gens = newGenerations(params, input, count);
     const out = await this.store.insert(gens, Date.now(), meta);
     if ("existing" in out) {

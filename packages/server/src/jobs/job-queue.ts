@@ -45,6 +45,11 @@ export interface JobQueue extends EventEmitter<QueueEvents> {
   /** False once stop() was called (shutting down). */
   accepting(): boolean;
 
+  /**
+   * Whether `count` more generations would be taken now: throws what submit would (503
+   * shutting_down, 429 queue_full with Retry-After) without storing anything. submit checks again.
+   */
+  admit(count: number): Promise<void>;
   /** Writes `count` queued generations before answering; 429 when the queue is full. */
   submit(params: EditParams, input: StoredInput, count: number, meta?: InsertMeta): Promise<Generation[]>;
   /** The generations an idempotency key was first used for, with that request's hash. */

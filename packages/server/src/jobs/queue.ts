@@ -18,7 +18,17 @@ import {
   type QueueEvents,
   resultUrlPath,
 } from "./job-queue.js";
-import { completedData, jobMessage, progressData, queuedData, startedData, storeResult } from "./run.js";
+import {
+  completedData,
+  type EngineInput,
+  engineInput,
+  InputUnavailable,
+  jobMessage,
+  progressData,
+  queuedData,
+  startedData,
+  storeResult,
+} from "./run.js";
 import type { InsertMeta, JobStore } from "./store.js";
 import { FINAL, type Generation, type StoredEvent, type StoredParams } from "./types.js";
 
@@ -53,7 +63,7 @@ export function newGenerations(params: EditParams, input: StoredInput, count: nu
     id: randomUUID(),
     model: params.model,
     params: stored,
-    input,
+    input: { hash: input.hash, path: input.path, width: input.width, height: input.height },
     seed: (base + i) % (MAX_SEED + 1),
   }));
 }
@@ -65,6 +75,9 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
   private stopping = false;
   /** Results being encoded and stored: the store must stay open until they are written. */
   private readonly completing = new Set<Promise<void>>();
+  /** Generations claimed for an idle engine whose input is being decoded, and those runs' starts. */
+  private preparing = 0;
+  private readonly launching = new Set<Promise<void>>();
   private readonly maxAttempts: number;
 
   constructor(
@@ -77,6 +90,7 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     super();
     this.setMaxListeners(0); // one listener per open event stream
     this.maxAttempts = options.maxAttempts ?? 2;
+    files.referencesFrom({ inputsInUse: async (hashes) => store.inputsInUse(hashes) });
     engines.on("available", () => this.dispatch());
     engines.on("restart", () => metrics.engineRestarts.inc());
   }
@@ -94,9 +108,9 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     this.stopping = true;
   }
 
-  /** Resolves once no result is being encoded or stored (call before closing the store). */
+  /** Resolves once no result is being encoded or stored, nor a run started (call before closing the store). */
   async settled(): Promise<void> {
-    await Promise.allSettled([...this.completing]);
+    await Promise.allSettled([...this.completing, ...this.launching]);
   }
 
   /** False once stop() was called (shutting down). */
@@ -109,13 +123,12 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     return this.running.size;
   }
 
-  /** Writes `count` generations (queued) and returns them; 429 when the queue is full. */
-  async submit(
-    params: EditParams,
-    input: StoredInput,
-    count: number,
-    meta: InsertMeta = {},
-  ): Promise<Generation[]> {
+  /** 503 while shutting down, 429 when `count` more would not fit the queue; stores nothing. */
+  async admit(count: number): Promise<void> {
+    this.checkAdmission(count);
+  }
+
+  private checkAdmission(count: number): void {
     if (this.stopping) throw new ApiError("shutting_down");
     const queued = this.store.count("queued");
     if (queued + count > this.options.maxQueue) {
@@ -126,6 +139,16 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
         { headers: { "retry-after": String(retryAfter) } },
       );
     }
+  }
+
+  /** Writes `count` generations (queued) and returns them; 429 when the queue is full. */
+  async submit(
+    params: EditParams,
+    input: StoredInput,
+    count: number,
+    meta: InsertMeta = {},
+  ): Promise<Generation[]> {
+    this.checkAdmission(count); // again, with the insert (synchronous): it may have filled meanwhile
     const saved = this.store.insertMany(
       newGenerations(params, input, count),
       Date.now(),
@@ -218,23 +241,63 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     return this.store.get(id) as Generation;
   }
 
-  /** Hands queued generations to idle engines, oldest first. */
+  /**
+   * Hands queued generations to idle engines, oldest first: one is claimed only while an engine is
+   * idle that no claimed one is waiting for, then its input is decoded and it is run (launch).
+   */
   dispatch(): void {
     while (!this.stopping) {
+      const idle = this.engines.status().filter((s) => s.state === "idle").length;
+      if (idle <= this.preparing) return;
       const g = this.store.nextQueued();
       if (!g) return;
       const now = Date.now();
       this.store.update(g.id, { status: "processing", attempts: g.attempts + 1, started_at: now, step: 0 });
-      const accepted = this.engines.run(
-        jobMessage(g, g.input.path, path.resolve(this.files.tmpDirFor(g.id))),
-        this.listenerFor(g),
-      );
-      if (!accepted) {
-        this.store.update(g.id, { status: "queued", attempts: g.attempts, started_at: null });
-        return;
-      }
       this.running.add(g.id);
+      this.preparing++;
+      const launch: Promise<void> = this.launch(g)
+        .catch((err: Error) =>
+          this.options.log?.("error", `generation ${g.id}: starting it failed: ${err.message}`),
+        )
+        .finally(() => this.launching.delete(launch));
+      this.launching.add(launch);
     }
+  }
+
+  /** Decodes a claimed generation's input into its tmp dir and hands it to an idle engine. */
+  private async launch(g: Generation): Promise<void> {
+    let input: EngineInput;
+    try {
+      input = await engineInput(this.files, g);
+    } catch (err) {
+      this.preparing--;
+      const e = err as Error;
+      void this.files.removeTmp(g.id);
+      this.finish(g, "failed", {
+        error_code: err instanceof InputUnavailable ? err.code : "input_missing",
+        error_message: e.message,
+      });
+      this.dispatch(); // its engine is still idle
+      return;
+    }
+    this.preparing--;
+    const requeue = () => {
+      this.running.delete(g.id);
+      this.store.update(g.id, { status: "queued", attempts: g.attempts, started_at: null, step: 0 });
+      void this.files.removeTmp(g.id);
+    };
+    if (this.stopping) return requeue(); // runs after the restart, not counted
+    if (this.store.get(g.id)?.cancelRequested) {
+      void this.files.removeTmp(g.id);
+      this.finish(g, "cancelled", { error_code: "cancelled", error_message: "cancelled by the client" });
+      this.dispatch();
+      return;
+    }
+    const accepted = this.engines.run(
+      jobMessage(g, input, path.resolve(this.files.tmpDirFor(g.id))),
+      this.listenerFor(g),
+    );
+    if (!accepted) requeue(); // its engine went away meanwhile; "available" dispatches again
   }
 
   private listenerFor(g: Generation): JobListener {

@@ -11,6 +11,9 @@
 //   kontext:preview:<id>      the latest preview (JPEG), while it runs
 //   kontext:idem:<sha256>     an Idempotency-Key's request hash and generation ids (24 h)
 //   kontext:result-hash:<sha256>  the generation whose result has these bytes (edit chains)
+//   kontext:inputs            set of the input hashes stored generations refer to (added with the
+//                             generation; generations are never deleted, so never removed);
+//                             kontext:inputs:indexed once it holds those of older generations too
 //   kontext:workers           hash: each worker's engines, refreshed every few seconds
 //   kontext:webhooks:due      sorted set `<id>:<event id>` by due time: webhook deliveries to send
 //   kontext:webhook:<id>:<event id>  hash: a delivery's body, attempts and outcome
@@ -52,6 +55,7 @@ for g = 1, tonumber(ARGV[5]) do
   redis.call('HSET', key, 'seq', seq)
   for j = 1, n do
     redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+    if ARGV[i] == 'input' then redis.call('SADD', p .. 'inputs', cjson.decode(ARGV[i + 1]).hash) end
     i = i + 2
   end
   redis.call('ZADD', p .. 'gens', seq, id)
@@ -157,7 +161,35 @@ export interface WorkerBeat {
 }
 
 export class RedisJobStore {
+  private inputsIndexed = false;
   constructor(readonly redis: Redis) {}
+
+  /** The hashes among `hashes` that a stored generation refers to (orphan collection). */
+  async inputsInUse(hashes: readonly string[]): Promise<Set<string>> {
+    await this.indexInputs();
+    if (hashes.length === 0) return new Set();
+    const member = await this.redis.smismember(`${P}inputs`, ...hashes);
+    return new Set(hashes.filter((_, i) => member[i] === 1));
+  }
+
+  /** Once per Redis: adds the inputs of generations written before kontext:inputs existed. */
+  private async indexInputs(): Promise<void> {
+    if (this.inputsIndexed) return;
+    if (!(await this.redis.exists(`${P}inputs:indexed`))) {
+      for (let start = 0; ; start += 1000) {
+        const ids = await this.redis.zrange(`${P}gens`, start, start + 999);
+        if (ids.length === 0) break;
+        const pipe = this.redis.pipeline();
+        for (const id of ids) pipe.hget(`${P}gen:${id}`, "input");
+        const hashes = ((await pipe.exec()) ?? [])
+          .map(([, v]) => (typeof v === "string" ? (JSON.parse(v) as { hash?: string }).hash : undefined))
+          .filter((h): h is string => typeof h === "string");
+        if (hashes.length > 0) await this.redis.sadd(`${P}inputs`, ...hashes);
+      }
+      await this.redis.set(`${P}inputs:indexed`, "1");
+    }
+    this.inputsIndexed = true;
+  }
 
   /** Inserts generations as queued, each with its queued event; all or none. */
   async insert(

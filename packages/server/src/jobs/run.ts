@@ -3,17 +3,71 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { JobMessage, ProgressMessage, StartedMessage } from "../engine/protocol.js";
-import { encodeOutput } from "../images/codec.js";
+import { ApiError } from "../errors.js";
+import { decodeInputInto, encodeOutput } from "../images/codec.js";
 import type { FileStore } from "../storage/files.js";
 import type { Generation, Timings } from "./types.js";
 
-/** The engine's job message for one run of `g`, reading `inputPath` and writing into `outputDir`. */
-export function jobMessage(g: Generation, inputPath: string, outputDir: string): JobMessage {
+/** The raw RGB file an engine reads for one run, and its size. */
+export interface EngineInput {
+  path: string;
+  width: number;
+  height: number;
+}
+
+/** Why a generation's input cannot be handed to an engine (its error_code and a message without paths). */
+export class InputUnavailable extends Error {
+  constructor(
+    readonly code: "input_missing" | "input_image_undecodable",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Pixels a stored input may have when decoded for a run: it was checked against the limit at submission. */
+const STORED_MAX_PIXELS = 16383 * 16383;
+
+/**
+ * The input of one run as the engine reads it: the stored original decoded (decodeInput: EXIF
+ * orientation, at most ENGINE_MAX_SIDE, alpha on white, sRGB, first frame) into the job's tmp dir,
+ * which is removed when the job ends; an input an earlier version stored as raw RGB is read as is.
+ */
+export async function engineInput(files: FileStore, g: Generation): Promise<EngineInput> {
+  const unpin = await files.pinInput(g.input.hash); // not removed or evicted while it is read
+  try {
+    const stored = await files.findInput(g.input.hash);
+    const missing = () =>
+      new InputUnavailable("input_missing", `the input image (sha256 ${g.input.hash}) is no longer stored`);
+    if (!stored) throw missing();
+    if (stored.format === "raw") return { path: stored.path, width: stored.width, height: stored.height };
+    const bytes = await readFile(stored.path).catch(() => null);
+    if (!bytes) throw missing();
+    let file = "";
+    try {
+      const size = await decodeInputInto(bytes, STORED_MAX_PIXELS, async (img) => {
+        file = await files.writeEngineInput(g.id, img.rgb);
+      });
+      return { path: file, ...size };
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code.startsWith("input_image_"))) throw err;
+      throw new InputUnavailable(
+        "input_image_undecodable",
+        `the stored input image could not be decoded: ${err.params.reason ?? err.message}`,
+      );
+    }
+  } finally {
+    unpin();
+  }
+}
+
+/** The engine's job message for one run of `g`, reading `input` and writing into `outputDir`. */
+export function jobMessage(g: Generation, input: EngineInput, outputDir: string): JobMessage {
   return {
     v: 1,
     type: "job",
     job_id: g.id,
-    input: { path: inputPath, width: g.input.width, height: g.input.height },
+    input: { path: input.path, width: input.width, height: input.height },
     prompt: g.params.prompt,
     aspect_ratio: g.params.aspect_ratio,
     num_inference_steps: g.params.num_inference_steps,

@@ -191,6 +191,9 @@ export class JobStore {
       inputInUse: db.prepare(
         "SELECT COUNT(*) AS n FROM generations WHERE input_hash = ? AND expired_at IS NULL AND id != ?",
       ),
+      inputsInUse: db.prepare(
+        "SELECT DISTINCT input_hash AS h FROM generations WHERE expired_at IS NULL AND input_hash IN (SELECT value FROM json_each(?))",
+      ),
       expire: db.prepare("UPDATE generations SET expired_at = ? WHERE id = ?"),
       deleteProgressEvents: db.prepare(
         "DELETE FROM events WHERE generation_id = ? AND event = 'media_generation_progress'",
@@ -381,6 +384,12 @@ export class JobStore {
   /** Whether a generation other than `exceptId` still needs the input stored under `hash`. */
   inputInUse(hash: string, exceptId: string): boolean {
     return (this.stmts.inputInUse.get(hash, exceptId) as { n: number }).n > 0;
+  }
+
+  /** The hashes among `hashes` that a generation with its files still refers to (orphan collection). */
+  inputsInUse(hashes: readonly string[]): Set<string> {
+    const rows = this.stmts.inputsInUse.all(JSON.stringify(hashes)) as Array<{ h: string }>;
+    return new Set(rows.map((r) => r.h));
   }
 
   /** Marks a generation's files deleted; its row and final events stay as metadata. */

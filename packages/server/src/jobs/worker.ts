@@ -13,7 +13,17 @@ import type { FileStore } from "../storage/files.js";
 import { type JobData, QUEUE_NAME } from "./bullmq-queue.js";
 import { resultUrlPath } from "./job-queue.js";
 import { CANCEL_CHANNEL, type RedisJobStore } from "./redis-store.js";
-import { completedData, jobMessage, progressData, queuedData, startedData, storeResult } from "./run.js";
+import {
+  completedData,
+  type EngineInput,
+  engineInput,
+  InputUnavailable,
+  jobMessage,
+  progressData,
+  queuedData,
+  startedData,
+  storeResult,
+} from "./run.js";
 import { FINAL, type Generation } from "./types.js";
 
 export interface WorkerOptions {
@@ -159,15 +169,29 @@ export class JobWorker {
           });
           return;
         }
-        const input = await this.files.findInput(g.input.hash);
-        if (!input) {
+        // The stored original, decoded for the engine into this job's tmp dir (gone when it ends).
+        let input: EngineInput;
+        try {
+          input = await engineInput(this.files, g);
+        } catch (err) {
+          if (!(err instanceof InputUnavailable)) throw err;
+          this.options.log?.("warn", `generation ${id}: ${err.message} (file store ${this.files.location})`);
           await this.finish(g, "failed", {
-            errorCode: "input_missing",
-            errorMessage: `the input image ${g.input.hash} is not in the shared file store (${this.files.location}) of worker ${this.options.name}`,
+            errorCode: err.code,
+            errorMessage: `${err.message} (worker ${this.options.name})`,
           });
           return;
         }
-        const outcome = await this.runOnEngine(g, input.path);
+        g = (await this.store.get(id)) as Generation;
+        if (g.cancelRequested) {
+          await this.files.removeTmp(id);
+          await this.finish(g, "cancelled", {
+            errorCode: "cancelled",
+            errorMessage: "cancelled by the client",
+          });
+          return;
+        }
+        const outcome = await this.runOnEngine(g, input);
         g = (await this.store.get(id)) as Generation;
         if (outcome.kind === "result") {
           await this.complete(g, outcome.image, outcome.timings);
@@ -219,7 +243,7 @@ export class JobWorker {
   }
 
   /** Runs one attempt on the first idle engine, writing its events in order as they come. */
-  private runOnEngine(g: Generation, inputPath: string): Promise<Outcome> {
+  private runOnEngine(g: Generation, input: EngineInput): Promise<Outcome> {
     const id = g.id;
     let writes = Promise.resolve();
     let lastStepAt = Date.now();
@@ -261,7 +285,7 @@ export class JobWorker {
         result: (m) => end({ kind: "result", image: m.images[0], timings: m.timings_ms }),
         error: (m) => end({ kind: "error", code: m.code, message: m.message }),
       };
-      const msg = jobMessage(g, inputPath, path.resolve(this.files.tmpDirFor(id)));
+      const msg = jobMessage(g, input, path.resolve(this.files.tmpDirFor(id)));
       const tryRun = () => {
         if (!this.engines.run(msg, listener)) return;
         this.engines.off("available", tryRun);

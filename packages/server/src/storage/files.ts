@@ -1,24 +1,59 @@
 // The file store: every path under KONTEXT_DATA_DIR is made here, and only here.
-//   inputs/ab/<sha256>.rgb   decoded input images (raw RGB), content-addressed, with <sha256>.json
+//   inputs/ab/<sha256>.<jpg|png|gif|webp>  input images as sent (their original bytes),
+//                            named by the sha256 of those bytes, with <sha256>.json: {width,
+//                            height (as the engine sees it: oriented, capped), format, bytes}
+//   inputs/ab/<sha256>.rgb   an input stored by an earlier version (decoded raw RGB; its .json
+//                            has no format): still read, never written
 //   results/<id>-<random>.<ext>  encoded outputs, served at /results/<name>
-//   tmp/<id>/                the engine's raw outputs for one job, removed once encoded
+//   tmp/<id>/                one job's files on this machine: input.rgb (its input decoded for
+//                            the engine, just before the run) and the engine's raw outputs;
+//                            removed when the job ends
 // Every file is written to a temporary name, flushed and renamed: a reader (or a restart after
 // kill -9) sees the whole file or none. usageBytes() tracks what inputs/ and results/ hold.
+// An input is pinned while a submission in this process is between storing it and writing its
+// generations; removing it (retention, a failed submission, orphan collection) skips pinned
+// inputs and inputs a generation refers to (InputReferences: the queue's job store).
 // With an object store (KONTEXT_S3_BUCKET) inputs and results live in the bucket under the same
 // names; inputs/ on the local disk is then a bounded cache of the files engines read.
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
-import { open, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ApiError } from "../errors.js";
+import type { InputFormat } from "../images/codec.js";
 import type { ObjectStore } from "./objects.js";
+
+/** How an input is stored: its original bytes, or (`raw`, earlier versions) decoded RGB. */
+export type StoredFormat = InputFormat | "raw";
 
 export interface StoredInput {
   hash: string;
+  /** The stored file: the original image (raw RGB for a `raw` input). */
   path: string;
+  /** The size the engine sees (oriented, capped at the engine's largest side). */
   width: number;
   height: number;
+  format: StoredFormat;
+  /** The stored file's size. */
+  bytes: number;
 }
+
+/** What says which stored inputs generations still refer to: the job store of the queue in use. */
+export interface InputReferences {
+  /** The hashes among `hashes` that a stored generation (with its files) refers to. */
+  inputsInUse(hashes: readonly string[]): Promise<ReadonlySet<string>>;
+}
+
+interface InputMeta {
+  width: number;
+  height: number;
+  /** Absent in an input stored by an earlier version: raw RGB. */
+  format?: InputFormat;
+  bytes?: number;
+}
+
+const EXT: Record<StoredFormat, string> = { jpeg: "jpg", png: "png", gif: "gif", webp: "webp", raw: "rgb" };
+const INPUT_FILE = /^([0-9a-f]{64})\.(json|jpg|png|gif|webp|rgb)$/;
 
 const SAFE_NAME = /^[A-Za-z0-9_-]{1,128}\.(webp|jpg|png)$/;
 const PART = ".part";
@@ -40,6 +75,10 @@ export class FileStore {
   private readonly tmpRoot: string;
   private usage = 0;
   private readonly objects: ObjectStore | null;
+  /** Inputs submissions in this process hold (hash → count), and removals under way. */
+  private readonly pins = new Map<string, number>();
+  private readonly removing = new Map<string, Promise<void>>();
+  private references: InputReferences | null = null;
   /** With an object store: the inputs with a local copy, least recently used first, and their bytes. */
   private readonly cached = new Map<string, number>();
   private cachedBytes = 0;
@@ -104,17 +143,120 @@ export class FileStore {
     this.usage -= size;
   }
 
-  /** Deletes a stored input (both its files). */
+  /** Where generations' references to inputs are read (the queue registers its job store). */
+  referencesFrom(references: InputReferences): void {
+    this.references = references;
+  }
+
+  /**
+   * Pins an input for a submission between storing it (or finding it stored) and writing its
+   * generations: until the returned function is called nothing here removes it. Waits for a
+   * removal of the same input that is already under way, so the caller then sees it gone.
+   */
+  async pinInput(hash: string): Promise<() => void> {
+    for (let r = this.removing.get(hash); r; r = this.removing.get(hash)) await r.catch(() => undefined);
+    this.pins.set(hash, (this.pins.get(hash) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.pins.get(hash) ?? 1) - 1;
+      if (n > 0) this.pins.set(hash, n);
+      else this.pins.delete(hash);
+    };
+  }
+
+  /**
+   * Removes a stored input unless it is pinned or in use: `inUse` says (default: the registered
+   * references; with none registered nothing is removed). True when it was removed.
+   */
+  async removeInputIfUnused(hash: string, inUse?: () => boolean | Promise<boolean>): Promise<boolean> {
+    const busy = () => this.pins.has(hash) || this.removing.has(hash);
+    if (busy()) return false;
+    const used = inUse
+      ? await inUse()
+      : this.references
+        ? (await this.references.inputsInUse([hash])).has(hash)
+        : true;
+    if (used || busy()) return false;
+    const removal = this.removeInput(hash).finally(() => this.removing.delete(hash));
+    this.removing.set(hash, removal);
+    await removal;
+    return true;
+  }
+
+  /**
+   * Removes the inputs on this disk that no generation refers to and that nothing has written or
+   * used for `graceMs` (another process sharing the directory may be about to refer to a fresh
+   * one), skipping pinned ones. Not with an object store (its local copies are a bounded cache;
+   * a lifecycle rule expires the bucket). Returns how many were removed.
+   */
+  async collectOrphanInputs(graceMs: number): Promise<number> {
+    if (this.objects || !this.references) return 0;
+    const now = Date.now();
+    const stale = [...(await this.localInputs())]
+      .filter(([hash, changed]) => now - changed > graceMs && !this.pins.has(hash))
+      .map(([hash]) => hash);
+    let removed = 0;
+    for (let i = 0; i < stale.length; i += 500) {
+      const batch = stale.slice(i, i + 500);
+      const used = await this.references.inputsInUse(batch);
+      for (const hash of batch) {
+        if (used.has(hash)) continue;
+        // Found and used again by an ingest (in another process) since it was listed: kept.
+        if (Date.now() - (await this.inputChangedAt(hash)) <= graceMs) continue;
+        if (await this.removeInputIfUnused(hash, () => false)) removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** Marks a stored input as just used (an ingest found it), so orphan collection leaves it be. */
+  async touchInput(hash: string): Promise<void> {
+    if (this.objects) return;
+    const now = new Date();
+    await utimes(this.inputPaths(hash, "raw").meta, now, now).catch(() => undefined);
+  }
+
+  /** Every input on this disk (by hash) and when its newest file last changed (ms). */
+  private async localInputs(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const top = path.join(this.root, "inputs");
+    for (const dir of await readdir(top).catch(() => [] as string[])) {
+      for (const name of await readdir(path.join(top, dir)).catch(() => [] as string[])) {
+        const hash = INPUT_FILE.exec(name)?.[1];
+        if (!hash) continue;
+        const s = await stat(path.join(top, dir, name)).catch(() => null);
+        if (s) out.set(hash, Math.max(out.get(hash) ?? 0, s.mtimeMs));
+      }
+    }
+    return out;
+  }
+
+  private async inputChangedAt(hash: string): Promise<number> {
+    const dir = path.dirname(this.inputPaths(hash, "raw").meta);
+    let latest = Number.NEGATIVE_INFINITY;
+    for (const ext of ["json", ...Object.values(EXT)]) {
+      const s = await stat(path.join(dir, `${hash}.${ext}`)).catch(() => null);
+      if (s) latest = Math.max(latest, s.mtimeMs);
+    }
+    return latest;
+  }
+
+  /** Deletes a stored input (its image and meta files, here and in the object store). */
   async removeInput(hash: string): Promise<void> {
     if (!/^[0-9a-f]{64}$/.test(hash)) return;
-    const p = this.inputPaths(hash);
-    await this.remove(p.meta); // the meta file first: without it the input counts as missing
-    await this.remove(p.raw);
+    let meta = await this.readMeta(hash);
+    const objectMeta = !meta && this.objects ? await this.objects.get(inputKeys(hash, "raw").meta) : null;
+    meta ??= objectMeta && parseMeta(objectMeta);
+    // The format says which image file it is; without a meta file, whichever is there.
+    const formats: StoredFormat[] = meta ? [meta.format ?? "raw"] : (Object.keys(EXT) as StoredFormat[]);
+    await this.remove(this.inputPaths(hash, "raw").meta); // first: without it the input counts as missing
+    for (const f of formats) await this.remove(this.inputPaths(hash, f).data);
     this.forget(hash);
     if (this.objects) {
-      const k = inputKeys(hash);
-      await this.objects.remove(k.meta);
-      await this.objects.remove(k.raw);
+      await this.objects.remove(inputKeys(hash, "raw").meta);
+      for (const f of formats) await this.objects.remove(inputKeys(hash, f).data);
     }
   }
 
@@ -122,72 +264,84 @@ export class FileStore {
     return path.join(this.root, "kontext.db");
   }
 
-  private inputPaths(hash: string): { raw: string; meta: string } {
-    const k = inputKeys(hash);
-    return { raw: path.join(this.root, k.raw), meta: path.join(this.root, k.meta) };
+  private inputPaths(hash: string, format: StoredFormat): { data: string; meta: string } {
+    const k = inputKeys(hash, format);
+    return { data: path.join(this.root, k.data), meta: path.join(this.root, k.meta) };
   }
 
-  /**
-   * The decoded input stored under this hash, if any (the meta file is written last), with a
-   * local path an engine can read: from an object store it is copied to the local cache first.
-   */
-  async findInput(hash: string): Promise<StoredInput | null> {
-    const local = await this.findLocalInput(hash);
-    if (!this.objects) return local;
-    const k = inputKeys(hash);
-    if (local) {
-      this.remember(hash, local.width * local.height * 3);
-      // Other machines read the bucket, where a lifecycle rule may have expired the object while
-      // this copy stayed in use: put it back.
-      if (!(await this.objects.exists(k.meta))) {
-        await this.uploadInput(hash, await readFile(local.path), local.width, local.height);
-      }
-      return local;
-    }
-    const metaBytes = await this.objects.get(k.meta);
-    const rgb = metaBytes && (await this.objects.get(k.raw));
-    if (!metaBytes || !rgb) return null;
-    const meta = JSON.parse(metaBytes.toString("utf8")) as { width: number; height: number };
-    if (rgb.length !== meta.width * meta.height * 3) return null;
-    return this.writeLocalInput(hash, rgb, meta.width, meta.height);
-  }
-
-  private async findLocalInput(hash: string): Promise<StoredInput | null> {
-    const p = this.inputPaths(hash);
+  private async readMeta(hash: string): Promise<InputMeta | null> {
     try {
-      const meta = JSON.parse(await readFile(p.meta, "utf8")) as { width: number; height: number };
-      const s = await stat(p.raw);
-      if (s.size !== meta.width * meta.height * 3) return null;
-      return { hash, path: p.raw, width: meta.width, height: meta.height };
+      return parseMeta(await readFile(this.inputPaths(hash, "raw").meta));
     } catch {
       return null;
     }
   }
 
-  async putInput(hash: string, rgb: Buffer, width: number, height: number): Promise<StoredInput> {
-    if (this.objects) await this.uploadInput(hash, rgb, width, height);
-    return this.writeLocalInput(hash, rgb, width, height);
+  /**
+   * The input stored under this hash, if any (the meta file is written last), with a local path
+   * that can be read: from an object store it is copied to the local cache first.
+   */
+  async findInput(hash: string): Promise<StoredInput | null> {
+    const local = await this.findLocalInput(hash);
+    if (!this.objects) return local;
+    if (local) {
+      this.remember(hash, local.bytes);
+      // Other machines read the bucket, where a lifecycle rule may have expired the object while
+      // this copy stayed in use: put it back.
+      if (!(await this.objects.exists(inputKeys(hash, local.format).meta))) {
+        await this.uploadInput(hash, await readFile(local.path), metaOf(local));
+      }
+      return local;
+    }
+    const metaBytes = await this.objects.get(inputKeys(hash, "raw").meta);
+    const meta = metaBytes && parseMeta(metaBytes);
+    if (!meta) return null;
+    const data = await this.objects.get(inputKeys(hash, meta.format ?? "raw").data);
+    if (!data || !sizeMatches(meta, data.length)) return null;
+    return this.writeLocalInput(hash, data, meta);
   }
 
-  private async uploadInput(hash: string, rgb: Buffer, width: number, height: number): Promise<void> {
-    const k = inputKeys(hash);
-    await this.objects?.put(k.raw, rgb);
-    await this.objects?.put(k.meta, Buffer.from(JSON.stringify({ width, height }))); // last: see findInput
+  private async findLocalInput(hash: string): Promise<StoredInput | null> {
+    const meta = await this.readMeta(hash);
+    if (!meta) return null;
+    const format = meta.format ?? "raw";
+    const p = this.inputPaths(hash, format);
+    const s = await stat(p.data).catch(() => null);
+    if (!s || !sizeMatches(meta, s.size)) return null;
+    return { hash, path: p.data, width: meta.width, height: meta.height, format, bytes: s.size };
   }
 
-  private async writeLocalInput(
+  /** Stores an input's original bytes under `hash` (the sha256 of `bytes`) with its meta file. */
+  async putInput(
     hash: string,
-    rgb: Buffer,
-    width: number,
-    height: number,
+    bytes: Buffer,
+    info: { width: number; height: number; format: InputFormat },
   ): Promise<StoredInput> {
-    const p = this.inputPaths(hash);
-    mkdirSync(path.dirname(p.raw), { recursive: true });
-    await this.write(p.raw, rgb);
-    await this.write(p.meta, Buffer.from(JSON.stringify({ width, height })));
-    this.remember(hash, rgb.length);
+    const meta: InputMeta = {
+      width: info.width,
+      height: info.height,
+      format: info.format,
+      bytes: bytes.length,
+    };
+    if (this.objects) await this.uploadInput(hash, bytes, meta);
+    return this.writeLocalInput(hash, bytes, meta);
+  }
+
+  private async uploadInput(hash: string, bytes: Buffer, meta: InputMeta): Promise<void> {
+    const k = inputKeys(hash, meta.format ?? "raw");
+    await this.objects?.put(k.data, bytes);
+    await this.objects?.put(k.meta, Buffer.from(JSON.stringify(meta))); // last: see findInput
+  }
+
+  private async writeLocalInput(hash: string, bytes: Buffer, meta: InputMeta): Promise<StoredInput> {
+    const format = meta.format ?? "raw";
+    const p = this.inputPaths(hash, format);
+    mkdirSync(path.dirname(p.data), { recursive: true });
+    await this.write(p.data, bytes);
+    await this.write(p.meta, Buffer.from(JSON.stringify(meta)));
+    this.remember(hash, bytes.length);
     await this.pruneCache(hash);
-    return { hash, path: p.raw, width, height };
+    return { hash, path: p.data, width: meta.width, height: meta.height, format, bytes: bytes.length };
   }
 
   /** Marks an input's local copy as the most recently used (only beside an object store). */
@@ -203,25 +357,45 @@ export class FileStore {
     this.cached.delete(hash);
   }
 
-  /** Removes the least recently used local copies beyond the cache's size; never `keep`. */
+  /** Removes the least recently used local copies beyond the cache's size; never `keep` or a pinned one. */
   private async pruneCache(keep: string): Promise<void> {
     for (const hash of this.cached.keys()) {
       if (this.cachedBytes <= this.inputCacheBytes) break;
-      if (hash === keep) continue;
-      const p = this.inputPaths(hash);
+      if (hash === keep || this.pins.has(hash)) continue;
+      const meta = await this.readMeta(hash);
+      const p = this.inputPaths(hash, meta?.format ?? "raw");
       this.forget(hash);
       await this.remove(p.meta);
-      await this.remove(p.raw);
+      await this.remove(p.data);
     }
   }
 
-  /** The raw RGB of a stored input, or null when it is gone. */
-  async readInput(input: StoredInput): Promise<Buffer | null> {
-    try {
-      return await readFile(this.inputPaths(input.hash).raw);
-    } catch {
-      return this.objects ? this.objects.get(inputKeys(input.hash).raw) : null;
+  /** A stored input's bytes (the original image; raw RGB for a `raw` one), or null when it is gone. */
+  async readInput(input: { hash: string }): Promise<{ bytes: Buffer; format: StoredFormat } | null> {
+    const local = await this.findLocalInput(input.hash);
+    if (local) {
+      const bytes = await readFile(local.path).catch(() => null);
+      if (bytes) return { bytes, format: local.format };
     }
+    if (!this.objects) return null;
+    const metaBytes = await this.objects.get(inputKeys(input.hash, "raw").meta);
+    const meta = metaBytes && parseMeta(metaBytes);
+    if (!meta) return null;
+    const bytes = await this.objects.get(inputKeys(input.hash, meta.format ?? "raw").data);
+    return bytes && sizeMatches(meta, bytes.length) ? { bytes, format: meta.format ?? "raw" } : null;
+  }
+
+  /** Where one job's decoded input is written for the engine (in its tmp dir, removed with it). */
+  engineInputPath(id: string): string {
+    return path.join(this.tmpDirFor(id), "input.rgb");
+  }
+
+  /** Writes a job's decoded input for the engine (tmp files are not counted in usageBytes). */
+  async writeEngineInput(id: string, rgb: Buffer): Promise<string> {
+    const file = path.resolve(this.engineInputPath(id));
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, rgb);
+    return file;
   }
 
   /** The directory the engine writes one job's raw outputs into (the engine creates it). */
@@ -275,9 +449,31 @@ export class FileStore {
 }
 
 /** An input's two files, relative to the root on a disk and as object names in a bucket. */
-function inputKeys(hash: string): { raw: string; meta: string } {
+function inputKeys(hash: string, format: StoredFormat): { data: string; meta: string } {
   const dir = `inputs/${hash.slice(0, 2)}`;
-  return { raw: `${dir}/${hash}.rgb`, meta: `${dir}/${hash}.json` };
+  return { data: `${dir}/${hash}.${EXT[format]}`, meta: `${dir}/${hash}.json` };
+}
+
+function parseMeta(bytes: Buffer): InputMeta | null {
+  try {
+    const m = JSON.parse(bytes.toString("utf8")) as InputMeta;
+    if (!Number.isInteger(m.width) || !Number.isInteger(m.height)) return null;
+    if (m.format !== undefined && (m.format === ("raw" as string) || !(m.format in EXT))) return null;
+    return m;
+  } catch {
+    return null;
+  }
+}
+
+const metaOf = (i: StoredInput): InputMeta =>
+  i.format === "raw"
+    ? { width: i.width, height: i.height }
+    : { width: i.width, height: i.height, format: i.format, bytes: i.bytes };
+
+/** Whether a stored file has the size its meta says (raw: width × height × 3). */
+function sizeMatches(meta: InputMeta, size: number): boolean {
+  if (!meta.format) return size === meta.width * meta.height * 3;
+  return meta.bytes === undefined || size === meta.bytes;
 }
 
 const resultKey = (name: string) => `results/${name}`;

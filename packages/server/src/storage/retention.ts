@@ -2,7 +2,9 @@
 // they are older than KONTEXT_RESULT_TTL_HOURS, and sooner, oldest first, while the files take
 // more than KONTEXT_STORAGE_CAP_MB; its row stays as metadata (expired_at set). An input shared
 // by another generation that still needs it is kept. When nothing can be freed, submissions get
-// 507 until generations finish.
+// 507 until generations finish. Input files no generation refers to (what a crash between storing
+// an input and writing its generations, or an earlier version's refused submissions, left) are
+// removed at start and on every sweep, once nothing has touched them for ORPHAN_GRACE_MS.
 import { ApiError } from "../errors.js";
 import { IDEMPOTENCY_TTL_MS } from "../jobs/idempotency.js";
 import type { JobStore } from "../jobs/store.js";
@@ -12,8 +14,16 @@ import type { FileStore } from "./files.js";
 export interface RetentionOptions {
   ttlHours: number;
   capBytes: number;
+  /** How long an unreferenced input is left alone (default ORPHAN_GRACE_MS). */
+  orphanGraceMs?: number;
   log?: (level: "info" | "warn" | "error", msg: string) => void;
 }
+
+/**
+ * An unreferenced input younger than this is not an orphan yet: a submission in another process
+ * sharing the directory may have just stored (or found) it and be about to write its generations.
+ */
+export const ORPHAN_GRACE_MS = 10 * 60_000;
 
 const MB = 1024 * 1024;
 /** Eviction frees down to this share of the cap, so it does not run on every submission. */
@@ -73,6 +83,7 @@ export class Retention {
       expired += batch.length;
       if (batch.length < 100) break;
     }
+    const orphans = await this.files.collectOrphanInputs(this.options.orphanGraceMs ?? ORPHAN_GRACE_MS);
     const target = this.options.capBytes * LOW_WATER;
     let evicted = 0;
     while (this.files.usageBytes() > target) {
@@ -91,11 +102,14 @@ export class Retention {
         `retention: deleted the files of ${expired} expired and ${evicted} oldest generation(s) (disk cap)`,
       );
     }
+    if (orphans > 0)
+      this.options.log?.("info", `retention: deleted ${orphans} input(s) no generation refers to`);
   }
 
   private async expire(g: Generation): Promise<void> {
     this.store.markExpired(g.id, Date.now()); // first: from here on it no longer holds its input
     if (g.resultFile) await this.files.removeResult(g.resultFile);
-    if (!this.store.inputInUse(g.input.hash, g.id)) await this.files.removeInput(g.input.hash);
+    // Kept while another generation needs it or a submission is about to (pinned).
+    await this.files.removeInputIfUnused(g.input.hash, () => this.store.inputInUse(g.input.hash, g.id));
   }
 }
