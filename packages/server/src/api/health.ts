@@ -36,6 +36,7 @@ export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
         precision: e.precision,
         compiled: e.compiled,
         safety_checker: e.safetyChecker,
+        environment: e.environment, // torch, CUDA build, driver, GPU, capability, attention
         generation_id: e.jobId,
         restarts: e.restarts,
         problem: e.problem,
