@@ -7,6 +7,7 @@ ErrorCode = Literal[
     "unsupported_version",
     "unknown_type",
     "invalid_request",
+    "input_missing",
     "duplicate_job",
     "cancelled",
     "shutting_down",

@@ -191,13 +191,15 @@ def read_rgb(spec: p.JobInput) -> np.ndarray:
     try:
         data = Path(spec.path).read_bytes()
     except OSError as e:
+        # The path is the server's business: the log has it, the message names only the file.
+        log.warning("cannot read input file %s: %s", spec.path, e.strerror)
         raise EngineError(
-            "invalid_request", f"cannot read input file {spec.path}: {e.strerror}", "input.path"
+            "input_missing", f"cannot read the input image {Path(spec.path).name}: {e.strerror}", "input.path"
         ) from None
     if len(data) != expected:
         raise EngineError(
             "invalid_request",
-            f"input file {spec.path} has {len(data)} bytes; raw RGB of {spec.width}×{spec.height} needs {expected}",
+            f"input file {Path(spec.path).name} has {len(data)} bytes; raw RGB of {spec.width}×{spec.height} needs {expected}",
             "input.path",
         )
     return np.frombuffer(data, dtype=np.uint8).reshape(spec.height, spec.width, 3)

@@ -111,7 +111,8 @@ def test_bad_messages_get_errors_and_the_engine_keeps_serving(engine: EngineProc
     missing["input"]["path"] = str(tmp_path / "absent.rgb")
     engine.send(missing)
     err = engine.next()
-    assert (err["code"], err["field"]) == ("invalid_request", "input.path")
+    assert (err["code"], err["field"]) == ("input_missing", "input.path")
+    assert str(tmp_path) not in err["message"]  # no server paths in what clients may see
     short = job(tmp_path, "short")
     short["input"]["width"] = 41  # the file holds 40×30 pixels
     engine.send(short)

@@ -16,6 +16,7 @@ import { registerHealth } from "./api/health.js";
 import { registerHistory } from "./api/history.js";
 import { registerModels } from "./api/models.js";
 import { openAIError, registerOpenAI } from "./api/openai.js";
+import { registerOrigin } from "./api/origin.js";
 import { registerResults } from "./api/results.js";
 import { registerWorkbench } from "./api/workbench.js";
 import { ApiKeys } from "./auth/keys.js";
@@ -126,6 +127,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     void reply.code(e.status).send(e.toBody());
   });
 
+  registerOrigin(app, ctx); // first: a cross-site or rebound request is refused before anything runs
   registerAuth(app, ctx);
   registerModels(app, ctx);
   registerGenerations(app, ctx);

@@ -23,6 +23,8 @@ export interface Config {
   maxQueue: number;
   resultTtlHours: number;
   publicUrl: string | null;
+  /** Origins (scheme://host[:port]) whose pages may call the API from the browser (CORS). */
+  corsOrigins: string[];
   bodyLimitBytes: number;
   maxInputPixels: number;
   fetchTimeoutMs: number;
@@ -124,9 +126,9 @@ export const SETTINGS: readonly Setting[] = [
     env: "KONTEXT_PRECISION",
     kind: "string",
     default: "auto",
-    choices: ["auto", "fp32", "bf16", "fp8"],
+    choices: ["auto", "fp32", "bf16", "fp8", "fp8-weights"],
     description:
-      "Transformer precision: `auto` is fp8 (e4m3 linear layers) on GPUs with FP8 tensor cores (Ada, Hopper), bf16 on other GPUs, fp32 on CPU. `/healthz` reports what runs.",
+      "Transformer precision: `auto` is fp8 (e4m3 linear layers) on GPUs with FP8 tensor cores (Ada, Hopper), bf16 on other GPUs, fp32 on CPU. `fp8-weights`: e4m3 weights with bf16 compute on any CUDA GPU, the whole model in 17.3 GB (24 GB cards). Both FP8 modes keep T5's weights in e4m3 too. A mode that cannot fit the GPU stops the engine at start, naming a setting that would (docs/performance.md has the memory per mode). `/healthz` reports what runs.",
   },
   {
     key: "compile",
@@ -150,7 +152,7 @@ export const SETTINGS: readonly Setting[] = [
     kind: "bool",
     default: false,
     description:
-      "`true` keeps the model parts on the CPU and moves one at a time onto the GPU (for 16–24 GB cards; with fp8, about 15 GB at peak). Slower when prompts or input images change.",
+      "`true` for 16 GB cards: the transformer, CLIP and the VAE stay on the GPU, T5's blocks stay in pinned host memory and stream in while a new prompt is encoded, and the VAE decodes one generation at a time; with fp8 or fp8-weights about 14.3 GB at peak. A new prompt costs one pass of T5's weights over PCIe.",
   },
   {
     key: "maxQueue",
@@ -176,7 +178,15 @@ export const SETTINGS: readonly Setting[] = [
     default: null,
     nullable: true,
     description:
-      "Base of result URLs (e.g. `https://kontext.example.com`). Unset: taken from the request's Host.",
+      "Base of result URLs (e.g. `https://kontext.example.com`). Unset: taken from the request's Host. With keys off, requests must name this host, a loopback name or an IP address in `Host` (DNS rebinding).",
+  },
+  {
+    key: "corsOrigins",
+    env: "KONTEXT_CORS_ORIGINS",
+    kind: "list",
+    default: [],
+    description:
+      "Origins of other web pages allowed to call the API from a browser (comma-separated, e.g. `https://app.example.com,http://localhost:5173`): CORS is on for them. Unset: requests a browser marks as cross-site (`Origin`, `Sec-Fetch-Site`) get 403.",
   },
   {
     key: "bodyLimitBytes",

@@ -61,6 +61,12 @@ export const ERRORS = {
     title: "Conflict",
     template: "generation {id} is already {status} and cannot be cancelled",
   },
+  generation_finishing: {
+    status: 409,
+    title: "Conflict",
+    template:
+      "generation {id} has run all {steps} steps and its image is being saved: it can no longer be cancelled",
+  },
   body_too_large: {
     status: 413,
     title: "Request body too large",
@@ -75,6 +81,18 @@ export const ERRORS = {
     status: 401,
     title: "Unauthorized",
     template: "{reason}; send Authorization: Bearer <key> with a key from KONTEXT_API_KEYS",
+  },
+  cross_site_refused: {
+    status: 403,
+    title: "Forbidden",
+    template:
+      "a page at {origin} may not call this server from a browser ({header}); list its origin in KONTEXT_CORS_ORIGINS to allow it",
+  },
+  host_refused: {
+    status: 403,
+    title: "Forbidden",
+    template:
+      "Host {host} is not this server's name: with API keys off only a loopback name, an IP address or the host of KONTEXT_PUBLIC_URL is answered",
   },
   rate_limited: {
     status: 429,

@@ -6,7 +6,7 @@ import { defaultConfig, loadConfig } from "../src/config.js";
 import { engineCommand, engineDevice } from "../src/engine/command.js";
 import type { ResultMessage } from "../src/engine/protocol.js";
 import { Supervisor } from "../src/engine/supervisor.js";
-import { here } from "./helpers.js";
+import { here, makeHarness } from "./helpers.js";
 
 const argAfter = (args: string[], flag: string) => args[args.indexOf(flag) + 1];
 
@@ -86,6 +86,29 @@ describe("engine processes", () => {
       ]);
     } finally {
       await sup.stop();
+    }
+  });
+});
+
+describe("/healthz", () => {
+  it("shows each engine's environment and configured device to a caller who sees detail", async () => {
+    const fixture = path.join(here, "fixtures/device-engine.mjs");
+    const config = defaultConfig({ devices: ["cuda:1"] });
+    const h = await makeHarness({
+      config,
+      command: (device) => {
+        const c = engineCommand(config, "python", "/m", here, device, { PATH: process.env.PATH });
+        return { ...c, file: process.execPath, args: [fixture, ...c.args] };
+      },
+    });
+    try {
+      const body = (await h.app.inject({ method: "GET", url: "/healthz" })).json();
+      expect(body.engines[0]).toMatchObject({
+        device: "cuda:1",
+        environment: { torch: "2.15.0+cu132", cuda: "13.2", attention: "math", visible_devices: "1" },
+      });
+    } finally {
+      await h.close();
     }
   });
 });

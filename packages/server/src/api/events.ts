@@ -3,11 +3,13 @@
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../app.js";
 import type { StoredEvent } from "../jobs/types.js";
+import { ownerScope, visibleTo } from "./auth.js";
 import { renderEvent } from "./render.js";
 import { lastEventId, SseStream } from "./sse.js";
 
 export function registerEvents(app: FastifyInstance, ctx: AppContext): void {
   app.get("/api/events", async (req, reply) => {
+    ownerScope(ctx, req); // fails closed: keys on and no caller is 401, before the stream opens
     const sse = new SseStream(req, reply, ctx.config.sseKeepAliveS);
     const base = ctx.baseUrl(req);
     let chain = Promise.resolve();
@@ -18,7 +20,7 @@ export function registerEvents(app: FastifyInstance, ctx: AppContext): void {
       if (e.id <= lastSent || e.event !== "media_generation_completed") return;
       lastSent = e.id;
       chain = chain.then(async () => {
-        if (req.owner !== null && (await ctx.queue.get(e.generationId))?.owner !== req.owner) return; // others' jobs
+        if (!visibleTo(ctx, req, await ctx.queue.get(e.generationId))) return; // others' jobs
         sse.send(e.id, e.event, await renderEvent(e, base, ctx, false));
       });
     };

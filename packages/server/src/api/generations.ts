@@ -11,7 +11,7 @@ import { FINAL, STATUSES, type Status } from "../jobs/types.js";
 import { type EditParams, type EditRequestBody, MODEL_ID, withDefaults } from "../schema/flux-kontext-dev.js";
 import { findModel } from "../schema/models.js";
 import { validateBody } from "../schema/validate.js";
-import { ownGeneration } from "./auth.js";
+import { ownerScope, ownGeneration } from "./auth.js";
 import { renderEvent, renderGeneration } from "./render.js";
 import { lastEventId, SseStream, wantsEventStream } from "./sse.js";
 
@@ -92,7 +92,7 @@ export async function submit(
   req?: FastifyRequest,
 ): Promise<Generation[]> {
   const params = parseRequest(body, endpoint);
-  const owner = req?.owner ?? null;
+  const owner = req ? (ownerScope(ctx, req).owner ?? null) : null;
   const key = idempotencyKeyOf(req?.headers["idempotency-key"]);
   const hash = key ? requestHash(endpoint, body) : "";
   const create = async () => {
@@ -150,6 +150,13 @@ function streamGeneration(
     reading++;
     try {
       for (const e of await ctx.queue.eventsOf(id, lastSent)) push(e);
+      // A final generation's events are all stored: when none was left to replay (a client that
+      // resumes at or past the last event, as EventSource does), the stream ends here.
+      const g = await ctx.queue.get(id);
+      if (g && FINAL.includes(g.status)) {
+        for (const e of await ctx.queue.eventsOf(id, lastSent)) push(e); // stored while we looked
+        chain = chain.then(() => sse.close());
+      }
     } catch {
       sse.close(); // the store cannot be read: the client reconnects with Last-Event-ID
     } finally {
@@ -243,8 +250,7 @@ export function registerGenerations(app: FastifyInstance, ctx: AppContext): void
     }
     const opts: ListFilter = { statuses, limit };
     if (q.model) opts.model = q.model;
-    if (req.owner !== null) opts.owner = req.owner;
-    const gens = await ctx.queue.list(opts);
+    const gens = await ctx.queue.list({ ...opts, ...ownerScope(ctx, req) });
     const base = ctx.baseUrl(req);
     return { count: gens.length, generations: gens.map((g) => renderGeneration(g, ctx, base)) };
   });

@@ -13,11 +13,16 @@ export function overallState(engines: EngineStatus[]): HealthState {
 }
 
 export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
-  app.get("/healthz", async (_req, reply) => {
+  app.get("/healthz", async (req, reply) => {
     const engines = ctx.engine.status();
     // While shutting down: 503, so a load balancer sends new work elsewhere.
     const state = ctx.queue.accepting() ? overallState(engines) : "stopping";
     const loaded = engines.find((e) => e.model)?.model ?? null;
+    // With keys on, anyone may ask whether the server is up; only a caller with a key sees engine
+    // detail (pids, problems), and generation ids only of its own generations.
+    const detailed = !ctx.keys.enabled || req.owner !== null;
+    const ownJob = async (id: string | null) =>
+      id !== null && (!ctx.keys.enabled || (await ctx.queue.get(id))?.owner === req.owner) ? id : null;
     const body = {
       status: state === "ready" || state === "busy" ? "ok" : "unavailable",
       state,
@@ -27,20 +32,26 @@ export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
         ? "the tiny demo model is loaded: its output is noise (set KONTEXT_MODEL_DIR)"
         : undefined,
       device: engines.find((e) => e.model)?.device ?? null,
-      engines: engines.map((e) => ({
-        device: e.device,
-        state: e.state,
-        pid: e.pid,
-        model: e.model,
-        dtype: e.dtype,
-        precision: e.precision,
-        compiled: e.compiled,
-        safety_checker: e.safetyChecker,
-        environment: e.environment, // torch, CUDA build, driver, GPU, capability, attention
-        generation_id: e.jobId,
-        restarts: e.restarts,
-        problem: e.problem,
-      })),
+      engines: await Promise.all(
+        engines.map(async (e) =>
+          detailed
+            ? {
+                device: e.device,
+                state: e.state,
+                pid: e.pid,
+                model: e.model,
+                dtype: e.dtype,
+                precision: e.precision,
+                compiled: e.compiled,
+                safety_checker: e.safetyChecker,
+                environment: e.environment, // torch, CUDA build, driver, GPU, capability, attention
+                generation_id: await ownJob(e.jobId),
+                restarts: e.restarts,
+                problem: e.problem,
+              }
+            : { device: e.device, state: e.state },
+        ),
+      ),
       queue: await ctx.queue.depth(),
     };
     return reply.code(body.status === "ok" ? 200 : 503).send(body);

@@ -8,7 +8,7 @@ import { ApiError } from "../errors.js";
 import { encodeOutput, INPUT_CONTENT_TYPES, type InputFormat } from "../images/codec.js";
 import type { HistoryFilter, QueuedGeneration } from "../jobs/job-queue.js";
 import { validateBody } from "../schema/validate.js";
-import { ownGeneration, visibleTo } from "./auth.js";
+import { ownerScope, ownGeneration, visibleTo } from "./auth.js";
 import { renderGeneration } from "./render.js";
 
 export const HistoryQuery = Type.Object(
@@ -64,7 +64,7 @@ export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
     let before: number | undefined;
     if (q.before !== undefined) {
       const g = await ctx.queue.get(q.before);
-      if (!visibleTo(req, g)) {
+      if (!visibleTo(ctx, req, g)) {
         throw new ApiError(
           "invalid_request",
           { detail: `before: no generation has the id ${JSON.stringify(q.before)}` },
@@ -73,8 +73,7 @@ export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
       }
       before = g.seq;
     }
-    const filter: HistoryFilter = { limit };
-    if (req.owner !== null) filter.owner = req.owner;
+    const filter: HistoryFilter = { limit, ...ownerScope(ctx, req) };
     if (q.q?.trim()) filter.query = q.q.trim();
     if (before !== undefined) filter.before = before;
     const gens = await ctx.queue.history(filter);

@@ -60,11 +60,28 @@ export class ApiKeys {
     }
   }
 
+  /** The 401 a caller without a valid key gets. */
+  refusal(reason: string): ApiError {
+    return new ApiError(
+      "unauthorized",
+      { reason },
+      { headers: { "www-authenticate": 'Bearer realm="kontext"' } },
+    );
+  }
+
+  /** The caller's key id when it sent a valid one, else null (for routes open to anyone). */
+  identifyOptional(authorization: string | undefined): string | null {
+    try {
+      return authorization ? this.identify(authorization) : null;
+    } catch {
+      return null;
+    }
+  }
+
   /** The caller's key id from an Authorization header; null when keys are off. Throws 401. */
   identify(authorization: string | undefined): string | null {
     if (!this.enabled) return null;
-    const refuse = (reason: string) =>
-      new ApiError("unauthorized", { reason }, { headers: { "www-authenticate": 'Bearer realm="kontext"' } });
+    const refuse = (reason: string) => this.refusal(reason);
     if (!authorization) throw refuse("this server requires an API key");
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!m?.[1]) throw refuse("the Authorization header is not `Bearer <key>`");

@@ -67,7 +67,7 @@ export interface ReadyMessage {
   device: string;
   dtype: string;
   safety_checker: boolean;
-  precision: "fp32" | "bf16" | "fp8";
+  precision: "fp32" | "bf16" | "fp8" | "fp8-weights";
   compiled: boolean;
   pid: number;
   environment?: EngineEnvironment;
@@ -132,6 +132,30 @@ export interface ErrorMessage {
   message: string;
   field?: string;
 }
+/**
+ * What a client is told of an engine's error: a generation error_code from the catalogue and a
+ * message without server paths or process ids (the server's log keeps the engine's own words).
+ * The engine refusing a job the gateway built is not the client's fault, so `invalid_request`
+ * and the other protocol codes become `internal`; an unreadable input is `input_missing`.
+ */
+export function errorForClients(m: Pick<ErrorMessage, "code" | "message" | "field">): {
+  code: string;
+  message: string;
+} {
+  const passThrough = ["cancelled", "shutting_down", "content_flagged", "input_missing", "engine_crashed"];
+  let code = passThrough.includes(m.code) ? m.code : "internal";
+  if (m.code === "invalid_request" && m.field === "input.path") code = "input_missing";
+  return { code, message: withoutServerDetail(m.message) };
+}
+
+/** Drops directories from absolute paths (keeping the file name) and `pid N` mentions. */
+export function withoutServerDetail(text: string): string {
+  return text
+    .replace(/(?<![\w.:/\\])(?:[A-Za-z]:)?(?:[\\/][^\s\\/:'"()]+)+[\\/]([^\s\\/:'"()]+)/g, "$1")
+    .replace(/\s*\(pid \d+\)|\bpid \d+\s*/g, "")
+    .slice(0, 1000);
+}
+
 export interface HealthMessage {
   v: 1;
   type: "health";

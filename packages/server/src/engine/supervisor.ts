@@ -14,6 +14,7 @@ import type {
   ResultMessage,
   StartedMessage,
 } from "./protocol.js";
+import { errorForClients } from "./protocol.js";
 
 export type EngineState = "starting" | "idle" | "busy" | "failed" | "stopped";
 
@@ -160,8 +161,12 @@ class EngineSlot {
         if (this.job?.id === m.job_id) this.finish((l) => l.result(withPromptTokens(m)));
         return;
       case "error":
-        if (m.job_id !== null && this.job?.id === m.job_id) this.finish((l) => l.error(m));
-        else this.log("warn", `engine refused a message: ${m.code}: ${m.message}`);
+        if (m.job_id !== null && this.job?.id === m.job_id) {
+          if (!["cancelled", "shutting_down"].includes(m.code))
+            this.log("warn", `job ${m.job_id} failed: ${m.code}: ${m.message}`);
+          const shown = { ...m, ...errorForClients(m) };
+          this.finish((l) => l.error(shown));
+        } else this.log("warn", `engine refused a message: ${m.code}: ${m.message}`);
         return;
     }
   }
@@ -180,9 +185,9 @@ class EngineSlot {
     const how = signal ? `signal ${signal}` : `status ${code}`;
     const tail = proc.recentLog(3);
     if (this.state !== "stopped") {
-      if (!this.problem || this.ready)
-        this.problem = `exited with ${how}${tail ? `; last log: ${tail}` : ""}`;
-      this.log("error", `engine (pid ${proc.pid}) ${this.problem}`);
+      // /healthz shows the problem; its log lines (paths, tracebacks) go only to the server's log.
+      if (!this.problem || this.ready) this.problem = `exited with ${how}`;
+      this.log("error", `engine (pid ${proc.pid}) exited with ${how}${tail ? `; last log: ${tail}` : ""}`);
     }
     const job = this.job;
     this.job = null;
@@ -190,7 +195,7 @@ class EngineSlot {
     if (job) {
       job.listener.error({
         code: "engine_crashed",
-        message: `the engine (pid ${proc.pid}) exited with ${how} while running this job`,
+        message: `the engine exited with ${how} while running this job`, // no pid: clients see it
       });
     }
     if (this.state === "stopped") return;

@@ -14,6 +14,7 @@ import {
   type InsertMeta,
   type JobQueue,
   type ListFilter,
+  lastStepDone,
   type QueuedGeneration,
   type QueueEvents,
   resultUrlPath,
@@ -231,6 +232,7 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     const g = await this.store.get(id);
     if (!g) throw new ApiError("generation_not_found", { id });
     if (FINAL.includes(g.status)) throw new ApiError("generation_finished", { id, status: g.status });
+    if (lastStepDone(g)) throw new ApiError("generation_finishing", { id, steps: g.totalSteps ?? 0 });
     if (g.status === "queued") {
       const fields = {
         status: "cancelled" as const,

@@ -82,3 +82,11 @@ export const RESULT_URL_PREFIX = "/results/";
 export function resultUrlPath(g: Generation): string | null {
   return g.resultFile && g.expiredAt === null ? `${RESULT_URL_PREFIX}${g.resultFile}` : null;
 }
+
+/**
+ * Whether a processing generation has run all its steps: its engine no longer looks for a cancel
+ * (only the decode and the saving are left), so a cancel now is refused with 409.
+ */
+export function lastStepDone(g: Generation): boolean {
+  return g.status === "processing" && g.totalSteps !== null && g.step >= g.totalSteps;
+}

@@ -14,6 +14,7 @@ import {
   type HistoryFilter,
   type JobQueue,
   type ListFilter,
+  lastStepDone,
   type QueuedGeneration,
   type QueueEvents,
   resultUrlPath,
@@ -232,6 +233,7 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     const g = this.store.get(id);
     if (!g) throw new ApiError("generation_not_found", { id });
     if (FINAL.includes(g.status)) throw new ApiError("generation_finished", { id, status: g.status });
+    if (lastStepDone(g)) throw new ApiError("generation_finishing", { id, steps: g.totalSteps ?? 0 });
     if (g.status === "queued") {
       this.finish(g, "cancelled", { error_code: "cancelled", error_message: "cancelled by the client" });
     } else {
@@ -337,6 +339,12 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
   ): Promise<void> {
     const g = this.store.get(id);
     if (!g) return;
+    if (g.cancelRequested) {
+      // The cancel was answered 200 before the last step ended: it is honoured, the image dropped.
+      await this.files.removeTmp(id);
+      this.finish(g, "cancelled", { error_code: "cancelled", error_message: "cancelled by the client" });
+      return;
+    }
     try {
       if (!image) throw new Error("the engine returned no image");
       const r = await storeResult(this.files, g, image, engineTimings);

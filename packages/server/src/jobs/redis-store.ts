@@ -10,7 +10,7 @@
 //   kontext:event-seq, kontext:seq   counters: event ids (SSE ids) and generation seqs
 //   kontext:preview:<id>      the latest preview (JPEG), while it runs
 //   kontext:idem:<sha256>     an Idempotency-Key's request hash and generation ids (24 h)
-//   kontext:result-hash:<sha256>  the generation whose result has these bytes (edit chains)
+//   kontext:result-hash:<owner>:<sha256>  the owner's generation whose result has these bytes (edit chains)
 //   kontext:inputs            set of the input hashes stored generations refer to (added with the
 //                             generation; generations are never deleted, so never removed);
 //                             kontext:inputs:indexed once it holds those of older generations too
@@ -231,7 +231,7 @@ export class RedisJobStore {
         baseUrl: meta.baseUrl ?? null,
         expiredAt: null,
         resultHash: null,
-        parentId: await this.parentOf(g.input.hash),
+        parentId: await this.parentOf(meta.owner ?? null, g.input.hash),
       });
       args.push(g.id, g.model, fields.length / 2, ...fields);
     }
@@ -240,9 +240,9 @@ export class RedisJobStore {
     return { inserted: out.slice(1).map((e) => JSON.parse(e) as StoredEvent) };
   }
 
-  /** The generation whose result has these bytes (an edit chain's previous step), if any. */
-  private async parentOf(inputHash: string): Promise<string | null> {
-    return this.redis.get(`${P}result-hash:${inputHash}`);
+  /** The owner's generation whose result has these bytes: chains never cross owners. */
+  private async parentOf(owner: string | null, inputHash: string): Promise<string | null> {
+    return this.redis.get(`${P}result-hash:${owner ?? ""}:${inputHash}`);
   }
 
   /**
@@ -269,8 +269,10 @@ export class RedisJobStore {
       COMPLETED_KEPT,
     )) as string | number | null;
     if (out === null) return { applied: false, event: null };
-    if (typeof fields.resultHash === "string")
-      await this.redis.set(`${P}result-hash:${fields.resultHash}`, id);
+    if (typeof fields.resultHash === "string") {
+      const owner = (await this.get(id))?.owner ?? null;
+      await this.redis.set(`${P}result-hash:${owner ?? ""}:${fields.resultHash}`, id);
+    }
     return { applied: true, event: typeof out === "string" ? (JSON.parse(out) as StoredEvent) : null };
   }
 

@@ -157,11 +157,12 @@ export class JobStore {
     migrate(this.db);
     const db = this.db;
     this.stmts = {
-      // parent_id: an input whose bytes are an earlier result continues that result's edit chain.
+      // parent_id: an input whose bytes are an earlier result continues that result's edit chain,
+      // only within one owner (a key never links to, or learns of, another key's generations).
       insert: db.prepare(
         `INSERT INTO generations (id, model, status, params, input_hash, input_path, input_width, input_height, seed, enqueued_at, owner, base_url, parent_id)
          VALUES (@id, @model, 'queued', @params, @input_hash, @input_path, @input_width, @input_height, @seed, @enqueued_at, @owner, @base_url,
-           (SELECT p.id FROM generations p WHERE p.result_hash = @input_hash ORDER BY p.seq DESC LIMIT 1))`,
+           (SELECT p.id FROM generations p WHERE p.result_hash = @input_hash AND p.owner IS @owner ORDER BY p.seq DESC LIMIT 1))`,
       ),
       get: db.prepare("SELECT * FROM generations WHERE id = ?"),
       nextQueued: db.prepare("SELECT * FROM generations WHERE status = 'queued' ORDER BY seq LIMIT 1"),

@@ -193,6 +193,15 @@ export class JobWorker {
         }
         const outcome = await this.runOnEngine(g, input);
         g = (await this.store.get(id)) as Generation;
+        if (outcome.kind === "result" && g.cancelRequested) {
+          // The cancel was answered 200 before the last step ended: it is honoured, the image dropped.
+          await this.files.removeTmp(id);
+          await this.finish(g, "cancelled", {
+            errorCode: "cancelled",
+            errorMessage: "cancelled by the client",
+          });
+          return;
+        }
         if (outcome.kind === "result") {
           await this.complete(g, outcome.image, outcome.timings);
           return;
