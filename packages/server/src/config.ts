@@ -136,7 +136,7 @@ export const SETTINGS: readonly Setting[] = [
     kind: "autoBool",
     default: "auto",
     description:
-      "Compile the transformer blocks with torch.compile: `auto` is on with a CUDA GPU and off on the CPU; `true` or `false` to choose. The first start compiles (minutes; the engine logs its progress); kernels are kept in DATA_DIR/compile-cache, so later starts take seconds.",
+      "Compile the transformer blocks with torch.compile: `auto` is on with a CUDA GPU and off on the CPU; `true` or `false` to choose. The first start compiles during warm-up (the engine logs each run); kernels are kept in DATA_DIR/compile-cache and reused by later starts.",
   },
   {
     key: "warmupBuckets",
