@@ -95,7 +95,9 @@ def main() -> None:
     ap.add_argument("--model-dir", type=Path, help="real weights; otherwise random weights of --preset")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp8"], default="auto", help="as the engine's")
+    ap.add_argument(
+        "--precision", choices=["auto", "fp32", "bf16", "fp8", "fp8-weights"], default="auto", help="as the engine's"
+    )
     ap.add_argument("--compile", action="store_true", help="regional torch.compile of the transformer blocks")
     ap.add_argument("--fast", action="store_true", help="fast mode for the end-to-end runs")
     ap.add_argument("--steps", type=int, default=28)

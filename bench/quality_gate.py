@@ -1,4 +1,4 @@
-"""Quality gate for the lossy modes: FP8, fast mode (step forecasting), and both, against the
+"""Quality gate for the lossy modes: FP8, FP8 weights, fast mode (step forecasting), and FP8 + fast, against the
 exact path (bf16 eager on GPU; float32 on CPU) with the same seeds. Prints PSNR and SSIM per case
 and their medians, and writes side-by-side images (reference | mode) to --out.
 
@@ -10,7 +10,6 @@ for FP8 (LPIPS needs its AlexNet weights, which this script does not download; s
 """
 
 import argparse
-import copy
 import datetime
 import statistics
 import sys
@@ -23,9 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from kontext_engine import fp8
 from kontext_engine.editor import Editor, EditRequest
 from kontext_engine.loading import load_model
+from kontext_engine.speed import accelerate
 from kontext_engine.tiny import generate
 
 PROMPTS = ["make the sky purple", "turn it into a watercolor painting", "add a small black cat", "make it winter"]
@@ -64,24 +63,40 @@ def main() -> None:
     device = torch.device(args.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     root = args.model_dir or generate(Path(tempfile.mkdtemp()) / "tiny")
-    model = load_model(root, device, dtype)
-    exact = Editor(model, None)
-    quantized_model = copy.copy(model)
-    quantized_model.transformer = copy.deepcopy(model.transformer)
-    fp8.quantize_transformer_blocks(quantized_model.transformer)
-    quantized = Editor(quantized_model, None)
-    modes = {"fp8": (quantized, False), "fast": (exact, True), "fp8 + fast": (quantized, True)}
-
+    exact_precision = "bf16" if device.type == "cuda" else "fp32"
+    # mode → (precision it runs in, fast); one precision is loaded at a time, so the GPU holds one model.
+    modes = {
+        "fp8": ("fp8", False),
+        "fp8-weights": ("fp8-weights", False),
+        "fast": (exact_precision, True),
+        "fp8 + fast": ("fp8", True),
+    }
+    requests = [
+        EditRequest(case_image(i), prompt, "match_input_image", args.steps, 2.5, (100 + i,))
+        for i, prompt in enumerate(PROMPTS)
+    ]
     args.out.mkdir(parents=True, exist_ok=True)
     scores: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
-    for i, prompt in enumerate(PROMPTS):
-        req = EditRequest(case_image(i), prompt, "match_input_image", args.steps, 2.5, (100 + i,))
-        ref = exact.edit(req).images[0]
-        for mode, (editor, fast) in modes.items():
-            out = editor.edit(EditRequest(**{**req.__dict__, "fast": fast})).images[0]
-            scores[mode].append((psnr(ref, out), ssim(ref, out)))
-            side = np.concatenate([ref, out], axis=1)
-            Image.fromarray(side).save(args.out / f"case{i}-{mode.replace(' + ', '+')}.png")
+    refs: list[np.ndarray] = []
+    for precision in dict.fromkeys([exact_precision, *(p for p, _ in modes.values())]):
+        model = load_model(root, device, dtype)
+        ran = accelerate(model, precision, False, None).precision
+        if ran != precision:
+            print(f"{precision} fell back to {ran} on this device", file=sys.stderr)
+        editor = Editor(model, None)
+        if precision == exact_precision:
+            refs = [editor.edit(req).images[0] for req in requests]
+        for mode, (p, fast) in modes.items():
+            if p != precision:
+                continue
+            for i, req in enumerate(requests):
+                out = editor.edit(EditRequest(**{**req.__dict__, "fast": fast})).images[0]
+                scores[mode].append((psnr(refs[i], out), ssim(refs[i], out)))
+                side = np.concatenate([refs[i], out], axis=1)
+                Image.fromarray(side).save(args.out / f"case{i}-{mode.replace(' + ', '+')}.png")
+        del editor, model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
 
     print(f"## quality gate · {root} · {device} · {args.steps} steps · {datetime.date.today().isoformat()}")
     print(f"torch {torch.__version__}; reference: {str(dtype).removeprefix('torch.')} eager; images in {args.out}\n")

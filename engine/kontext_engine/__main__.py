@@ -130,8 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16", "fp8"],
-        help="auto: fp8 on GPUs with FP8 tensor cores, bf16 on other GPUs, fp32 on CPU",
+        choices=["auto", "fp32", "bf16", "fp8", "fp8-weights"],
+        help="auto: fp8 on GPUs with FP8 tensor cores, bf16 on other GPUs, fp32 on CPU; fp8-weights: e4m3 "
+        "weights with bf16 compute on any GPU (the whole model in about 17 GB)",
     )
     s.add_argument(
         "--compile",

@@ -69,28 +69,65 @@ def _swap_halves(t: Tensor) -> Tensor:
     return torch.cat([second, first], dim=0)
 
 
+# (BFL tensor name as stored, first row, end row): a run of rows of one checkpoint tensor.
+Piece = tuple[str, int, int]
+
+
+def diffusers_pieces(
+    shapes: dict[str, tuple[int, ...]],
+    target: dict[str, tuple[int, ...]],
+    num_double: int,
+    num_single: int,
+    source: str,
+) -> dict[str, list[Piece]]:
+    """For every diffusers tensor of `target` (name → shape), the runs of rows of the BFL checkpoint's
+    tensors (name → shape, as stored) it is made of, in order. Splits and the swapped halves are
+    runs of rows of a row-major tensor, so a loader can read each diffusers tensor straight from the
+    file. Checks names and shapes, naming the tensor at fault."""
+    stored = {k.removeprefix("model.diffusion_model."): k for k in shapes}
+    out: dict[str, list[Piece]] = {}
+    for bfl, names, swap in _mapping(num_double, num_single):
+        if bfl not in stored:
+            raise ModelDirError(f"{source}: missing tensor {bfl!r}; not a FLUX.1 Kontext transformer checkpoint")
+        name = stored.pop(bfl)
+        shape = tuple(shapes[name])
+        sizes = [target[n][0] for n in names]
+        if not shape or shape[0] != sum(sizes) or shape[1:] != tuple(target[names[0]][1:]):
+            raise ModelDirError(
+                f"{source}: tensor {bfl!r} has shape {shape}, which does not fit the transformer config "
+                f"(expected {sum(sizes)} rows of {tuple(target[names[0]][1:])})"
+            )
+        total, start = shape[0], 0
+        for n, size in zip(names, sizes, strict=True):
+            if not swap:
+                out[n] = [(name, start, start + size)]
+            else:  # row r of the swapped tensor is row (r + total/2) mod total of the stored one
+                half = total // 2
+                lo, hi = start, start + size
+                runs = [(max(lo, 0), min(hi, half), half), (max(lo, half), min(hi, total), -half)]
+                out[n] = [(name, a + shift, b + shift) for a, b, shift in runs if a < b]
+            start += size
+    if stored:
+        extra = ", ".join(sorted(stored)[:5])
+        raise ModelDirError(f"{source}: unexpected tensors for this transformer config: {extra}")
+    return out
+
+
 def to_diffusers(
     checkpoint: dict[str, Tensor], target: dict[str, Tensor], num_double: int, num_single: int, source: str
 ) -> dict[str, Tensor]:
     """Convert a BFL state dict into the keys and shapes of `target` (a diffusers state dict)."""
-    sd = {k.removeprefix("model.diffusion_model."): v for k, v in checkpoint.items()}
+    plan = diffusers_pieces(
+        {k: tuple(v.shape) for k, v in checkpoint.items()},
+        {k: tuple(v.shape) for k, v in target.items()},
+        num_double,
+        num_single,
+        source,
+    )
     out: dict[str, Tensor] = {}
-    for bfl, names, swap in _mapping(num_double, num_single):
-        if bfl not in sd:
-            raise ModelDirError(f"{source}: missing tensor {bfl!r}; not a FLUX.1 Kontext transformer checkpoint")
-        t = sd.pop(bfl)
-        if swap:
-            t = _swap_halves(t)
-        sizes = [target[n].shape[0] for n in names]
-        if t.shape[0] != sum(sizes) or t.shape[1:] != target[names[0]].shape[1:]:
-            raise ModelDirError(
-                f"{source}: tensor {bfl!r} has shape {tuple(t.shape)}, which does not fit the transformer config "
-                f"(expected {sum(sizes)} rows of {tuple(target[names[0]].shape[1:])})"
-            )
-        out.update(zip(names, t.split(sizes, dim=0), strict=True))
-    if sd:
-        extra = ", ".join(sorted(sd)[:5])
-        raise ModelDirError(f"{source}: unexpected tensors for this transformer config: {extra}")
+    for n, pieces in plan.items():
+        parts = [checkpoint[name][a:b] for name, a, b in pieces]
+        out[n] = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
     return out
 
 

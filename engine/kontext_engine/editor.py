@@ -71,20 +71,14 @@ class Editor:
         self.prompts: LRU[tuple[Tensor, Tensor]] = LRU(prompt_cache_size)
         self.conditions: LRU[Tensor] = LRU(condition_cache_size)
         self.preview = LatentPreview(model.vae)
-        self._gpu_parts = [model.transformer, model.clip, model.t5, model.vae]
         self.vae_scale = float(model.vae.config.scaling_factor)
         self.vae_shift = float(model.vae.config.shift_factor)
 
     @contextlib.contextmanager
     def _on_device(self, *parts: torch.nn.Module) -> Iterator[None]:
-        """Low-memory mode: move `parts` onto the GPU, first evicting every other part there.
-        Parts stay until evicted, so repeated work (e.g. steps) moves nothing."""
-        if self.m.offload:
-            for other in self._gpu_parts:
-                if other not in parts and next(other.parameters()).device != torch.device("cpu"):
-                    other.to("cpu")
-            for part in parts:
-                part.to(self.m.device)
+        """Where `parts` run. Nothing moves here, in low-memory mode too: the transformer, CLIP and
+        the VAE stay resident (never evicted for one another), and T5's blocks stream in from pinned
+        host memory by themselves, one at a time (placement.StreamedBlocks)."""
         yield
 
     def _sync(self) -> float:
@@ -156,7 +150,10 @@ class Editor:
         """(B, L, 64) packed latents → (B, 3, h, w) float32 in [0, 1]."""
         z = sampler.unpack(x, lh, lw) / self.vae_scale + self.vae_shift
         with self._on_device(self.m.vae):
-            image = self.m.vae.decode(z.to(self.m.device, self.m.dtype), return_dict=False)[0]
+            # Low-memory mode decodes one generation at a time: the VAE's 1024² activations (≈ 1.6 GB
+            # each) are its largest peak (docs/performance.md, memory per mode).
+            zs = z.split(1) if self.m.offload else [z]
+            image = torch.cat([self.m.vae.decode(c.to(self.m.device, self.m.dtype), return_dict=False)[0] for c in zs])
         return (image.float() / 2 + 0.5).clamp(0, 1)
 
     def edit(

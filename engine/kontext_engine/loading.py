@@ -9,7 +9,9 @@ Every problem is reported before anything heavy is loaded, naming the file at fa
 """
 
 import json
+import math
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +27,7 @@ os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 import torch
 from diffusers import AutoencoderKL, FluxTransformer2DModel
-from safetensors.torch import load_file
+from torch import Tensor
 from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
 from . import bfl_format
@@ -49,7 +51,7 @@ class KontextModel:
     transformer_source: TransformerSource
     device: torch.device
     dtype: torch.dtype
-    offload: bool = False  # low-memory mode: parts live on the CPU and visit the GPU one at a time
+    offload: bool = False  # low-memory mode: T5's blocks stay in host memory and stream in (placement.py)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -158,22 +160,101 @@ def _transformer_config(root: Path) -> dict[str, Any]:
     return {"_class_name": "FluxTransformer2DModel", **PRESETS["dev"].transformer}
 
 
+_SAFETENSORS_DTYPES = {
+    "BF16": torch.bfloat16,
+    "F16": torch.float16,
+    "F32": torch.float32,
+    "F64": torch.float64,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "U8": torch.uint8,
+}
+
+
+class SafetensorsReader:
+    """Reads runs of rows of a .safetensors file's tensors with plain reads into fresh tensors: no
+    memory map (whose touched pages count as this process's memory until it is closed), so loading
+    a checkpoint takes about its size in RAM, not twice."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.file = open(path, "rb")
+        try:
+            (n,) = struct.unpack("<Q", self.file.read(8))
+            header = json.loads(self.file.read(n))
+        except (struct.error, ValueError) as e:
+            self.file.close()
+            raise ModelDirError(f"{path}: not a safetensors file ({e})") from e
+        header.pop("__metadata__", None)
+        self.data_start = 8 + n
+        self.entries: dict[str, tuple[torch.dtype, tuple[int, ...], int]] = {}
+        for name, info in header.items():
+            if info.get("dtype") not in _SAFETENSORS_DTYPES:
+                self.file.close()
+                raise ModelDirError(f"{path}: tensor {name!r} has unsupported dtype {info.get('dtype')!r}")
+            self.entries[name] = (_SAFETENSORS_DTYPES[info["dtype"]], tuple(info["shape"]), info["data_offsets"][0])
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {k: shape for k, (_, shape, _) in self.entries.items()}
+
+    def _read_into(self, out: Tensor, name: str, first: int, end: int) -> None:
+        dtype, shape, offset = self.entries[name]
+        row_bytes = math.prod(shape[1:]) * dtype.itemsize
+        buf = memoryview(out.reshape(-1).view(torch.uint8).numpy())
+        self.file.seek(self.data_start + offset + first * row_bytes)
+        done, want = 0, (end - first) * row_bytes
+        while done < want:
+            n = self.file.readinto(buf[done:want])
+            if not n:
+                raise ModelDirError(f"{self.path}: file ends inside tensor {name!r}")
+            done += n
+
+    def read(self, pieces: list[bfl_format.Piece], dtype: torch.dtype) -> Tensor:
+        """The rows `pieces` name, stacked, in `dtype` (read straight into place when the file has it)."""
+        file_dtype, shape, _ = self.entries[pieces[0][0]]
+        out = torch.empty((sum(b - a for _, a, b in pieces), *shape[1:]), dtype=dtype)
+        row = 0
+        for name, a, b in pieces:
+            if file_dtype == dtype:
+                self._read_into(out[row : row + b - a], name, a, b)
+            else:  # one piece in the file's dtype at a time
+                tmp = torch.empty((b - a, *shape[1:]), dtype=file_dtype)
+                self._read_into(tmp, name, a, b)
+                out[row : row + b - a] = tmp.to(dtype)
+            row += b - a
+        return out
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def _load_single_file(root: Path, config: dict[str, Any], dtype: torch.dtype) -> FluxTransformer2DModel:
+    """BFL's single file, streamed tensor by tensor into a meta-device model (assign): each
+    diffusers tensor is read from its rows in the file, so the peak is about the file's size."""
     kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
     with torch.device("meta"):
         model = FluxTransformer2DModel(**kwargs)
     path = root / SINGLE_FILE
-    state = bfl_format.to_diffusers(
-        load_file(path), model.state_dict(), config["num_layers"], config["num_single_layers"], str(path)
-    )
-    # Fresh, aligned copies: split views would keep the fused tensors alive and may take slower kernels.
-    model.load_state_dict({k: v.to(dtype).clone() for k, v in state.items()}, strict=True, assign=True)
+    reader = SafetensorsReader(path)
+    try:
+        target = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        plan = bfl_format.diffusers_pieces(
+            reader.shapes(), target, config["num_layers"], config["num_single_layers"], str(path)
+        )
+        state = {name: reader.read(pieces, dtype) for name, pieces in plan.items()}
+    finally:
+        reader.close()
+    model.load_state_dict(state, strict=True, assign=True)
     return model
 
 
 def load_model(root: Path, device: torch.device, dtype: torch.dtype, offload: bool = False) -> KontextModel:
-    """Load every part onto `device` in `dtype` (bf16 on GPU, float32 on CPU); with `offload`,
-    onto the CPU, for the Editor to move in when each is needed."""
+    """Load every part in `dtype` (bf16 on GPU, float32 on CPU) into host memory. On a CPU device
+    that is where they run; on a GPU `speed.accelerate` moves them there (placement.place_model),
+    quantizing block by block on the way, so the device never holds what it would discard.
+    `offload`: low-memory mode (T5's blocks stay on the host and stream in when a prompt is encoded)."""
     source = check_model_dir(root)
     offline: dict[str, Any] = {"local_files_only": True}
     if source == "diffusers":
@@ -183,9 +264,8 @@ def load_model(root: Path, device: torch.device, dtype: torch.dtype, offload: bo
     vae = AutoencoderKL.from_pretrained(root / "vae", torch_dtype=dtype, **offline)
     clip = CLIPTextModel.from_pretrained(root / "text_encoder", dtype=dtype, **offline)
     t5 = T5EncoderModel.from_pretrained(root / "text_encoder_2", dtype=dtype, **offline)
-    parts = (transformer, vae, clip, t5)
-    for part in parts:
-        part.to("cpu" if offload else device).eval().requires_grad_(False)
+    for part in (transformer, vae, clip, t5):
+        part.to("cpu").eval().requires_grad_(False)
     return KontextModel(
         transformer=transformer,
         vae=vae,

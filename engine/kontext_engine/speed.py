@@ -13,12 +13,12 @@ from typing import Any, Literal
 
 import torch
 
-from . import fp8
+from . import fp8, placement
 from .loading import KontextModel
 
 log = logging.getLogger("kontext_engine")
 
-Precision = Literal["auto", "fp32", "bf16", "fp8"]
+Precision = Literal["auto", "fp32", "bf16", "fp8", "fp8-weights"]
 
 
 @dataclass(frozen=True)
@@ -42,27 +42,15 @@ def model_dtype(precision: str) -> torch.dtype:
 
 
 def accelerate(model: KontextModel, precision: str, compile_blocks: bool, compile_cache: Path | None) -> SpeedReport:
-    """Apply the speed settings to a loaded model, in place. In low-memory mode the transformer is
-    still on the CPU here, so it is quantized before it ever takes GPU memory."""
+    """Apply the speed settings to a loaded model, in place, and put it on its device. The parts
+    are still on the host here: placement fuses q/k/v (the unfused linears deleted), quantizes
+    block by block on the way to the device (fp8, fp8-weights) and, in low-memory mode, leaves
+    T5's blocks on the host to stream in; it refuses a mode that cannot fit the GPU."""
     t = model.transformer
-    reason = None
-    if model.device.type == "cuda":
-        # One (3·D, D) matmul instead of three for q, k, v in every attention.
-        for module in t.modules():
-            if hasattr(module, "fuse_projections") and hasattr(module, "to_q"):
-                module.fuse_projections()
-    if precision == "fp8":
-        reason = fp8.self_check(model.device, model.dtype)
-        if reason is None:
-            n = fp8.quantize_transformer_blocks(t)
-            log.info("fp8: %d linear layers in e4m3 with dynamic activation scales", n)
-        else:
-            log.warning("fp8 unavailable here (%s); running bf16", reason)
-            precision = "bf16"
+    placed = placement.place_model(model, precision)
+    precision, reason = placed.precision, placed.fp8_fallback_reason
     if compile_blocks:
         compile_transformer(t, model.device, compile_cache)
-    if not model.offload:
-        t.to(model.device)  # low-memory mode moves it in when needed (Editor)
     return SpeedReport(precision=precision, compiled=compile_blocks, fp8_fallback_reason=reason)
 
 

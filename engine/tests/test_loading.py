@@ -99,3 +99,67 @@ def test_a_single_file_of_the_wrong_width_is_refused(tmp_path: Path, tiny_dir: P
     cfg_path.write_text(json.dumps({**cfg, "num_attention_heads": 4}))  # 4 × 16 = 64 wide, file is 32
     with pytest.raises(ModelDirError, match=r"flux1-kontext-dev.safetensors: tensor 'img_in.weight' has shape"):
         load_model(root, CPU, torch.float32)
+
+
+RSS_SCRIPT = r"""
+import sys, torch
+from pathlib import Path
+from kontext_engine.loading import _load_single_file, _transformer_config
+
+def kb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+root = Path(sys.argv[1])
+config = _transformer_config(root)
+open("/proc/self/clear_refs", "w").write("5")  # the peak RSS starts again from here
+base = kb("VmRSS")
+model = _load_single_file(root, config, torch.bfloat16)
+peak = kb("VmHWM") - base
+k = model.transformer_blocks[0].attn.to_k.weight[:, 0].float()
+n = model.norm_out.linear.weight[:, 0].float()
+rows = torch.arange(3 * 3072)
+ok = torch.equal(k, (rows[3072:6144] % 251).float()) and torch.equal(n, ((torch.arange(6144) + 3072) % 6144 % 251).float())
+print(peak, ok)
+"""
+
+
+def test_the_single_file_streams_in_with_about_its_own_size_in_ram(tmp_path: Path) -> None:
+    # Full width (3072, the real tensors' sizes), 1 double + 1 single block: a 1.1 GB checkpoint.
+    import subprocess
+    import sys
+
+    from diffusers import FluxTransformer2DModel
+    from safetensors.torch import save_file
+
+    from kontext_engine import bfl_format
+    from kontext_engine.configs import PRESETS
+
+    config = {**PRESETS["dev"].transformer, "num_layers": 1, "num_single_layers": 1}
+    with torch.device("meta"):
+        meta = FluxTransformer2DModel(**config)
+    shapes = {k: v.shape for k, v in bfl_format.to_bfl(meta.state_dict(), 1, 1).items()}
+    # Every value says its row (mod 251, exact in bf16), so the test sees splits and swaps land right.
+    ckpt = {
+        k: (torch.arange(s[0]) % 251).to(torch.bfloat16).reshape(-1, *[1] * (len(s) - 1)).expand(s).contiguous()
+        for k, s in shapes.items()
+    }
+    (tmp_path / "transformer").mkdir()
+    (tmp_path / "transformer" / "config.json").write_text(
+        json.dumps({"_class_name": "FluxTransformer2DModel", **config})
+    )
+    save_file({f"model.diffusion_model.{k}": v for k, v in ckpt.items()}, tmp_path / SINGLE_FILE)
+    del ckpt
+    size = (tmp_path / SINGLE_FILE).stat().st_size
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+    ).stdout.split()
+    peak, ok = int(out[-2]), out[-1] == "True"
+    assert ok
+    assert peak <= 1.15 * size, f"peak RSS {peak / 1e9:.2f} GB for a {size / 1e9:.2f} GB file"
