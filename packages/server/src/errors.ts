@@ -67,6 +67,12 @@ export const ERRORS = {
     template:
       "generation {id} has run all {steps} steps and its image is being saved: it can no longer be cancelled",
   },
+  generation_active: {
+    status: 409,
+    title: "Conflict",
+    template:
+      "generation {id} is {status}: cancel it first (DELETE /api/ai/queue/{id}), then delete it once it has ended",
+  },
   body_too_large: {
     status: 413,
     title: "Request body too large",

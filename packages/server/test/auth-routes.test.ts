@@ -104,6 +104,10 @@ describe("API keys cannot be skipped", () => {
     ["GET", "/api/ai/models/flux-kontext-dev", undefined],
     ["GET", "/api/history", undefined],
     ["GET", `/api/history/${id}/input`, undefined],
+    ["GET", `/api/history/${id}/thumbnail`, undefined],
+    ["GET", `/api/history/${id}/input/thumbnail`, undefined],
+    ["PATCH", `/api/history/${id}`, '{"starred":true}'],
+    ["DELETE", `/api/history/${id}`, undefined],
     ["GET", "/metrics", undefined],
     ["POST", "/v1/images/edits", undefined],
     ["GET", "/v1/models", undefined],
@@ -144,7 +148,8 @@ describe("API keys cannot be skipped", () => {
       }
     }
     expect(failures).toEqual([]);
-    expect(h.store.get(id)?.status).toBe("succeeded"); // the DELETEs cancelled nothing
+    expect(h.store.get(id)?.status).toBe("succeeded"); // the DELETEs cancelled or deleted nothing
+    expect(h.store.get(id)?.starred).toBe(false); // nor did the PATCH star it
     expect(h.store.list({ statuses: ["queued", "processing", "succeeded"], limit: 10 })).toHaveLength(1);
   });
 

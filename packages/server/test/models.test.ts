@@ -5,6 +5,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EditRequest } from "../src/schema/flux-kontext-dev.js";
 import { buildOpenApi } from "../src/schema/openapi.js";
+import { ANNOTATION_KEYWORDS } from "../src/schema/validate.js";
 import { type Harness, here, makeHarness } from "./helpers.js";
 
 let h: Harness;
@@ -56,7 +57,12 @@ describe("models", () => {
       $schema: undefined,
       $id: schema.$id,
     });
-    const validate = new Ajv2020({ strict: true, formats: { uri: true } }).compile(schema); // webhook is a `uri`
+    // webhook is a `uri`; the form annotation (x-kontext-form) is a keyword strict mode must be told of
+    const validate = new Ajv2020({
+      strict: true,
+      formats: { uri: true },
+      keywords: [...ANNOTATION_KEYWORDS],
+    }).compile(schema);
     expect(validate({ input_image: "x", prompt: "p" })).toBe(true);
     expect(validate({ input_image: "x", prompt: "p", guidance: 11 })).toBe(false);
   });

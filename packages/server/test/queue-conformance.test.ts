@@ -6,7 +6,7 @@ import { ApiError } from "../src/errors.js";
 import type { StoredEvent } from "../src/jobs/types.js";
 import { type BackendName, makeQueueHarness, type QueueHarness } from "./backends.js";
 import { defineFlows } from "./flows.js";
-import { fakeEngine, pngDataUri, waitFor } from "./helpers.js";
+import { fakeEngine, parseSse, pngDataUri, waitFor } from "./helpers.js";
 import { type RedisServer, startRedis } from "./redis.js";
 
 let redis: RedisServer | null = null;
@@ -156,6 +156,55 @@ for (const backend of BACKENDS) {
       expect(g.status).toBe("failed");
       expect(g.errorCode).toBe("engine_crashed");
       expect(g.errorMessage).toMatch(/SIGKILL.*already retried 1 time/);
+    });
+
+    it("streams a queued generation's position each time it changes; a late stream starts at the current one", async () => {
+      const q = await make({ command: fakeEngine({ FAKE_STEP_MS: "30" }) });
+      h = q;
+      const submitted = async (steps: number) =>
+        (await post(q, await body({ num_inference_steps: steps }))).json().generations[0]
+          .generation_id as string;
+      const until = async (id: string, status: string) => {
+        const end = Date.now() + 15_000;
+        while ((await q.queue.get(id))?.status !== status) {
+          if (Date.now() > end) throw new Error(`${id} never ${status}`);
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      };
+      const slow = await submitted(20);
+      await until(slow, "processing");
+      const a = await submitted(15);
+      await submitted(4); // b
+      const c = await submitted(4);
+      const events = (url: string, headers: Record<string, string> = {}) =>
+        q.app.inject({ url, headers }).then((r) => parseSse(r.body));
+      const queuedOf = (evs: ReturnType<typeof parseSse>) =>
+        evs.filter((e) => e.event === "media_generation_queued");
+      const positions = (evs: ReturnType<typeof parseSse>) =>
+        queuedOf(evs).map((e) => (e.data as { queue_position: number }).queue_position);
+      const early = events(`/api/ai/queue/${c}/events`); // resolves when c's stream ends
+      await until(a, "processing"); // only b is ahead of c now
+      const storedQueued = (await q.queue.eventsOf(c))[0];
+      const late = events(`/api/ai/queue/${c}/events`);
+      const resumed = events(`/api/ai/queue/${c}/events`, { "last-event-id": String(storedQueued?.id) });
+
+      const all = await early;
+      expect(positions(all)).toEqual([2, 1, 0]);
+      // The stored queued event keeps its id; position updates are not stored and carry none.
+      expect(queuedOf(all).map((e) => e.id)).toEqual([String(storedQueued?.id), undefined, undefined]);
+      const names = all.map((e) => e.event);
+      expect(names.lastIndexOf("media_generation_queued")).toBeLessThan(
+        names.indexOf("media_generation_started"),
+      );
+      expect(names.at(-1)).toBe("media_generation_completed");
+
+      const lateEvents = await late;
+      expect(positions(lateEvents)).toEqual([1, 0]); // never the 2 it was stored with
+      expect(lateEvents[0]?.id).toBe(String(storedQueued?.id));
+      const resumedEvents = await resumed;
+      expect(positions(resumedEvents)).toEqual([1, 0]);
+      expect(resumedEvents[0]?.id).toBeUndefined();
+      expect(resumedEvents.at(-1)?.event).toBe("media_generation_completed");
     });
 
     it("answers 429 with Retry-After when the queue is full", async () => {

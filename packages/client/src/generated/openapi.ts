@@ -545,6 +545,407 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workbench's history: generations of every status, newest first */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Only generations whose prompt contains this text (any case). */
+                    q?: string;
+                    /** @description Only generations older than this generation id (the next page). */
+                    before?: string;
+                    /** @description At most this many, newest first (1–1000, default 200). */
+                    limit?: string;
+                    /** @description Comma-separated statuses (queued, processing, succeeded, failed, cancelled) or `all` (the default). */
+                    status?: string;
+                    /** @description true: only starred generations; false: only those not starred. */
+                    starred?: "true" | "false";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Generations, newest first */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["HistoryList"];
+                    };
+                };
+                /** @description Error envelope */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/history/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a final generation: its row, events, result and input (an input another generation uses stays); 409 while queued or processing (cancel it first) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Generation id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Deleted */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DeleteResponse"];
+                    };
+                };
+                /** @description Error envelope */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        /** Star or unstar a generation (only `starred`) */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Generation id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["HistoryStarRequest"];
+                };
+            };
+            responses: {
+                /** @description The generation as the history lists it */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["HistoryItem"];
+                    };
+                };
+                /** @description Error envelope */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
+    "/api/history/{id}/input": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A generation's input image as it was sent (its original bytes and content type) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Generation id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The image */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "image/jpeg": unknown;
+                        "image/png": unknown;
+                        "image/gif": unknown;
+                        "image/webp": unknown;
+                    };
+                };
+                /** @description Error envelope */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/history/{id}/thumbnail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A small WebP of the result (longest side `size`, default 256); 404 result_not_found unless succeeded and kept */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description The longest side in pixels, 64–512 (default 256); a smaller image is not enlarged. */
+                    size?: string;
+                };
+                header?: never;
+                path: {
+                    /** @description Generation id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description WebP, cached for good (Cache-Control: public, max-age=86400, immutable) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "image/webp": unknown;
+                    };
+                };
+                /** @description Error envelope */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/history/{id}/input/thumbnail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A small WebP of the input image (longest side `size`, default 256) */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description The longest side in pixels, 64–512 (default 256); a smaller image is not enlarged. */
+                    size?: string;
+                };
+                header?: never;
+                path: {
+                    /** @description Generation id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description WebP, cached for good (Cache-Control: public, max-age=86400, immutable) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "image/webp": unknown;
+                    };
+                };
+                /** @description Error envelope */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/events": {
         parameters: {
             query?: never;
@@ -1315,6 +1716,131 @@ export interface components {
             status: "success";
             generation_id: string;
         };
+        /** @description A generation as the workbench's history lists it: the queue's view, its edit chain, input and thumbnails. */
+        HistoryItem: {
+            generation_id: string;
+            model_name: string;
+            prompt: string;
+            /** @constant */
+            media_type: "image";
+            /**
+             * @description The generation's status.
+             * @enum {string}
+             */
+            status: "queued" | "processing" | "succeeded" | "failed" | "cancelled";
+            result_url: string | null;
+            error_message: string | null;
+            /** @description ISO 8601 */
+            enqueued_at: string;
+            started_at: string | null;
+            completed_at: string | null;
+            /** @description Queued ahead of it (0: next). */
+            queue_position: number | null;
+            /** @description 0–1 */
+            progress: number;
+            step: number;
+            total_steps: number;
+            preview_url: string | null;
+            seed: number;
+            width: number | null;
+            height: number | null;
+            /** @description Kontext addition: how much of the prompt the text encoders read. */
+            prompt_tokens?: {
+                /** @description Tokens in the prompt for T5, the encoder the transformer reads (end token included). */
+                t5: number;
+                /** @description How many T5 keeps (512); the rest is cut. */
+                t5_max: number;
+                /** @description Tokens in the prompt for CLIP (start and end tokens included). */
+                clip: number;
+                /** @description How many CLIP keeps (77); only its pooled summary is used. */
+                clip_max: number;
+                /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
+                truncated: boolean;
+            };
+            parent_generation_id: string | null;
+            /** @description The input image as it was sent (GET /api/history/:id/input). */
+            input_url: string;
+            /** @description The input's width as the engine saw it (oriented). */
+            input_width: number;
+            /** @description The input's height as the engine saw it (oriented). */
+            input_height: number;
+            /** @description Starred in the history (PATCH /api/history/:id). */
+            starred: boolean;
+            thumbnail_url: string | null;
+            /** @description A small WebP of the input image (longest side 256 px). */
+            input_thumbnail_url: string;
+        } & {
+            [key: string]: unknown;
+        };
+        HistoryList: {
+            count: number;
+            generations: ({
+                generation_id: string;
+                model_name: string;
+                prompt: string;
+                /** @constant */
+                media_type: "image";
+                /**
+                 * @description The generation's status.
+                 * @enum {string}
+                 */
+                status: "queued" | "processing" | "succeeded" | "failed" | "cancelled";
+                result_url: string | null;
+                error_message: string | null;
+                /** @description ISO 8601 */
+                enqueued_at: string;
+                started_at: string | null;
+                completed_at: string | null;
+                /** @description Queued ahead of it (0: next). */
+                queue_position: number | null;
+                /** @description 0–1 */
+                progress: number;
+                step: number;
+                total_steps: number;
+                preview_url: string | null;
+                seed: number;
+                width: number | null;
+                height: number | null;
+                /** @description Kontext addition: how much of the prompt the text encoders read. */
+                prompt_tokens?: {
+                    /** @description Tokens in the prompt for T5, the encoder the transformer reads (end token included). */
+                    t5: number;
+                    /** @description How many T5 keeps (512); the rest is cut. */
+                    t5_max: number;
+                    /** @description Tokens in the prompt for CLIP (start and end tokens included). */
+                    clip: number;
+                    /** @description How many CLIP keeps (77); only its pooled summary is used. */
+                    clip_max: number;
+                    /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
+                    truncated: boolean;
+                };
+                parent_generation_id: string | null;
+                /** @description The input image as it was sent (GET /api/history/:id/input). */
+                input_url: string;
+                /** @description The input's width as the engine saw it (oriented). */
+                input_width: number;
+                /** @description The input's height as the engine saw it (oriented). */
+                input_height: number;
+                /** @description Starred in the history (PATCH /api/history/:id). */
+                starred: boolean;
+                thumbnail_url: string | null;
+                /** @description A small WebP of the input image (longest side 256 px). */
+                input_thumbnail_url: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+        };
+        /** @description PATCH /api/history/:id: what to change (only starred). */
+        HistoryStarRequest: {
+            /** @description Star (true) or unstar (false) the generation in the history. */
+            starred: boolean;
+        };
+        /** @description The generation, its events and its files are deleted. */
+        DeleteResponse: {
+            /** @constant */
+            status: "success";
+            generation_id: string;
+        };
         Model: {
             id: string;
             /** @constant */
@@ -1394,7 +1920,7 @@ export interface components {
             /** @constant */
             status: "queued";
             model: string;
-            /** @description Queued ahead of it. */
+            /** @description Queued ahead of it, as it is when sent (a replayed event too: 0 once it left the queue). */
             queue_position: number | null;
             /** @description Queued again after its engine died. */
             retry?: boolean;

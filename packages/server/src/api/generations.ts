@@ -35,6 +35,27 @@ export const ListQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * A `status` query (comma-separated statuses, or `all`) as a list; `fallback` when it is absent.
+ * 400 naming `status` for anything else.
+ */
+export function parseStatuses(raw: string | undefined, fallback: readonly Status[]): readonly Status[] {
+  if (raw === undefined) return fallback;
+  if (raw === "all") return STATUSES;
+  const asked = raw.split(",").map((s) => s.trim());
+  const bad = asked.filter((s) => !(STATUSES as readonly string[]).includes(s));
+  if (bad.length > 0) {
+    throw new ApiError(
+      "invalid_request",
+      {
+        detail: `status: must be all or a comma-separated list of ${STATUSES.join(", ")}, got ${JSON.stringify(raw)}`,
+      },
+      { fields: ["status"] },
+    );
+  }
+  return asked as Status[];
+}
+
 /** Validates the body against its model's schema and applies defaults. */
 function parseRequest(body: unknown, endpoint: "edit" | "queue"): EditParams {
   const requested = (body as Record<string, unknown> | null)?.model;
@@ -120,6 +141,13 @@ export async function submit(
  * Replays a generation's events after `after`, then follows it until its final event. Live events
  * that arrive while the stored ones are read wait, so the client gets each once, in id order; on
  * `resync` (Redis reconnected) the stored events are read again from the last one sent.
+ *
+ * While the generation is queued its position is sent each time it changes, as a
+ * media_generation_queued event without an id (not stored: Last-Event-ID stays on stored events).
+ * What can move it up is another generation starting, ending or being queued again, so each such
+ * event costs one position query per open queued stream; progress events cost none. A replayed
+ * queued event carries the position as it is now, never the larger one it was stored with (0 once
+ * the generation has left the queue).
  */
 function streamGeneration(
   ctx: AppContext,
@@ -133,35 +161,109 @@ function streamGeneration(
   let lastSent = after;
   let reading = 0;
   const waiting: StoredEvent[] = [];
-  const push = (e: StoredEvent) => {
+  // Positions: the last one sent; whether the generation is queued as far as this stream has
+  // told (its latest event); its model (for the updates); a position query running, another
+  // asked for while it ran, one asked for while the stored events were read.
+  let position: number | null = null;
+  let queued = true;
+  let model: string | null = null;
+  let checking = false;
+  let checkAgain = false;
+  let missed = false;
+  const sendPosition = (p: number) => {
+    if (p === position) return;
+    position = p;
+    const data = { generation_id: id, status: "queued", model, queue_position: p };
+    chain = chain.then(() => sse.send(null, "media_generation_queued", data));
+  };
+  /** `now`: the position as it is now, for a replayed queued event (null: no longer queued). */
+  const push = (e: StoredEvent, now?: number | null) => {
     if (e.id <= lastSent) return;
     lastSent = e.id;
+    let shown = e;
+    queued = e.event === "media_generation_queued";
+    if (queued) {
+      const p = now === undefined ? e.data.queue_position : (now ?? 0);
+      if (typeof p === "number") position = p;
+      shown = { ...e, data: { ...e.data, queue_position: p } };
+    }
     chain = chain.then(async () => {
-      sse.send(e.id, e.event, await renderEvent(e, base, ctx, inline));
+      sse.send(e.id, e.event, await renderEvent(shown, base, ctx, inline));
       if (e.event === "media_generation_completed") sse.close();
     });
   };
+  const check = () => {
+    if (!queued || sse.closed) return;
+    if (reading > 0) {
+      missed = true; // checked once the stored events are read
+      return;
+    }
+    if (checking) {
+      checkAgain = true;
+      return;
+    }
+    checking = true;
+    void (async () => {
+      try {
+        do {
+          checkAgain = false;
+          const p = await ctx.queue.queuePosition(id);
+          if (reading > 0) {
+            missed = true;
+            break;
+          }
+          // Not when its started or completed event came meanwhile: the position was older.
+          if (p !== null && queued) sendPosition(p);
+        } while (checkAgain && queued && !sse.closed);
+      } catch {
+        // the store cannot be read now: the next change checks again
+      } finally {
+        checking = false;
+      }
+    })();
+  };
   const onEvent = (e: StoredEvent) => {
-    if (e.generationId !== id) return;
+    if (e.generationId !== id) {
+      const movesQueue =
+        e.event === "media_generation_started" ||
+        e.event === "media_generation_completed" ||
+        (e.event === "media_generation_queued" && e.data.retry === true);
+      if (movesQueue) check();
+      return;
+    }
     if (reading > 0) waiting.push(e);
-    else push(e);
+    else {
+      push(e);
+      if (e.event === "media_generation_queued") check(); // queued again: where it stands now
+    }
   };
   const catchUp = async () => {
     reading++;
     try {
-      for (const e of await ctx.queue.eventsOf(id, lastSent)) push(e);
+      const events = await ctx.queue.eventsOf(id, lastSent);
+      // Read after the events, so the position it gives is never older than they are.
+      const g = await ctx.queue.get(id);
+      model ??= g?.model ?? null;
+      const now = g?.status === "queued" ? g.queuePosition : null;
+      for (const e of events) push(e, now);
+      if (g) queued = g.status === "queued";
       // A final generation's events are all stored: when none was left to replay (a client that
       // resumes at or past the last event, as EventSource does), the stream ends here.
-      const g = await ctx.queue.get(id);
       if (g && FINAL.includes(g.status)) {
         for (const e of await ctx.queue.eventsOf(id, lastSent)) push(e); // stored while we looked
         chain = chain.then(() => sse.close());
-      }
+      } else if (now !== null) sendPosition(now); // a resumed client may hold an older one
     } catch {
       sse.close(); // the store cannot be read: the client reconnects with Last-Event-ID
     } finally {
       reading--;
-      if (reading === 0) for (const e of waiting.splice(0)) push(e);
+      if (reading === 0) {
+        for (const e of waiting.splice(0)) push(e);
+        if (missed) {
+          missed = false;
+          check();
+        }
+      }
     }
   };
   const onResync = () => void catchUp();
@@ -224,22 +326,7 @@ export function registerGenerations(app: FastifyInstance, ctx: AppContext): void
 
   app.get<{ Querystring: Static<typeof ListQuery> }>("/api/ai/queue", async (req) => {
     const q = validateBody<Static<typeof ListQuery>>(ListQuery, req.query ?? {});
-    let statuses: readonly Status[] = ["queued", "processing"];
-    if (q.status === "all") statuses = STATUSES;
-    else if (q.status) {
-      const asked = q.status.split(",").map((s) => s.trim());
-      const bad = asked.filter((s) => !(STATUSES as readonly string[]).includes(s));
-      if (bad.length > 0) {
-        throw new ApiError(
-          "invalid_request",
-          {
-            detail: `status: must be all or a comma-separated list of ${STATUSES.join(", ")}, got ${JSON.stringify(q.status)}`,
-          },
-          { fields: ["status"] },
-        );
-      }
-      statuses = asked as Status[];
-    }
+    const statuses = parseStatuses(q.status, ["queued", "processing"]);
     const limit = q.limit === undefined ? 100 : Number(q.limit);
     if (!(limit >= 1 && limit <= 1000)) {
       throw new ApiError(

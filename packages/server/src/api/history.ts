@@ -1,14 +1,18 @@
-// The workbench's history: every generation of every status, newest first, searchable by prompt,
-// with the edit chain it belongs to (parent_generation_id) and its input image. Kept in the job
-// store, so it survives reloads and restarts for as long as results are kept.
+// The workbench's history: every generation of every status, newest first, searchable by prompt
+// and filtered by status and star, with the edit chain it belongs to (parent_generation_id), its
+// input image and small thumbnails of both; starred (PATCH) and deleted (DELETE) one by one. Kept
+// in the job store, so it survives reloads and restarts for as long as results are kept.
 import { type Static, Type } from "@sinclair/typebox";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import type { AppContext } from "../app.js";
 import { ApiError } from "../errors.js";
-import { encodeOutput, INPUT_CONTENT_TYPES, type InputFormat } from "../images/codec.js";
+import { encodeOutput, INPUT_CONTENT_TYPES, type InputFormat, thumbnail } from "../images/codec.js";
+import { ThumbnailCache } from "../images/thumbnails.js";
 import type { HistoryFilter, QueuedGeneration } from "../jobs/job-queue.js";
+import { STATUSES } from "../jobs/types.js";
 import { validateBody } from "../schema/validate.js";
 import { ownerScope, ownGeneration, visibleTo } from "./auth.js";
+import { parseStatuses } from "./generations.js";
 import { renderGeneration } from "./render.js";
 
 export const HistoryQuery = Type.Object(
@@ -31,9 +35,46 @@ export const HistoryQuery = Type.Object(
         pattern: "^[0-9]+$",
       }),
     ),
+    status: Type.Optional(
+      Type.String({
+        description:
+          "Comma-separated statuses (queued, processing, succeeded, failed, cancelled) or `all` (the default).",
+        minLength: 1,
+      }),
+    ),
+    starred: Type.Optional(
+      Type.Unsafe<"true" | "false">({
+        type: "string",
+        enum: ["true", "false"],
+        description: "true: only starred generations; false: only those not starred.",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
+
+/** Thumbnail sizes: the longest side in pixels. */
+export const THUMBNAIL_SIZE = { min: 64, max: 512, default: 256 } as const;
+
+export const ThumbnailQuery = Type.Object(
+  {
+    size: Type.Optional(
+      Type.String({
+        description: `The longest side in pixels, ${THUMBNAIL_SIZE.min}–${THUMBNAIL_SIZE.max} (default ${THUMBNAIL_SIZE.default}); a smaller image is not enlarged.`,
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const StarBody = Type.Object(
+  {
+    starred: Type.Boolean({ description: "Star (true) or unstar (false) the generation in the history." }),
+  },
+  { additionalProperties: false, description: "PATCH /api/history/:id: what to change (only starred)." },
+);
+
+const IMMUTABLE = "public, max-age=86400, immutable";
 
 /** A generation as the history lists it: the queue's view plus its chain link and input image. */
 export function renderHistoryItem(
@@ -47,8 +88,32 @@ export function renderHistoryItem(
     input_url: `${base}/api/history/${g.id}/input`,
     input_width: g.input.width,
     input_height: g.input.height,
+    starred: g.starred,
+    thumbnail_url:
+      g.status === "succeeded" && ctx.queue.resultUrlPath(g) ? `${base}/api/history/${g.id}/thumbnail` : null,
+    input_thumbnail_url: `${base}/api/history/${g.id}/input/thumbnail`,
   };
 }
+
+/** The `size` of a thumbnail request; 400 naming `size` (or an unknown parameter) otherwise. */
+function thumbnailSize(query: unknown): number {
+  const q = validateBody<Static<typeof ThumbnailQuery>>(ThumbnailQuery, query ?? {});
+  if (q.size === undefined) return THUMBNAIL_SIZE.default;
+  const n = /^[0-9]{1,4}$/.test(q.size) ? Number(q.size) : Number.NaN;
+  if (!(n >= THUMBNAIL_SIZE.min && n <= THUMBNAIL_SIZE.max)) {
+    throw new ApiError(
+      "invalid_request",
+      {
+        detail: `size: must be an integer from ${THUMBNAIL_SIZE.min} to ${THUMBNAIL_SIZE.max}, got ${JSON.stringify(q.size.slice(0, 80))}`,
+      },
+      { fields: ["size"] },
+    );
+  }
+  return n;
+}
+
+const sendThumbnail = (reply: FastifyReply, bytes: Buffer) =>
+  reply.header("content-type", "image/webp").header("cache-control", IMMUTABLE).send(bytes);
 
 export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
   app.get("/api/history", async (req) => {
@@ -74,6 +139,9 @@ export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
       before = g.seq;
     }
     const filter: HistoryFilter = { limit, ...ownerScope(ctx, req) };
+    const statuses = parseStatuses(q.status, STATUSES);
+    if (!STATUSES.every((s) => statuses.includes(s))) filter.statuses = statuses;
+    if (q.starred !== undefined) filter.starred = q.starred === "true";
     if (q.q?.trim()) filter.query = q.q.trim();
     if (before !== undefined) filter.before = before;
     const gens = await ctx.queue.history(filter);
@@ -93,7 +161,58 @@ export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
       : stored.bytes;
     return reply
       .header("content-type", raw ? "image/png" : INPUT_CONTENT_TYPES[stored.format as InputFormat])
-      .header("cache-control", "public, max-age=86400, immutable")
+      .header("cache-control", IMMUTABLE)
       .send(bytes);
+  });
+
+  // Thumbnails (WebP, longest side `size`), made on demand and kept in a small LRU in memory.
+  const thumbnails = new ThumbnailCache();
+  app.get<{ Params: { id: string } }>("/api/history/:id/thumbnail", async (req, reply) => {
+    const size = thumbnailSize(req.query);
+    const g = await ownGeneration(ctx, req, req.params.id);
+    const name = g.status === "succeeded" && ctx.queue.resultUrlPath(g) ? g.resultFile : null;
+    const gone = () =>
+      new ApiError("result_not_found", {
+        name: `result of ${g.id} (${g.status === "succeeded" ? "its files were deleted" : `it is ${g.status}`})`,
+      });
+    if (!name) throw gone();
+    const bytes = await thumbnails.get(`result:${name}:${size}`, async () => {
+      const result = await ctx.files.readResult(name);
+      return result && thumbnail(result, size);
+    });
+    if (!bytes) throw gone();
+    return sendThumbnail(reply, bytes);
+  });
+
+  app.get<{ Params: { id: string } }>("/api/history/:id/input/thumbnail", async (req, reply) => {
+    const size = thumbnailSize(req.query);
+    const g = await ownGeneration(ctx, req, req.params.id);
+    const make = async () => {
+      const stored = await ctx.files.readInput(g.input);
+      if (!stored) return null;
+      const raw = stored.format === "raw" ? { width: g.input.width, height: g.input.height } : undefined;
+      return thumbnail(stored.bytes, size, raw);
+    };
+    // An expired generation's input may be gone (unless another generation still uses it): looked at.
+    const bytes =
+      g.expiredAt === null ? await thumbnails.get(`input:${g.input.hash}:${size}`, make) : await make();
+    if (!bytes) throw new ApiError("result_not_found", { name: `input image of ${g.id}` });
+    return sendThumbnail(reply, bytes);
+  });
+
+  app.patch<{ Params: { id: string } }>("/api/history/:id", async (req) => {
+    const body = validateBody<Static<typeof StarBody>>(StarBody, req.body);
+    await ownGeneration(ctx, req, req.params.id);
+    const g = await ctx.queue.setStarred(req.params.id, body.starred);
+    if (!g) throw new ApiError("generation_not_found", { id: req.params.id });
+    return renderHistoryItem(g, ctx, ctx.baseUrl(req));
+  });
+
+  // A final generation, for good: its row, events and files (an input other generations use stays).
+  app.delete<{ Params: { id: string } }>("/api/history/:id", async (req) => {
+    await ownGeneration(ctx, req, req.params.id);
+    const g = await ctx.queue.remove(req.params.id);
+    await ctx.retention.removeFiles(g);
+    return { status: "success", generation_id: g.id };
   });
 }

@@ -24,9 +24,11 @@ export class SseStream {
   }
   private readonly raw: FastifyReply["raw"];
 
-  send(id: number | string, event: string, data: unknown): void {
+  /** One event; `id` null for one that is not stored (no `id:` line: Last-Event-ID stays put). */
+  send(id: number | string | null, event: string, data: unknown): void {
     if (this.closed) return;
-    this.raw.write(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    const idLine = id === null ? "" : `id: ${id}\n`;
+    this.raw.write(`${idLine}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   }
 
   comment(text: string): void {

@@ -1,6 +1,6 @@
 // sharp lives behind this module: checking input images at submission, decoding them to the
-// engine's raw RGB just before a run, and encoding the engine's raw RGB outputs. Nothing else
-// imports sharp. Full decodes (and the bounded checks) run at most DECODE_SLOTS at a time: a
+// engine's raw RGB just before a run, encoding the engine's raw RGB outputs, and the history's
+// thumbnails. Nothing else imports sharp. Full decodes (and the bounded checks) run at most DECODE_SLOTS at a time: a
 // 40 MP input is 120 MB of pixels while it is decoded.
 import sharp from "sharp";
 import { ApiError } from "../errors.js";
@@ -167,6 +167,25 @@ export async function encodeOutput(
     case "png":
       return img.png().toBuffer();
   }
+}
+
+/**
+ * A WebP thumbnail whose longest side is at most `size` (never enlarged): the first frame, EXIF
+ * orientation applied. `raw` gives the size of raw RGB bytes (inputs an earlier version stored
+ * decoded). Runs in a decode slot: a large input is many megabytes of pixels while it shrinks.
+ */
+export async function thumbnail(
+  bytes: Buffer,
+  size: number,
+  raw?: { width: number; height: number },
+): Promise<Buffer> {
+  return decodeSlot(() =>
+    (raw ? sharp(bytes, { raw: { ...raw, channels: 3 } }) : sharp(bytes, { pages: 1 }))
+      .rotate()
+      .resize({ width: size, height: size, fit: "inside", withoutEnlargement: true })
+      .webp({ quality: 80 })
+      .toBuffer(),
+  );
 }
 
 /** Width, height and format of an encoded image (used by tests and the preview path). */

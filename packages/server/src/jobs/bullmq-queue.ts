@@ -177,6 +177,22 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     return Promise.all((await this.store.history(filter)).map((g) => this.withPosition(g)));
   }
 
+  queuePosition(id: string): Promise<number | null> {
+    return this.store.queuePositionOf(id);
+  }
+
+  async setStarred(id: string, starred: boolean): Promise<QueuedGeneration | null> {
+    if (!(await this.store.setStarred(id, starred))) return null;
+    return this.get(id);
+  }
+
+  async remove(id: string): Promise<Generation> {
+    const r = await this.store.remove(id);
+    if (!r) throw new ApiError("generation_not_found", { id });
+    if ("active" in r) throw new ApiError("generation_active", { id, status: r.active });
+    return r.removed;
+  }
+
   countActiveOf(owner: string | null): Promise<number> {
     return this.store.countActiveOf(owner);
   }

@@ -28,6 +28,10 @@ export interface ListFilter {
 export interface HistoryFilter {
   /** Prompt contains (any case). */
   query?: string;
+  /** Only these statuses (all when left out). */
+  statuses?: readonly Status[];
+  /** Only starred (true) or only not starred (false) generations. */
+  starred?: boolean;
   /** Only generations with a smaller seq (paging). */
   before?: number;
   limit: number;
@@ -58,6 +62,16 @@ export interface JobQueue extends EventEmitter<QueueEvents> {
   get(id: string): Promise<QueuedGeneration | null>;
   list(filter: ListFilter): Promise<QueuedGeneration[]>;
   history(filter: HistoryFilter): Promise<QueuedGeneration[]>;
+  /** Queued generations ahead of this one (0: it runs next); null when it is not queued (or unknown). */
+  queuePosition(id: string): Promise<number | null>;
+  /** Stars or unstars a generation; null when there is none. */
+  setStarred(id: string, starred: boolean): Promise<QueuedGeneration | null>;
+  /**
+   * Deletes a final generation's row and events (404 generation_not_found; 409 generation_active
+   * while queued or processing) and returns it: its files are the caller's to remove
+   * (Retention.removeFiles), once no generation refers to them.
+   */
+  remove(id: string): Promise<Generation>;
   /** Queued or processing generations of this owner (null: no key). */
   countActiveOf(owner: string | null): Promise<number>;
   depth(): Promise<{ queued: number; processing: number }>;

@@ -184,6 +184,23 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     return this.store.history(filter).map((g) => this.withPosition(g));
   }
 
+  async queuePosition(id: string): Promise<number | null> {
+    return this.store.queuePositionOf(id);
+  }
+
+  async setStarred(id: string, starred: boolean): Promise<QueuedGeneration | null> {
+    if (!this.store.get(id)) return null;
+    this.store.update(id, { starred: starred ? 1 : 0 });
+    return this.get(id);
+  }
+
+  async remove(id: string): Promise<Generation> {
+    const r = this.store.removeFinal(id);
+    if (!r) throw new ApiError("generation_not_found", { id });
+    if (!r.removed) throw new ApiError("generation_active", { id, status: r.generation.status });
+    return r.generation;
+  }
+
   async countActiveOf(owner: string | null): Promise<number> {
     return this.store.countActiveOf(owner);
   }

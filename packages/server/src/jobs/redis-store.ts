@@ -12,8 +12,11 @@
 //   kontext:idem:<sha256>     an Idempotency-Key's request hash and generation ids (24 h)
 //   kontext:result-hash:<owner>:<sha256>  the owner's generation whose result has these bytes (edit chains)
 //   kontext:inputs            set of the input hashes stored generations refer to (added with the
-//                             generation; generations are never deleted, so never removed);
+//                             generation, removed when the last one referring to it is deleted);
 //                             kontext:inputs:indexed once it holds those of older generations too
+//   kontext:input-refs:<sha256>  set of the generation ids referring to that input (deleting a
+//                             generation: is it the input's last user?); kontext:input-refs:indexed
+//                             once older generations are in them too
 //   kontext:workers           hash: each worker's engines, refreshed every few seconds
 //   kontext:webhooks:due      sorted set `<id>:<event id>` by due time: webhook deliveries to send
 //   kontext:webhook:<id>:<event id>  hash: a delivery's body, attempts and outcome
@@ -55,7 +58,11 @@ for g = 1, tonumber(ARGV[5]) do
   redis.call('HSET', key, 'seq', seq)
   for j = 1, n do
     redis.call('HSET', key, ARGV[i], ARGV[i + 1])
-    if ARGV[i] == 'input' then redis.call('SADD', p .. 'inputs', cjson.decode(ARGV[i + 1]).hash) end
+    if ARGV[i] == 'input' then
+      local hash = cjson.decode(ARGV[i + 1]).hash
+      redis.call('SADD', p .. 'inputs', hash)
+      redis.call('SADD', p .. 'input-refs:' .. hash, id)
+    end
     i = i + 2
   end
   redis.call('ZADD', p .. 'gens', seq, id)
@@ -139,6 +146,53 @@ end
 return ev
 `;
 
+// ARGV: prefix, id. Deletes a final generation: its hash, events, preview, index entries, its
+// completed event in kontext:completed, its result-hash link, and its input reference (the input
+// leaves kontext:inputs with its last user, so the file store's check then finds it unused).
+// Returns false when it is missing, {'active', status} while queued or processing, else
+// {'ok', the hash's fields and values...}.
+const DELETE = `
+local p, id = ARGV[1], ARGV[2]
+local key = p .. 'gen:' .. id
+local h = redis.call('HGETALL', key)
+if #h == 0 then return false end
+local g = {}
+for i = 1, #h, 2 do g[h[i]] = h[i + 1] end
+local status = g.status and cjson.decode(g.status)
+if status == 'queued' or status == 'processing' then return {'active', status} end
+local list = p .. 'events:' .. id
+for _, e in ipairs(redis.call('LRANGE', list, 0, -1)) do
+  if string.find(e, '"event":"media_generation_completed"', 1, true) then
+    redis.call('ZREM', p .. 'completed', e)
+  end
+end
+redis.call('DEL', key, list, p .. 'preview:' .. id)
+redis.call('ZREM', p .. 'gens', id)
+if type(status) == 'string' then redis.call('ZREM', p .. 'status:' .. status, id) end
+local rh = g.resultHash and cjson.decode(g.resultHash)
+if type(rh) == 'string' then
+  local owner = g.owner and cjson.decode(g.owner)
+  if type(owner) ~= 'string' then owner = '' end
+  local link = p .. 'result-hash:' .. owner .. ':' .. rh
+  if redis.call('GET', link) == id then redis.call('DEL', link) end
+end
+local input = g.input and cjson.decode(g.input)
+if type(input) == 'table' and type(input.hash) == 'string' then
+  local refs = p .. 'input-refs:' .. input.hash
+  redis.call('SREM', refs, id)
+  if redis.call('SCARD', refs) == 0 then redis.call('SREM', p .. 'inputs', input.hash) end
+end
+return {'ok', unpack(h)}
+`;
+
+// ARGV: prefix, id, starred (JSON). Sets the field only on a generation that exists; 1 when it did.
+const STAR = `
+local key = ARGV[1] .. 'gen:' .. ARGV[2]
+if redis.call('EXISTS', key) == 0 then return 0 end
+redis.call('HSET', key, 'starred', ARGV[3])
+return 1
+`;
+
 type Patch = Partial<Omit<Generation, "id" | "seq">>;
 
 function pairs(fields: Record<string, unknown>): string[] {
@@ -149,7 +203,7 @@ function pairs(fields: Record<string, unknown>): string[] {
 
 function fromHash(h: Record<string, string>): Generation | null {
   if (!h.status) return null;
-  const g: Record<string, unknown> = {};
+  const g: Record<string, unknown> = { starred: false }; // written before starring existed: not starred
   for (const [k, v] of Object.entries(h)) g[k] = JSON.parse(v);
   return g as unknown as Generation;
 }
@@ -162,6 +216,7 @@ export interface WorkerBeat {
 
 export class RedisJobStore {
   private inputsIndexed = false;
+  private inputRefsIndexed = false;
   constructor(readonly redis: Redis) {}
 
   /** The hashes among `hashes` that a stored generation refers to (orphan collection). */
@@ -189,6 +244,48 @@ export class RedisJobStore {
       await this.redis.set(`${P}inputs:indexed`, "1");
     }
     this.inputsIndexed = true;
+  }
+
+  /** Once per Redis: adds the generations written before kontext:input-refs:* existed to them. */
+  private async indexInputRefs(): Promise<void> {
+    if (this.inputRefsIndexed) return;
+    if (!(await this.redis.exists(`${P}input-refs:indexed`))) {
+      for (let start = 0; ; start += 1000) {
+        const ids = await this.redis.zrange(`${P}gens`, start, start + 999);
+        if (ids.length === 0) break;
+        const read = this.redis.pipeline();
+        for (const id of ids) read.hget(`${P}gen:${id}`, "input");
+        const inputs = (await read.exec()) ?? [];
+        const write = this.redis.pipeline();
+        ids.forEach((id, i) => {
+          const v = inputs[i]?.[1];
+          const hash = typeof v === "string" ? (JSON.parse(v) as { hash?: string }).hash : undefined;
+          if (typeof hash === "string") write.sadd(`${P}input-refs:${hash}`, id);
+        });
+        await write.exec();
+      }
+      await this.redis.set(`${P}input-refs:indexed`, "1");
+    }
+    this.inputRefsIndexed = true;
+  }
+
+  /**
+   * Deletes a final generation (see DELETE) and returns it as it was; `active` with its status
+   * while queued or processing; null when there is none.
+   */
+  async remove(id: string): Promise<{ removed: Generation } | { active: Status } | null> {
+    await this.indexInputRefs();
+    const out = (await this.redis.eval(DELETE, 0, P, id)) as string[] | null;
+    if (out === null) return null;
+    if (out[0] === "active") return { active: out[1] as Status };
+    const h: Record<string, string> = {};
+    for (let i = 1; i + 1 < out.length; i += 2) h[out[i] as string] = out[i + 1] as string;
+    return { removed: fromHash(h) as Generation };
+  }
+
+  /** Stars or unstars a generation; false when there is none. */
+  async setStarred(id: string, starred: boolean): Promise<boolean> {
+    return (await this.redis.eval(STAR, 0, P, id, JSON.stringify(starred))) === 1;
   }
 
   /** Inserts generations as queued, each with its queued event; all or none. */
@@ -230,6 +327,7 @@ export class RedisJobStore {
         owner: meta.owner ?? null,
         baseUrl: meta.baseUrl ?? null,
         expiredAt: null,
+        starred: false,
         resultHash: null,
         parentId: await this.parentOf(meta.owner ?? null, g.input.hash),
       });
@@ -294,6 +392,11 @@ export class RedisJobStore {
     return this.redis.zrank(`${P}status:queued`, g.id);
   }
 
+  /** The same by id alone (one command): null when it is not queued, or unknown. */
+  async queuePositionOf(id: string): Promise<number | null> {
+    return this.redis.zrank(`${P}status:queued`, id);
+  }
+
   async count(status: Status): Promise<number> {
     return this.redis.zcard(`${P}status:${status}`);
   }
@@ -320,41 +423,53 @@ export class RedisJobStore {
     }
   }
 
-  async list(filter: ListFilter): Promise<Generation[]> {
-    const all = filter.statuses.length === STATUSES.length;
-    let source = `${P}gens`;
-    if (!all) {
-      // The union of the asked statuses' sets, by seq (a short-lived key of this request).
-      source = `${P}tmp:list:${process.pid}:${Math.random().toString(36).slice(2)}`;
-      await this.redis
-        .multi()
-        .zunionstore(source, filter.statuses.length, ...filter.statuses.map((s) => `${P}status:${s}`))
-        .pexpire(source, 60_000)
-        .exec();
-    }
+  /** Runs `read` on a sorted set by seq of the generations in `statuses` (all: kontext:gens). */
+  private async withStatuses<T>(
+    statuses: readonly Status[],
+    read: (source: string) => Promise<T>,
+  ): Promise<T> {
+    const all = STATUSES.every((s) => statuses.includes(s));
+    if (all) return read(`${P}gens`);
+    if (statuses.length === 0) return read(`${P}tmp:none`); // never written: empty
+    // The union of the asked statuses' sets, by seq (a short-lived key of this request).
+    const source = `${P}tmp:list:${process.pid}:${Math.random().toString(36).slice(2)}`;
+    await this.redis
+      .multi()
+      .zunionstore(source, statuses.length, ...statuses.map((s) => `${P}status:${s}`))
+      .pexpire(source, 60_000)
+      .exec();
     try {
-      return await this.scan(
+      return await read(source);
+    } finally {
+      await this.redis.del(source);
+    }
+  }
+
+  async list(filter: ListFilter): Promise<Generation[]> {
+    return this.withStatuses(filter.statuses, (source) =>
+      this.scan(
         source,
         Number.POSITIVE_INFINITY,
         filter.limit,
         (g) =>
           (filter.owner === undefined || g.owner === filter.owner) &&
           (!filter.model || g.model === filter.model),
-      );
-    } finally {
-      if (!all) await this.redis.del(source);
-    }
+      ),
+    );
   }
 
   async history(filter: HistoryFilter): Promise<Generation[]> {
     const q = filter.query?.toLowerCase();
-    return this.scan(
-      `${P}gens`,
-      filter.before ?? Number.POSITIVE_INFINITY,
-      filter.limit,
-      (g) =>
-        (filter.owner === undefined || g.owner === filter.owner) &&
-        (!q || g.params.prompt.toLowerCase().includes(q)),
+    return this.withStatuses(filter.statuses ?? STATUSES, (source) =>
+      this.scan(
+        source,
+        filter.before ?? Number.POSITIVE_INFINITY,
+        filter.limit,
+        (g) =>
+          (filter.owner === undefined || g.owner === filter.owner) &&
+          (filter.starred === undefined || g.starred === filter.starred) &&
+          (!q || g.params.prompt.toLowerCase().includes(q)),
+      ),
     );
   }
 

@@ -1,7 +1,15 @@
 // The job store: generations and their events in SQLite (better-sqlite3, WAL). A generation is
 // written before the request that made it is acknowledged.
 import Database from "better-sqlite3";
-import type { EventName, Generation, Status, StoredEvent, StoredParams, Timings } from "./types.js";
+import {
+  type EventName,
+  FINAL,
+  type Generation,
+  type Status,
+  type StoredEvent,
+  type StoredParams,
+  type Timings,
+} from "./types.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS generations (
@@ -94,6 +102,7 @@ interface Row {
   owner: string | null;
   base_url: string | null;
   expired_at: number | null;
+  starred: number;
 }
 
 function fromRow(r: Row): Generation {
@@ -123,6 +132,7 @@ function fromRow(r: Row): Generation {
     owner: r.owner,
     baseUrl: r.base_url,
     expiredAt: r.expired_at,
+    starred: r.starred === 1,
   };
 }
 
@@ -168,6 +178,12 @@ export class JobStore {
       nextQueued: db.prepare("SELECT * FROM generations WHERE status = 'queued' ORDER BY seq LIMIT 1"),
       countStatus: db.prepare("SELECT COUNT(*) AS n FROM generations WHERE status = ?"),
       position: db.prepare("SELECT COUNT(*) AS n FROM generations WHERE status = 'queued' AND seq < ?"),
+      positionOf: db.prepare(
+        `SELECT (SELECT COUNT(*) FROM generations q WHERE q.status = 'queued' AND q.seq < g.seq) AS n
+         FROM generations g WHERE g.id = ? AND g.status = 'queued'`,
+      ),
+      deleteEvents: db.prepare("DELETE FROM events WHERE generation_id = ?"),
+      deleteGeneration: db.prepare("DELETE FROM generations WHERE id = ?"),
       appendEvent: db.prepare(
         "INSERT INTO events (generation_id, event, data, created_at) VALUES (?, ?, ?, ?) RETURNING id",
       ),
@@ -284,6 +300,26 @@ export class JobStore {
     return (this.stmts.position.get(g.seq) as { n: number }).n;
   }
 
+  /** The position of the generation with this id, or null when it is not queued (or unknown). */
+  queuePositionOf(id: string): number | null {
+    return (this.stmts.positionOf.get(id) as { n: number } | undefined)?.n ?? null;
+  }
+
+  /**
+   * Deletes a final generation's row and its events, in one transaction. Returns the generation
+   * as it was and whether it was deleted (not while queued or processing); null when there is none.
+   */
+  removeFinal(id: string): { generation: Generation; removed: boolean } | null {
+    return this.db.transaction(() => {
+      const g = this.get(id);
+      if (!g) return null;
+      if (!FINAL.includes(g.status)) return { generation: g, removed: false };
+      this.stmts.deleteEvents.run(id);
+      this.stmts.deleteGeneration.run(id);
+      return { generation: g, removed: true };
+    })();
+  }
+
   /** `owner` given (null included): only that owner's generations. */
   list(filter: {
     model?: string;
@@ -308,12 +344,28 @@ export class JobStore {
   }
 
   /**
-   * Generations of every status, newest first: those whose prompt contains `query` (case-
-   * insensitive), and those older than the generation `before` when given (paging).
+   * Generations of every status (or of `statuses`), newest first: those whose prompt contains
+   * `query` (case-insensitive), starred or not when `starred` is given, and those older than the
+   * generation `before` when given (paging).
    */
-  history(filter: { query?: string; before?: number; limit: number; owner?: string | null }): Generation[] {
+  history(filter: {
+    query?: string;
+    statuses?: readonly Status[];
+    starred?: boolean;
+    before?: number;
+    limit: number;
+    owner?: string | null;
+  }): Generation[] {
     let sql = "SELECT * FROM generations WHERE 1 = 1";
     const args: unknown[] = [];
+    if (filter.statuses) {
+      sql += ` AND status IN (${filter.statuses.map(() => "?").join(", ") || "NULL"})`;
+      args.push(...filter.statuses);
+    }
+    if (filter.starred !== undefined) {
+      sql += " AND starred = ?";
+      args.push(filter.starred ? 1 : 0);
+    }
     if (filter.owner !== undefined) {
       sql += " AND owner IS ?";
       args.push(filter.owner);
@@ -447,11 +499,13 @@ function migrate(db: Database.Database): void {
     ["owner", "TEXT"],
     ["base_url", "TEXT"],
     ["expired_at", "INTEGER"],
+    ["starred", "INTEGER NOT NULL DEFAULT 0"],
   ] as const) {
     if (!have.has(name)) db.exec(`ALTER TABLE generations ADD COLUMN ${name} ${type}`);
   }
   db.exec("CREATE INDEX IF NOT EXISTS generations_result_hash ON generations (result_hash)");
   db.exec("CREATE INDEX IF NOT EXISTS generations_input ON generations (input_hash)");
+  db.exec("CREATE INDEX IF NOT EXISTS generations_starred ON generations (starred, seq)"); // ?starred=true
 }
 
 interface EventRow {

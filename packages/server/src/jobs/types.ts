@@ -46,6 +46,8 @@ export interface Generation {
   resultHash: string | null;
   /** The generation whose result was this one's input image: the previous step of an edit chain. */
   parentId: string | null;
+  /** Starred in the workbench's history (PATCH /api/history/:id). */
+  starred: boolean;
 }
 
 export interface Timings {

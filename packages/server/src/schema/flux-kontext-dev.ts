@@ -25,8 +25,16 @@ export const MAX_SEED = Number.MAX_SAFE_INTEGER; // the engine takes seeds from 
 
 const stringEnum = <T extends readonly string[]>(
   values: T,
-  options: { description: string; default: T[number] },
+  options: { description: string; default: T[number] } & Partial<typeof API_ONLY>,
 ) => Type.Unsafe<T[number]>({ type: "string", enum: [...values], ...options });
+
+/**
+ * The annotation on fields only API clients need (how the answer is delivered: inline, streamed,
+ * to a webhook): the workbench's schema-driven form leaves them out. Validation ignores it
+ * (schema/validate.ts declares the keyword to Ajv).
+ */
+export const FORM_ANNOTATION = "x-kontext-form";
+const API_ONLY = { [FORM_ANNOTATION]: false } as const;
 
 export const EditRequest = Type.Object(
   {
@@ -107,6 +115,7 @@ export const EditRequest = Type.Object(
       stringEnum(RESPONSE_FORMATS, {
         description: "url: the result is served at a stable URL; b64_json: the image is inlined as base64.",
         default: "url",
+        ...API_ONLY,
       }),
     ),
     num_generations: Type.Optional(
@@ -123,6 +132,7 @@ export const EditRequest = Type.Object(
         description:
           "Kontext addition, POST /api/ai/images/edit only: answer a Server-Sent Events stream of queued, started, progress and completed events (same as Accept: text/event-stream).",
         default: false,
+        ...API_ONLY,
       }),
     ),
     webhook: Type.Optional(
@@ -131,6 +141,7 @@ export const EditRequest = Type.Object(
           "Kontext addition: an http(s) URL that receives this generation's events as POSTs signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature), retried with backoff. The same address rules as input_image URLs apply. Needs KONTEXT_WEBHOOK_SECRET.",
         format: "uri",
         maxLength: 2048,
+        ...API_ONLY,
       }),
     ),
     webhook_events_filter: Type.Optional(
@@ -142,6 +153,7 @@ export const EditRequest = Type.Object(
           minItems: 1,
           uniqueItems: true,
           default: ["completed"],
+          ...API_ONLY,
         },
       ),
     ),

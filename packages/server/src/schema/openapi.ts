@@ -1,6 +1,7 @@
 // The OpenAPI 3.1 document, built from the same schemas the server validates with. The committed
 // packages/server/openapi.json is this document; a test fails when the two drift apart.
 import { ListQuery } from "../api/generations.js";
+import { HistoryQuery, StarBody, ThumbnailQuery } from "../api/history.js";
 import {
   OpenAIErrorBody,
   OpenAIImagesResponse,
@@ -12,10 +13,13 @@ import { MODELS } from "./models.js";
 import {
   CancelResponse,
   CompletedEvent,
+  DeleteResponse,
   EditResponse,
   ErrorEnvelope,
   GenerationList,
   GenerationView,
+  HistoryItem,
+  HistoryList,
   ModelList,
   ModelView,
   ProgressEvent,
@@ -41,7 +45,7 @@ const sse = (description: string) => ({
       schema: {
         type: "string",
         description:
-          "Events with `id:`; their data: media_generation_queued QueuedEvent, media_generation_started StartedEvent, media_generation_progress ProgressEvent, media_generation_completed CompletedEvent (components.schemas).",
+          "Events with `id:` (resume with Last-Event-ID); their data: media_generation_queued QueuedEvent, media_generation_started StartedEvent, media_generation_progress ProgressEvent, media_generation_completed CompletedEvent (components.schemas). While a generation is queued, its stream sends media_generation_queued again, without `id:` (not stored), each time its queue_position changes.",
       },
     },
   },
@@ -61,6 +65,24 @@ const idParam = {
   schema: { type: "string" },
   description: "Generation id",
 };
+/** A TypeBox query object's properties as OpenAPI query parameters, each with its schema. */
+const queryParams = (query: unknown) =>
+  Object.entries((plain(query) as { properties: Record<string, Record<string, unknown>> }).properties).map(
+    ([name, { description, ...schema }]) => ({ name, in: "query", required: false, schema, description }),
+  );
+const thumbnailGet = (summary: string) => ({
+  get: {
+    summary,
+    parameters: [idParam, ...queryParams(ThumbnailQuery)],
+    responses: {
+      "200": {
+        description: "WebP, cached for good (Cache-Control: public, max-age=86400, immutable)",
+        content: { "image/webp": {} },
+      },
+      ...errors(400, 401, 404),
+    },
+  },
+});
 
 export function buildOpenApi(): Record<string, unknown> {
   const model = MODELS[0];
@@ -152,6 +174,52 @@ export function buildOpenApi(): Record<string, unknown> {
           responses: { "200": { description: "JPEG", content: { "image/jpeg": {} } }, ...errors(401, 404) },
         },
       },
+      "/api/history": {
+        get: {
+          summary: "The workbench's history: generations of every status, newest first",
+          parameters: queryParams(HistoryQuery),
+          responses: { "200": json(ref("HistoryList"), "Generations, newest first"), ...errors(400, 401) },
+        },
+      },
+      "/api/history/{id}": {
+        patch: {
+          summary: "Star or unstar a generation (only `starred`)",
+          parameters: [idParam],
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: ref("HistoryStarRequest") } },
+          },
+          responses: {
+            "200": json(ref("HistoryItem"), "The generation as the history lists it"),
+            ...errors(400, 401, 404, 413, 415),
+          },
+        },
+        delete: {
+          summary:
+            "Delete a final generation: its row, events, result and input (an input another generation uses stays); 409 while queued or processing (cancel it first)",
+          parameters: [idParam],
+          responses: { "200": json(ref("DeleteResponse"), "Deleted"), ...errors(401, 404, 409) },
+        },
+      },
+      "/api/history/{id}/input": {
+        get: {
+          summary: "A generation's input image as it was sent (its original bytes and content type)",
+          parameters: [idParam],
+          responses: {
+            "200": {
+              description: "The image",
+              content: { "image/jpeg": {}, "image/png": {}, "image/gif": {}, "image/webp": {} },
+            },
+            ...errors(401, 404),
+          },
+        },
+      },
+      "/api/history/{id}/thumbnail": thumbnailGet(
+        "A small WebP of the result (longest side `size`, default 256); 404 result_not_found unless succeeded and kept",
+      ),
+      "/api/history/{id}/input/thumbnail": thumbnailGet(
+        "A small WebP of the input image (longest side `size`, default 256)",
+      ),
       "/api/events": {
         get: {
           summary: "media_generation_completed for every generation (SSE, keep-alive every 15 s)",
@@ -241,6 +309,10 @@ export function buildOpenApi(): Record<string, unknown> {
         Generation: plain(GenerationView),
         GenerationList: plain(GenerationList),
         CancelResponse: plain(CancelResponse),
+        HistoryItem: plain(HistoryItem),
+        HistoryList: plain(HistoryList),
+        HistoryStarRequest: plain(StarBody),
+        DeleteResponse: plain(DeleteResponse),
         Model: plain(ModelView),
         ModelList: plain(ModelList),
         Error: plain(ErrorEnvelope),

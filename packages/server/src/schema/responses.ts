@@ -112,6 +112,42 @@ export const GenerationList = Type.Object({ count: Type.Integer(), generations: 
 
 export const CancelResponse = Type.Object({ status: Type.Literal("success"), generation_id: Type.String() });
 
+export const HistoryItem = Type.Object(
+  {
+    ...GenerationView.properties,
+    parent_generation_id: Nullable(
+      Type.String({
+        description: "The generation whose result was this one's input: the previous step of its edit chain.",
+      }),
+    ),
+    input_url: Type.String({ description: "The input image as it was sent (GET /api/history/:id/input)." }),
+    input_width: Type.Integer({ description: "The input's width as the engine saw it (oriented)." }),
+    input_height: Type.Integer({ description: "The input's height as the engine saw it (oriented)." }),
+    starred: Type.Boolean({ description: "Starred in the history (PATCH /api/history/:id)." }),
+    thumbnail_url: Nullable(
+      Type.String({
+        description:
+          "A small WebP of the result (longest side 256 px); null unless succeeded and its result is kept.",
+      }),
+    ),
+    input_thumbnail_url: Type.String({
+      description: "A small WebP of the input image (longest side 256 px).",
+    }),
+  },
+  {
+    description:
+      "A generation as the workbench's history lists it: the queue's view, its edit chain, input and thumbnails.",
+    additionalProperties: true,
+  },
+);
+
+export const HistoryList = Type.Object({ count: Type.Integer(), generations: Type.Array(HistoryItem) });
+
+export const DeleteResponse = Type.Object(
+  { status: Type.Literal("success"), generation_id: Type.String() },
+  { description: "The generation, its events and its files are deleted." },
+);
+
 export const ModelView = Type.Object(
   {
     id: Type.String(),
@@ -145,7 +181,9 @@ export const QueuedEvent = Type.Object(
     generation_id: Type.String(),
     status: Type.Literal("queued"),
     model: Type.String(),
-    queue_position: Type.Union([Type.Integer(), Type.Null()], { description: "Queued ahead of it." }),
+    queue_position: Type.Union([Type.Integer(), Type.Null()], {
+      description: "Queued ahead of it, as it is when sent (a replayed event too: 0 once it left the queue).",
+    }),
     retry: Type.Optional(Type.Boolean({ description: "Queued again after its engine died." })),
   },
   { description: "Data of `media_generation_queued`.", additionalProperties: true },

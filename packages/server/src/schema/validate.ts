@@ -2,11 +2,15 @@
 // into a message that names the field, the rule and the value received.
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 import { ApiError } from "../errors.js";
+import { FORM_ANNOTATION } from "./flux-kontext-dev.js";
 
 // Ajv stops at the first error: with allErrors, a body of a million unknown fields made a million
 // error objects (seconds of blocked event loop and a message of 145 MB). Validity is Ajv's; the
 // message is then built field by field, at most MAX_REPORTED of them (reportErrors).
 const ajv = new Ajv2020({ allErrors: false, strict: true, coerceTypes: false, useDefaults: false });
+/** Annotations the schemas carry for their readers (the workbench's form), not rules: Ajv's strict mode is told of them. */
+export const ANNOTATION_KEYWORDS = [FORM_ANNOTATION] as const;
+for (const keyword of ANNOTATION_KEYWORDS) ajv.addKeyword({ keyword, schemaType: "boolean" });
 const compiled = new WeakMap<object, ValidateFunction>();
 /** Fields one error message names at most; the rest are counted. */
 export const MAX_REPORTED = 5;

@@ -108,8 +108,17 @@ export class Retention {
 
   private async expire(g: Generation): Promise<void> {
     this.store.markExpired(g.id, Date.now()); // first: from here on it no longer holds its input
+    await this.removeFiles(g, () => this.store.inputInUse(g.input.hash, g.id));
+  }
+
+  /**
+   * Deletes a generation's result file and its input, the input only when no other generation
+   * refers to it (`inUse`; by default the queue's job store says) and no submission is about to
+   * (pinned). Call once the generation no longer holds its files: expired, or deleted
+   * (DELETE /api/history/:id, whatever the queue backend).
+   */
+  async removeFiles(g: Generation, inUse?: () => boolean | Promise<boolean>): Promise<void> {
     if (g.resultFile) await this.files.removeResult(g.resultFile);
-    // Kept while another generation needs it or a submission is about to (pinned).
-    await this.files.removeInputIfUnused(g.input.hash, () => this.store.inputInUse(g.input.hash, g.id));
+    await this.files.removeInputIfUnused(g.input.hash, inUse);
   }
 }
