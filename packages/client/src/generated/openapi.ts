@@ -1609,6 +1609,19 @@ export interface components {
                 /** @description ms encoding the output */
                 encode: number;
             };
+            /** @description Kontext addition: how much of the prompt the text encoders read. */
+            prompt_tokens?: {
+                /** @description Tokens in the prompt for T5, the encoder the transformer reads (end token included). */
+                t5: number;
+                /** @description How many T5 keeps (512); the rest is cut. */
+                t5_max: number;
+                /** @description Tokens in the prompt for CLIP (start and end tokens included). */
+                clip: number;
+                /** @description How many CLIP keeps (77); only its pooled summary is used. */
+                clip_max: number;
+                /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
+                truncated: boolean;
+            };
         };
         QueueResponse: {
             generations: {

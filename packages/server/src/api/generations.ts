@@ -12,7 +12,7 @@ import { type EditParams, type EditRequestBody, MODEL_ID, withDefaults } from ".
 import { findModel } from "../schema/models.js";
 import { validateBody } from "../schema/validate.js";
 import { ownerScope, ownGeneration } from "./auth.js";
-import { renderEvent, renderGeneration } from "./render.js";
+import { promptTokensOf, renderEvent, renderGeneration } from "./render.js";
 import { lastEventId, SseStream, wantsEventStream } from "./sse.js";
 
 export const ListQuery = Type.Object(
@@ -301,6 +301,7 @@ async function syncResponse(ctx: AppContext, g: Generation, base: string): Promi
     timings: g.timings
       ? { queue: g.timings.queue, inference: g.timings.inference, encode: g.timings.encode }
       : null,
+    ...promptTokensOf(g),
   };
 }
 

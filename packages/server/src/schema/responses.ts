@@ -61,6 +61,7 @@ export const EditResponse = Type.Object({
   height: Type.Integer({ description: "Kontext addition: output height." }),
   output_format: Type.String({ description: "webp, jpg or png." }),
   timings: Timings,
+  prompt_tokens: Type.Optional(PromptTokens),
 });
 
 export const QueueResponse = Type.Object({
