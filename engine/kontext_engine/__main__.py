@@ -53,7 +53,8 @@ def serve(args: argparse.Namespace) -> int:
         )
 
         facts = env.cuda_facts()
-        device = env.choose_device(args.device, env.model_variant(args.model_dir), facts)
+        variant = env.model_variant(args.model_dir)
+        device = env.choose_device(args.device, variant, facts)
         if device.type == "cuda":
             torch.cuda.set_device(device)  # anything placed on plain "cuda" lands on this engine's GPU
         logging.info(
@@ -63,7 +64,7 @@ def serve(args: argparse.Namespace) -> int:
             facts.driver,
             device,
         )
-        precision = resolve_precision(args.precision, device)
+        precision = resolve_precision(args.precision, device, variant)
         compile_blocks = resolve_compile(args.compile, device)
         parse_buckets(args.warmup_buckets)  # a bad spec fails before the model loads
         model = load_model(args.model_dir, device, model_dtype(precision), offload=args.low_memory)

@@ -6,7 +6,7 @@ the attention kernel, low-memory offload and bucket warm-up. Chosen once at star
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,13 +28,27 @@ class SpeedReport:
     fp8_fallback_reason: str | None = None
 
 
-def resolve_precision(requested: Precision, device: torch.device) -> str:
-    """`auto`: FP8 where the GPU has FP8 tensor cores, bf16 on other GPUs, float32 on CPU."""
+def resolve_precision(
+    requested: Precision,
+    device: torch.device,
+    variant: str = "dev",
+    available: Callable[[torch.device], int] | None = None,
+) -> str:
+    """`auto`: FP8 where the GPU has FP8 tensor cores; on other GPUs bf16 when the model fits the
+    card in bf16, else fp8-weights (the 12B model on a 24 GB Ampere card); float32 on CPU.
+    `available` gives the card's free bytes (default: what CUDA says)."""
     if requested != "auto":
         return requested
     if device.type != "cuda":
         return "fp32"
-    return "fp8" if fp8.fp8_matmul_supported(device) else "bf16"
+    if fp8.fp8_matmul_supported(device):
+        return "fp8"
+    if variant == "tiny":
+        return "bf16"
+    from . import memory  # the meta-device accounting costs seconds: only where it decides
+
+    free = (available or memory.available_bytes)(device)
+    return "bf16" if memory.needed_bytes(memory.dev_mode("bf16", False)) <= free else "fp8-weights"
 
 
 def model_dtype(precision: str) -> torch.dtype:

@@ -174,6 +174,20 @@ def test_precision_auto_is_fp32_on_cpu() -> None:
     assert resolve_precision("fp8-weights", CPU) == "fp8-weights"
 
 
+def test_precision_auto_on_a_gpu_without_fp8_picks_what_fits(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # An Ampere card (no FP8 tensor cores): bf16 on an 80 GB A100, fp8-weights on a 24 GB 3090;
+    # FP8 tensor cores: fp8 whatever the size. The device is only named, never touched.
+    gb = 2**30
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(fp8, "fp8_matmul_supported", lambda d: False)
+    assert resolve_precision("auto", cuda, "dev", available=lambda d: 80 * gb) == "bf16"
+    assert resolve_precision("auto", cuda, "dev", available=lambda d: 24 * gb) == "fp8-weights"
+    assert resolve_precision("auto", cuda, "tiny", available=lambda d: 1 * gb) == "bf16"
+    assert resolve_precision("bf16", cuda, "dev", available=lambda d: 24 * gb) == "bf16"  # asked for: kept
+    monkeypatch.setattr(fp8, "fp8_matmul_supported", lambda d: True)
+    assert resolve_precision("auto", cuda, "dev", available=lambda d: 24 * gb) == "fp8"
+
+
 def _edit(model, precision: str, dtype: torch.dtype, tiny_dir):  # type: ignore[no-untyped-def]
     from kontext_engine.editor import Editor, EditRequest
     from kontext_engine.loading import load_model

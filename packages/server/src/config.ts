@@ -128,7 +128,7 @@ export const SETTINGS: readonly Setting[] = [
     default: "auto",
     choices: ["auto", "fp32", "bf16", "fp8", "fp8-weights"],
     description:
-      "Transformer precision: `auto` is fp8 (e4m3 linear layers) on GPUs with FP8 tensor cores (Ada, Hopper), bf16 on other GPUs, fp32 on CPU. `fp8-weights`: e4m3 weights with bf16 compute on any CUDA GPU, the whole model in 17.3 GB (24 GB cards). Both FP8 modes keep T5's weights in e4m3 too. A mode that cannot fit the GPU stops the engine at start, naming a setting that would (docs/performance.md has the memory per mode). `/healthz` reports what runs.",
+      "Transformer precision: `auto` is fp8 (e4m3 linear layers) on GPUs with FP8 tensor cores (Ada, Hopper); on other GPUs bf16 where the model fits in bf16 (40 GB and up), else fp8-weights (e.g. a 24 GB RTX 3090 or A10G); fp32 on CPU. `fp8-weights`: e4m3 weights with bf16 compute on any CUDA GPU, the whole model in 17.3 GB (24 GB cards). Both FP8 modes keep T5's weights in e4m3 too. A mode that cannot fit the GPU stops the engine at start, naming a setting that would (docs/performance.md has the memory per mode). `/healthz` reports what runs.",
   },
   {
     key: "compile",
