@@ -20,47 +20,17 @@ import { registerOrigin } from "./api/origin.js";
 import { registerResults } from "./api/results.js";
 import { registerWorkbench } from "./api/workbench.js";
 import { ApiKeys } from "./auth/keys.js";
-import type { Config } from "./config.js";
-import type { Engines } from "./engine/supervisor.js";
+import type { AppContext, AppDeps } from "./context.js";
 import { ApiError } from "./errors.js";
 import { AddressPolicy } from "./images/address.js";
-import type { ImageIngest } from "./images/ingest.js";
 import { Idempotency } from "./jobs/idempotency.js";
-import type { JobQueue } from "./jobs/job-queue.js";
-import type { JobStore } from "./jobs/store.js";
 import { Metrics } from "./metrics.js";
 import { isRedisUnavailable } from "./redis/connection.js";
-import type { FileStore } from "./storage/files.js";
 import { Retention } from "./storage/retention.js";
-import { SqliteOutbox, type WebhookOutbox } from "./webhooks/outbox.js";
-import { type WebhookOptions, Webhooks } from "./webhooks/sender.js";
+import { SqliteOutbox } from "./webhooks/outbox.js";
+import { Webhooks } from "./webhooks/sender.js";
 
-export interface AppDeps {
-  store: JobStore;
-  queue: JobQueue;
-  engine: Engines;
-  images: ImageIngest;
-  files: FileStore;
-  config: Config;
-  metrics?: Metrics;
-  logger?: boolean | { level: string };
-  /** The built workbench (packages/workbench/dist), served at `/`; left out, `/` is not served. */
-  workbenchDir?: string;
-  /** Webhook delivery tuning (tests shorten the retry schedule). */
-  webhookOptions?: Partial<WebhookOptions>;
-  /** Where webhook deliveries wait: Redis when scaled out; left out, rows in `store`. */
-  webhookOutbox?: WebhookOutbox;
-}
-
-export interface AppContext
-  extends Required<Omit<AppDeps, "logger" | "workbenchDir" | "webhookOptions" | "webhookOutbox">> {
-  /** The scheme, host and port result URLs start with. */
-  baseUrl(req: FastifyRequest): string;
-  keys: ApiKeys;
-  idempotency: Idempotency;
-  webhooks: Webhooks;
-  retention: Retention;
-}
+export type { AppContext, AppDeps } from "./context.js";
 
 export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({

@@ -3,8 +3,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildOpenApi } from "../src/api/openapi.js";
 import { EditRequest } from "../src/schema/flux-kontext-dev.js";
-import { buildOpenApi } from "../src/schema/openapi.js";
 import { ANNOTATION_KEYWORDS } from "../src/schema/validate.js";
 import { type Harness, here, makeHarness } from "./helpers.js";
 

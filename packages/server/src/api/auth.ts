@@ -4,7 +4,7 @@
 // path cannot skip it; a route nobody listed is protected (fail closed). The caller's key id
 // becomes req.owner and the routes show a caller only its own generations.
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { AppContext } from "../app.js";
+import type { AppContext } from "../context.js";
 import { ApiError } from "../errors.js";
 import type { QueuedGeneration } from "../jobs/job-queue.js";
 import type { Generation } from "../jobs/types.js";

@@ -1,8 +1,8 @@
 // GET /openapi.json and GET /docs: the API document and a self-contained page that renders it
 // (no CDN: the server may run without internet) with a form to try any endpoint.
 import type { FastifyInstance } from "fastify";
-import type { AppContext } from "../app.js";
-import { buildOpenApi } from "../schema/openapi.js";
+import type { AppContext } from "../context.js";
+import { buildOpenApi } from "./openapi.js";
 
 const PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Kontext API</title>

@@ -1,7 +1,7 @@
 // GET /api/events: every generation's media_generation_completed, as hosted, with ids so a
 // reconnecting client (Last-Event-ID) gets what it missed.
 import type { FastifyInstance } from "fastify";
-import type { AppContext } from "../app.js";
+import type { AppContext } from "../context.js";
 import type { StoredEvent } from "../jobs/types.js";
 import { ownerScope, visibleTo } from "./auth.js";
 import { renderEvent } from "./render.js";

@@ -2,7 +2,7 @@
 // list, cancel, per-generation events and the latest preview.
 import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { AppContext } from "../app.js";
+import type { AppContext } from "../context.js";
 import { ApiError } from "../errors.js";
 import { idempotencyKeyOf, requestHash } from "../jobs/idempotency.js";
 import type { InsertMeta, ListFilter } from "../jobs/job-queue.js";

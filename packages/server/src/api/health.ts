@@ -1,6 +1,6 @@
 // GET /healthz (200 only while an engine is ready) and GET /metrics (Prometheus text).
 import type { FastifyInstance } from "fastify";
-import type { AppContext } from "../app.js";
+import type { AppContext } from "../context.js";
 import type { EngineStatus } from "../engine/supervisor.js";
 
 export type HealthState = "ready" | "busy" | "starting" | "failed" | "stopping";

@@ -4,7 +4,7 @@
 // in the job store, so it survives reloads and restarts for as long as results are kept.
 import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply } from "fastify";
-import type { AppContext } from "../app.js";
+import type { AppContext } from "../context.js";
 import { ApiError } from "../errors.js";
 import { encodeOutput, INPUT_CONTENT_TYPES, type InputFormat, thumbnail } from "../images/codec.js";
 import { ThumbnailCache } from "../images/thumbnails.js";

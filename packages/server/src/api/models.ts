@@ -1,6 +1,6 @@
 // GET /api/ai/models and /api/ai/models/:id: the served models with their request schema.
 import type { FastifyInstance } from "fastify";
-import type { AppContext } from "../app.js";
+import type { AppContext } from "../context.js";
 import { ApiError } from "../errors.js";
 import { findModel, jsonSchemaOf, MODELS, type ModelSpec } from "../schema/models.js";
 

@@ -5,7 +5,7 @@
 import multipart from "@fastify/multipart";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { AppContext } from "../app.js";
+import type { AppContext } from "../context.js";
 import { ApiError, type ErrorBody } from "../errors.js";
 import type { Generation } from "../jobs/types.js";
 import { ASPECT_RATIOS, EditRequest } from "../schema/flux-kontext-dev.js";

@@ -11,8 +11,8 @@
 // have to be ordered against these checks and the key check.
 import { isIP } from "node:net";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { AppContext } from "../app.js";
 import { ConfigError } from "../config.js";
+import type { AppContext } from "../context.js";
 import { ApiError } from "../errors.js";
 import { OPEN_ROUTES } from "./auth.js";
 

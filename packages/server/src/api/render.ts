@@ -1,5 +1,5 @@
 // How generations and their events look on the wire (hosted field names plus Kontext's).
-import type { AppContext } from "../app.js";
+import type { AppContext } from "../context.js";
 import type { QueuedGeneration } from "../jobs/job-queue.js";
 import type { Generation, PromptTokens, StoredEvent } from "../jobs/types.js";
 

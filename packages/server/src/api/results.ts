@@ -1,6 +1,6 @@
 // GET /results/:name: result files at stable URLs, kept for KONTEXT_RESULT_TTL_HOURS.
 import type { FastifyInstance } from "fastify";
-import type { AppContext } from "../app.js";
+import type { AppContext } from "../context.js";
 import { ApiError } from "../errors.js";
 import { CONTENT_TYPES, type OutputFormat } from "../images/codec.js";
 

@@ -3,8 +3,12 @@
 // /healthz, the models endpoint and admission read them as they read local engines; jobs reach
 // them through the queue, never through run().
 import { EventEmitter } from "node:events";
-import type { RedisJobStore } from "../jobs/redis-store.js";
 import type { EngineStatus, Engines } from "./supervisor.js";
+
+/** Where workers' status beats are read from (the Redis job store). */
+export interface WorkerBeats {
+  workers(freshMs: number): Promise<{ name: string; engines: EngineStatus[] }[]>;
+}
 
 /** A worker silent this long is taken for gone. */
 const FRESH_MS = 10_000;
@@ -13,7 +17,7 @@ export class RemoteEngines extends EventEmitter implements Engines {
   private engines: EngineStatus[] = [];
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly store: RedisJobStore) {
+  constructor(private readonly store: WorkerBeats) {
     super();
   }
 

@@ -5,8 +5,7 @@
 import type { EventEmitter } from "node:events";
 import type { EditParams } from "../schema/flux-kontext-dev.js";
 import type { StoredInput } from "../storage/files.js";
-import type { InsertMeta } from "./store.js";
-import type { Generation, Status, StoredEvent } from "./types.js";
+import type { Generation, InsertMeta, Status, StoredEvent } from "./types.js";
 
 export interface QueueEvents {
   /** Once per event, in id order, on every gateway. */

@@ -5,11 +5,14 @@ import {
   type EventName,
   FINAL,
   type Generation,
+  type InsertMeta,
   type Status,
   type StoredEvent,
   type StoredParams,
   type Timings,
 } from "./types.js";
+
+export type { InsertMeta } from "./types.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS generations (
@@ -137,13 +140,6 @@ function fromRow(r: Row): Generation {
 }
 
 export type NewGeneration = Pick<Generation, "id" | "model" | "params" | "input" | "seed">;
-
-export interface InsertMeta {
-  owner?: string | null;
-  baseUrl?: string | null;
-  /** Recorded with the generations, so the same key finds them again. */
-  idempotency?: { key: string; requestHash: string };
-}
 
 export interface WebhookDelivery {
   id: number;

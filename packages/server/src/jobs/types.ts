@@ -84,3 +84,11 @@ export interface StoredEvent {
   event: EventName;
   data: Record<string, unknown>;
 }
+
+/** What a submission records beside its generations. */
+export interface InsertMeta {
+  owner?: string | null;
+  baseUrl?: string | null;
+  /** Recorded with the generations, so the same key finds them again. */
+  idempotency?: { key: string; requestHash: string };
+}

@@ -7,9 +7,21 @@
 // removed at start and on every sweep, once nothing has touched them for ORPHAN_GRACE_MS.
 import { ApiError } from "../errors.js";
 import { IDEMPOTENCY_TTL_MS } from "../jobs/idempotency.js";
-import type { JobStore } from "../jobs/store.js";
 import type { Generation } from "../jobs/types.js";
 import type { FileStore } from "./files.js";
+
+/**
+ * What retention needs of the generations' records: the SQLite JobStore has it (it is where
+ * rows, expiry and idempotency keys live on either backend).
+ */
+export interface RetentionRecords {
+  /** Finished generations still holding files, finished before `before`, oldest first. */
+  withFilesOldestFirst(before: number, limit: number): Generation[];
+  /** Whether a generation other than `exceptId` still refers to the input `hash`. */
+  inputInUse(hash: string, exceptId: string): boolean;
+  markExpired(id: string, at: number): void;
+  forgetIdempotencyBefore(before: number): unknown;
+}
 
 export interface RetentionOptions {
   ttlHours: number;
@@ -34,7 +46,7 @@ export class Retention {
   private sweeping: Promise<void> | null = null;
 
   constructor(
-    private readonly store: JobStore,
+    private readonly store: RetentionRecords,
     private readonly files: FileStore,
     private readonly options: RetentionOptions,
   ) {}

@@ -1,15 +1,16 @@
 // The OpenAPI 3.1 document, built from the same schemas the server validates with. The committed
 // packages/server/openapi.json is this document; a test fails when the two drift apart.
-import { ListQuery } from "../api/generations.js";
-import { HistoryQuery, StarBody, ThumbnailQuery } from "../api/history.js";
+
+import { MODELS } from "../schema/models.js";
+import { ListQuery } from "./generations.js";
+import { HistoryQuery, StarBody, ThumbnailQuery } from "./history.js";
 import {
   OpenAIErrorBody,
   OpenAIImagesResponse,
   OpenAIModel,
   OpenAIModelList,
   openAIEditFormSchema,
-} from "../api/openai.js";
-import { MODELS } from "./models.js";
+} from "./openai.js";
 import {
   CancelResponse,
   CompletedEvent,
