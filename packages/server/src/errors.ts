@@ -2,7 +2,39 @@
 // message template. Nothing else builds error strings for responses.
 
 export const ERRORS = {
+  // The generic escape hatch, for a refusal composed of several others (the schema validator's).
   invalid_request: { status: 400, title: "Invalid request", template: "{detail}" },
+  // Refusals of one part of a request; clients see them as invalid_request (`type`).
+  field_invalid: {
+    status: 400,
+    title: "Invalid request",
+    template: "{field}: {rule}, got {got}",
+    type: "invalid_request",
+  },
+  field_repeated: {
+    status: 400,
+    title: "Invalid request",
+    template: "{field}: given {count} times, send it once",
+    type: "invalid_request",
+  },
+  body_not_object: {
+    status: 400,
+    title: "Invalid request",
+    template: "the request body must be a JSON object, got {got}",
+    type: "invalid_request",
+  },
+  form_unreadable: {
+    status: 400,
+    title: "Invalid request",
+    template: "the multipart/form-data body could not be read: {reason}",
+    type: "invalid_request",
+  },
+  form_too_many_parts: {
+    status: 400,
+    title: "Invalid request",
+    template: "the form has too many parts: {reason}",
+    type: "invalid_request",
+  },
   invalid_json: {
     status: 400,
     title: "Invalid JSON",
@@ -160,22 +192,33 @@ export const ERRORS = {
       "the workbench is not built ({dir} has no index.html): run npm start, or npm run build -w @kontext/workbench",
   },
   internal: { status: 500, title: "Internal server error", template: "{reason}" },
-} as const satisfies Record<string, { status: number; title: string; template: string }>;
+} as const satisfies Record<string, { status: number; title: string; template: string; type?: string }>;
 
-export type ErrorCode = keyof typeof ERRORS;
+/** A catalogue entry's name (what the code throws). */
+export type ErrorEntry = keyof typeof ERRORS;
+/** The code clients see (`error.type`): an entry's name, or the `type` it is answered as. */
+export type ErrorCode = {
+  [K in ErrorEntry]: (typeof ERRORS)[K] extends { type: infer T extends ErrorEntry } ? T : K;
+}[ErrorEntry];
+
+const fill = (template: string, params: Record<string, string | number>) =>
+  template.replace(/\{(\w+)\}/g, (_, k: string) => String(params[k] ?? `{${k}}`));
 
 /** An error answered to the client in the hosted error envelope. */
 export class ApiError extends Error {
   readonly status: number;
   readonly title: string;
   readonly headers: Record<string, string>;
+  /** The code clients see (`error.type`). */
+  readonly code: ErrorCode;
   constructor(
-    readonly code: ErrorCode,
+    readonly entry: ErrorEntry,
     readonly params: Record<string, string | number> = {},
     extra: { headers?: Record<string, string>; fields?: string[] } = {},
   ) {
-    const e = ERRORS[code];
-    super(e.template.replace(/\{(\w+)\}/g, (_, k: string) => String(params[k] ?? `{${k}}`)));
+    const e: { status: number; title: string; template: string; type?: string } = ERRORS[entry];
+    super(fill(e.template, params));
+    this.code = (e.type ?? entry) as ErrorCode;
     this.status = e.status;
     this.title = e.title;
     this.headers = extra.headers ?? {};
@@ -196,3 +239,70 @@ export interface ErrorBody {
   status: "error";
   status_message: string;
 }
+
+/**
+ * 400 invalid_request refusing one field (or header): "{field}: {rule}, got {got}", `got` as the
+ * caller shows it (JSON, a count). The field is named in `error.fields` unless `named` is false.
+ */
+export function fieldInvalid(field: string, rule: string, got: string | number, named = true): ApiError {
+  return new ApiError("field_invalid", { field, rule, got }, named ? { fields: [field] } : {});
+}
+
+// Why a generation failed (or was cancelled): its `error_code` and the message template of its
+// `error_message`. The HTTP entries above are what a request is answered; these are what a
+// generation's record says once it has ended (GET /api/ai/queue/:id, webhooks, the history).
+export const GENERATION_ERRORS = {
+  cancelled: { title: "Cancelled", template: "cancelled by the client" },
+  worker_lost: {
+    title: "Worker lost",
+    template: "the worker running it stopped {attempts} time(s) during the run, so it is not retried again",
+  },
+  engine_crashed: {
+    title: "Engine crashed",
+    template: "{reason}; it was already retried {retries} time(s), so it is not retried again",
+  },
+  encode_failed: { title: "Encoding failed", template: "encoding the result failed: {reason}" },
+  storage_full: { title: "Storage full", template: "storing the result failed: {reason}" },
+  input_missing: { title: "Input missing", template: "{reason}" },
+  input_image_undecodable: {
+    title: "Input image could not be decoded",
+    template: "the stored input image could not be decoded: {reason}",
+  },
+  content_flagged: { title: "Content flagged", template: "{reason}" },
+  shutting_down: { title: "Shutting down", template: "{reason}" },
+  internal: { title: "Internal error", template: "{reason}" },
+} as const satisfies Record<string, { title: string; template: string }>;
+
+export type GenerationErrorCode = keyof typeof GENERATION_ERRORS;
+
+/** A generation's error_code and error_message, the message filled from the catalogue's template. */
+export function generationError(
+  code: GenerationErrorCode,
+  params: Record<string, string | number> = {},
+): { code: GenerationErrorCode; message: string } {
+  return { code, message: fill(GENERATION_ERRORS[code].template, params) };
+}
+
+/**
+ * The engine's codes (engine/kontext_engine/errors.py `ErrorCode`, and the fatal codes of
+ * __main__.py), each with the generation error_code a client is told. The engine refusing a job
+ * the gateway built is not the client's fault, so the protocol codes become `internal`. A test
+ * checks this table against the Python files.
+ */
+export const ENGINE_ERRORS = {
+  malformed_message: "internal",
+  unsupported_version: "internal",
+  unknown_type: "internal",
+  invalid_request: "internal",
+  input_missing: "input_missing",
+  duplicate_job: "internal",
+  cancelled: "cancelled",
+  shutting_down: "shutting_down",
+  content_flagged: "content_flagged",
+  internal: "internal",
+  // the gateway's own, for an engine process that exited mid-job
+  engine_crashed: "engine_crashed",
+} as const satisfies Record<string, GenerationErrorCode>;
+
+/** The codes of the engine's `fatal` message (it could not start); shown by /healthz, not per job. */
+export const ENGINE_FATAL_CODES = ["config_invalid", "device_unavailable", "load_failed"] as const;

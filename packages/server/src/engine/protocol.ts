@@ -1,6 +1,8 @@
 // Engine protocol v1 (docs/protocol.md): the messages, as a tagged union, and their line codec.
 // The golden examples in docs/protocol/examples/ are read by this module's tests.
 
+import { ENGINE_ERRORS, type GenerationErrorCode } from "../errors.js";
+
 export const PROTOCOL_VERSION = 1;
 
 export type AspectRatio = string;
@@ -133,17 +135,19 @@ export interface ErrorMessage {
   field?: string;
 }
 /**
- * What a client is told of an engine's error: a generation error_code from the catalogue and a
- * message without server paths or process ids (the server's log keeps the engine's own words).
- * The engine refusing a job the gateway built is not the client's fault, so `invalid_request`
- * and the other protocol codes become `internal`; an unreadable input is `input_missing`.
+ * What a client is told of an engine's error: the generation error_code the catalogue's
+ * ENGINE_ERRORS gives the engine's code (`internal` for one it does not list) and a message
+ * without server paths or process ids (the server's log keeps the engine's own words). The
+ * engine refusing a job the gateway built is not the client's fault, so `invalid_request` and
+ * the other protocol codes become `internal`; an unreadable input is `input_missing`.
  */
 export function errorForClients(m: Pick<ErrorMessage, "code" | "message" | "field">): {
-  code: string;
+  code: GenerationErrorCode;
   message: string;
 } {
-  const passThrough = ["cancelled", "shutting_down", "content_flagged", "input_missing", "engine_crashed"];
-  let code = passThrough.includes(m.code) ? m.code : "internal";
+  let code: GenerationErrorCode = Object.hasOwn(ENGINE_ERRORS, m.code)
+    ? ENGINE_ERRORS[m.code as keyof typeof ENGINE_ERRORS]
+    : "internal";
   if (m.code === "invalid_request" && m.field === "input.path") code = "input_missing";
   return { code, message: withoutServerDetail(m.message) };
 }

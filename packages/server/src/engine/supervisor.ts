@@ -2,11 +2,11 @@
 // `ready`, hands it one job at a time, and restarts it when it dies. A job running on an engine
 // that dies ends with code `engine_crashed`; the job queue decides whether to retry it.
 import { EventEmitter } from "node:events";
+import type { GenerationErrorCode } from "../errors.js";
 import type { EngineCommand } from "./process.js";
 import { EngineProcess } from "./process.js";
 import type {
   EngineEnvironment,
-  ErrorMessage,
   FromEngine,
   JobMessage,
   ModelInfo,
@@ -41,7 +41,7 @@ export interface JobListener {
   progress(m: ProgressMessage): void;
   result(m: ResultMessage): void;
   /** The job ended without a result; code `engine_crashed` when the engine died under it. */
-  error(m: Pick<ErrorMessage, "code" | "message">): void;
+  error(m: { code: GenerationErrorCode; message: string }): void;
 }
 
 /** What the job queue and the API need from the engines; tests may pass their own. */

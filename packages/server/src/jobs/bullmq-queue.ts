@@ -5,7 +5,7 @@
 // whichever gateway took it.
 import { EventEmitter } from "node:events";
 import { Queue } from "bullmq";
-import { ApiError } from "../errors.js";
+import { ApiError, generationError } from "../errors.js";
 import type { Redis } from "../redis/connection.js";
 import type { EditParams } from "../schema/flux-kontext-dev.js";
 import type { FileStore, StoredInput } from "../storage/files.js";
@@ -253,7 +253,7 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
       const fields = {
         status: "cancelled" as const,
         errorCode: "cancelled",
-        errorMessage: "cancelled by the client",
+        errorMessage: generationError("cancelled").message,
         completedAt: Date.now(),
         cancelRequested: false,
       };

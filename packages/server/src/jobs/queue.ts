@@ -6,7 +6,7 @@ import { randomInt, randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import path from "node:path";
 import type { Engines, JobListener } from "../engine/supervisor.js";
-import { ApiError } from "../errors.js";
+import { ApiError, type GenerationErrorCode, generationError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
 import { type EditParams, MAX_SEED } from "../schema/flux-kontext-dev.js";
 import type { FileStore, StoredInput } from "../storage/files.js";
@@ -252,7 +252,7 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     if (FINAL.includes(g.status)) throw new ApiError("generation_finished", { id, status: g.status });
     if (lastStepDone(g)) throw new ApiError("generation_finishing", { id, steps: g.totalSteps ?? 0 });
     if (g.status === "queued") {
-      this.finish(g, "cancelled", { error_code: "cancelled", error_message: "cancelled by the client" });
+      this.finish(g, "cancelled", failure(generationError("cancelled")));
     } else {
       this.store.update(id, { cancel_requested: 1 });
       this.engines.cancel(id);
@@ -292,10 +292,15 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
       this.preparing--;
       const e = err as Error;
       void this.files.removeTmp(g.id);
-      this.finish(g, "failed", {
-        error_code: err instanceof InputUnavailable ? err.code : "input_missing",
-        error_message: e.message,
-      });
+      this.finish(
+        g,
+        "failed",
+        failure(
+          err instanceof InputUnavailable
+            ? { code: err.code, message: err.message }
+            : generationError("input_missing", { reason: e.message }),
+        ),
+      );
       this.dispatch(); // its engine is still idle
       return;
     }
@@ -308,7 +313,7 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     if (this.stopping) return requeue(); // runs after the restart, not counted
     if (this.store.get(g.id)?.cancelRequested) {
       void this.files.removeTmp(g.id);
-      this.finish(g, "cancelled", { error_code: "cancelled", error_message: "cancelled by the client" });
+      this.finish(g, "cancelled", failure(generationError("cancelled")));
       this.dispatch();
       return;
     }
@@ -359,7 +364,7 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     if (g.cancelRequested) {
       // The cancel was answered 200 before the last step ended: it is honoured, the image dropped.
       await this.files.removeTmp(id);
-      this.finish(g, "cancelled", { error_code: "cancelled", error_message: "cancelled by the client" });
+      this.finish(g, "cancelled", failure(generationError("cancelled")));
       return;
     }
     try {
@@ -377,21 +382,24 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     } catch (err) {
       await this.files.removeTmp(id);
       const full = err instanceof ApiError && err.code === "storage_full";
-      this.finish(g, "failed", {
-        error_code: full ? "storage_full" : "encode_failed",
-        error_message: full
-          ? `storing the result failed: ${err.message}`
-          : `encoding the result failed: ${String(err)}`,
-      });
+      this.finish(
+        g,
+        "failed",
+        failure(
+          full
+            ? generationError("storage_full", { reason: err.message })
+            : generationError("encode_failed", { reason: String(err) }),
+        ),
+      );
     }
   }
 
-  private failed(id: string, code: string, message: string): void {
+  private failed(id: string, code: GenerationErrorCode, message: string): void {
     const g = this.store.get(id);
     if (!g) return;
     void this.files.removeTmp(id);
     if (code === "cancelled" || (g.cancelRequested && code === "engine_crashed")) {
-      this.finish(g, "cancelled", { error_code: "cancelled", error_message: "cancelled by the client" });
+      this.finish(g, "cancelled", failure(generationError("cancelled")));
       return;
     }
     if (code === "shutting_down" || (this.stopping && code === "engine_crashed")) {
@@ -412,11 +420,7 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
       this.append(id, "media_generation_queued", queuedData(g, this.store.queuePosition(g), true));
       return; // the engine's restart emits "available", which dispatches it again
     }
-    const reason =
-      code === "engine_crashed"
-        ? `${message}; it was already retried ${g.attempts - 1} time(s), so it is not retried again`
-        : message;
-    this.finish(g, "failed", { error_code: code, error_message: reason });
+    this.finish(g, "failed", failure(generationError(code, { reason: message, retries: g.attempts - 1 })));
   }
 
   private finish(
@@ -447,4 +451,9 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
   async depth(): Promise<{ queued: number; processing: number }> {
     return { queued: this.store.count("queued"), processing: this.store.count("processing") };
   }
+}
+
+/** A generation's error_code and error_message as the store's columns. */
+function failure(e: { code: GenerationErrorCode; message: string }) {
+  return { error_code: e.code, error_message: e.message };
 }

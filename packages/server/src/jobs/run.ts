@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { JobMessage, ProgressMessage, StartedMessage } from "../engine/protocol.js";
-import { ApiError } from "../errors.js";
+import { ApiError, generationError } from "../errors.js";
 import { decodeInputInto, encodeOutput } from "../images/codec.js";
 import type { FileStore } from "../storage/files.js";
 import type { Generation, Timings } from "./types.js";
@@ -19,9 +19,9 @@ export interface EngineInput {
 export class InputUnavailable extends Error {
   constructor(
     readonly code: "input_missing" | "input_image_undecodable",
-    message: string,
+    reason: string,
   ) {
-    super(message);
+    super(generationError(code, { reason }).message);
   }
 }
 
@@ -51,10 +51,7 @@ export async function engineInput(files: FileStore, g: Generation): Promise<Engi
       return { path: file, ...size };
     } catch (err) {
       if (!(err instanceof ApiError && err.code.startsWith("input_image_"))) throw err;
-      throw new InputUnavailable(
-        "input_image_undecodable",
-        `the stored input image could not be decoded: ${err.params.reason ?? err.message}`,
-      );
+      throw new InputUnavailable("input_image_undecodable", String(err.params.reason ?? err.message));
     }
   } finally {
     unpin();

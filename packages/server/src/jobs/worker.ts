@@ -6,7 +6,7 @@
 import path from "node:path";
 import { type Job, WaitingError, Worker } from "bullmq";
 import type { JobListener, Supervisor } from "../engine/supervisor.js";
-import { ApiError } from "../errors.js";
+import { ApiError, type GenerationErrorCode, generationError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
 import type { Redis } from "../redis/connection.js";
 import type { FileStore } from "../storage/files.js";
@@ -43,7 +43,7 @@ type Outcome =
       image: { path: string; width: number; height: number } | undefined;
       timings: Record<string, number>;
     }
-  | { kind: "error"; code: string; message: string };
+  | { kind: "error"; code: GenerationErrorCode; message: string };
 
 export class JobWorker {
   private worker: Worker<JobData> | null = null;
@@ -134,10 +134,7 @@ export class JobWorker {
     if (g.status === "processing") {
       // The worker that ran it died (its lock lapsed).
       if (g.attempts >= this.maxAttempts) {
-        await this.finish(g, "failed", {
-          errorCode: "worker_lost",
-          errorMessage: `the worker running it stopped ${g.attempts} time(s) during the run, so it is not retried again`,
-        });
+        await this.finish(g, "failed", failure(generationError("worker_lost", { attempts: g.attempts })));
         return;
       }
       this.options.log?.("warn", `generation ${id}: its worker stopped mid-run; running it again`);
@@ -163,10 +160,7 @@ export class JobWorker {
         if (!claimed.applied) return; // cancelled meanwhile
         g = (await this.store.get(id)) as Generation;
         if (g.cancelRequested) {
-          await this.finish(g, "cancelled", {
-            errorCode: "cancelled",
-            errorMessage: "cancelled by the client",
-          });
+          await this.finish(g, "cancelled", failure(generationError("cancelled")));
           return;
         }
         // The stored original, decoded for the engine into this job's tmp dir (gone when it ends).
@@ -176,19 +170,17 @@ export class JobWorker {
         } catch (err) {
           if (!(err instanceof InputUnavailable)) throw err;
           this.options.log?.("warn", `generation ${id}: ${err.message} (file store ${this.files.location})`);
-          await this.finish(g, "failed", {
-            errorCode: err.code,
-            errorMessage: `${err.message} (worker ${this.options.name})`,
-          });
+          await this.finish(
+            g,
+            "failed",
+            failure({ code: err.code, message: `${err.message} (worker ${this.options.name})` }),
+          );
           return;
         }
         g = (await this.store.get(id)) as Generation;
         if (g.cancelRequested) {
           await this.files.removeTmp(id);
-          await this.finish(g, "cancelled", {
-            errorCode: "cancelled",
-            errorMessage: "cancelled by the client",
-          });
+          await this.finish(g, "cancelled", failure(generationError("cancelled")));
           return;
         }
         const outcome = await this.runOnEngine(g, input);
@@ -196,10 +188,7 @@ export class JobWorker {
         if (outcome.kind === "result" && g.cancelRequested) {
           // The cancel was answered 200 before the last step ended: it is honoured, the image dropped.
           await this.files.removeTmp(id);
-          await this.finish(g, "cancelled", {
-            errorCode: "cancelled",
-            errorMessage: "cancelled by the client",
-          });
+          await this.finish(g, "cancelled", failure(generationError("cancelled")));
           return;
         }
         if (outcome.kind === "result") {
@@ -209,10 +198,7 @@ export class JobWorker {
         const { code, message } = outcome;
         await this.files.removeTmp(id);
         if (code === "cancelled" || (g.cancelRequested && code === "engine_crashed")) {
-          await this.finish(g, "cancelled", {
-            errorCode: "cancelled",
-            errorMessage: "cancelled by the client",
-          });
+          await this.finish(g, "cancelled", failure(generationError("cancelled")));
           return;
         }
         if (code === "shutting_down" || (this.stopping && code === "engine_crashed")) {
@@ -239,11 +225,11 @@ export class JobWorker {
           );
           continue;
         }
-        const reason =
-          code === "engine_crashed"
-            ? `${message}; it was already retried ${g.attempts - 1} time(s), so it is not retried again`
-            : message;
-        await this.finish(g, "failed", { errorCode: code, errorMessage: reason });
+        await this.finish(
+          g,
+          "failed",
+          failure(generationError(code, { reason: message, retries: g.attempts - 1 })),
+        );
         return;
       }
     } finally {
@@ -332,12 +318,15 @@ export class JobWorker {
     } catch (err) {
       await this.files.removeTmp(g.id);
       const full = err instanceof ApiError && err.code === "storage_full";
-      await this.finish(g, "failed", {
-        errorCode: full ? "storage_full" : "encode_failed",
-        errorMessage: full
-          ? `storing the result failed: ${(err as Error).message}`
-          : `encoding the result failed: ${String(err)}`,
-      });
+      await this.finish(
+        g,
+        "failed",
+        failure(
+          full
+            ? generationError("storage_full", { reason: (err as Error).message })
+            : generationError("encode_failed", { reason: String(err) }),
+        ),
+      );
     }
   }
 
@@ -358,4 +347,9 @@ export class JobWorker {
     this.metrics.jobSeconds.observe((now - g.enqueuedAt) / 1000, { status });
     if (status === "failed") this.metrics.errors.inc({ code: String(fields.errorCode ?? "unknown") });
   }
+}
+
+/** A generation's error_code and error_message as its fields. */
+function failure(e: { code: GenerationErrorCode; message: string }): Partial<Generation> {
+  return { errorCode: e.code, errorMessage: e.message };
 }
