@@ -126,9 +126,7 @@ function toApiError(err: unknown, bodyLimit: number, req: FastifyRequest): ApiEr
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return new ApiError("unsupported_media_type", { contentType: req.headers["content-type"] ?? "none" });
     case "FST_ERR_BAD_URL":
-      return new ApiError("invalid_request", {
-        detail: `the URL ${shownUrl(req.raw.url)} has a malformed %-escape (a % must be followed by two hex digits of UTF-8)`,
-      });
+      return new ApiError("url_malformed", { url: shownUrl(req.raw.url) });
     case "FST_ERR_MAX_PARAM_LENGTH":
       return new ApiError("path_param_too_long", {
         method: req.method,
@@ -158,9 +156,7 @@ function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
       ? new ApiError("request_timeout")
       : err.code === "HPE_HEADER_OVERFLOW"
         ? new ApiError("headers_too_large")
-        : new ApiError("invalid_request", {
-            detail: `the HTTP request could not be parsed (${err.code ?? "error"})`,
-          });
+        : new ApiError("http_unparseable", { reason: err.code ?? "error" });
   const body = JSON.stringify(apiErr.toBody());
   if (socket.writable) {
     socket.write(
@@ -321,11 +317,7 @@ function jsonBodyParser(app: FastifyInstance, limit: number) {
         return;
       }
       if (!Number.isNaN(declared) && received !== declared) {
-        done(
-          new ApiError("invalid_request", {
-            detail: `the request body has ${received} bytes, its Content-Length says ${declared}`,
-          }),
-        );
+        done(new ApiError("body_length_mismatch", { received, declared }));
         return;
       }
       try {

@@ -29,6 +29,24 @@ export const ERRORS = {
     template: "the multipart/form-data body could not be read: {reason}",
     type: "invalid_request",
   },
+  url_malformed: {
+    status: 400,
+    title: "Invalid request",
+    template: "the URL {url} has a malformed %-escape (a % must be followed by two hex digits of UTF-8)",
+    type: "invalid_request",
+  },
+  http_unparseable: {
+    status: 400,
+    title: "Invalid request",
+    template: "the HTTP request could not be parsed ({reason})",
+    type: "invalid_request",
+  },
+  body_length_mismatch: {
+    status: 400,
+    title: "Invalid request",
+    template: "the request body has {received} bytes, its Content-Length says {declared}",
+    type: "invalid_request",
+  },
   form_too_many_parts: {
     status: 400,
     title: "Invalid request",

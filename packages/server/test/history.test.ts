@@ -153,6 +153,21 @@ describe("history API", () => {
     }
   });
 
+  it("reads limit and status as GET /api/ai/queue does: one parser, the same refusals", async () => {
+    for (const query of ["?limit=0", "?limit=1001", "?status=done", "?status=queued,nope"]) {
+      const [hist, queue] = await Promise.all([
+        h.app.inject({ url: `/api/history${query}` }),
+        h.app.inject({ url: `/api/ai/queue${query}` }),
+      ]);
+      expect([hist.statusCode, queue.statusCode], query).toEqual([400, 400]);
+      expect(hist.json().error, query).toEqual(queue.json().error);
+      expect(hist.json().error.type, query).toBe("invalid_request");
+    }
+    expect((await h.app.inject({ url: "/api/history?limit=0" })).json().error.detail).toBe(
+      'limit: must be an integer from 1 to 1000, got "0"',
+    );
+  });
+
   it("still has every generation and chain after a restart", async () => {
     const before = await history();
     await h.close(true);

@@ -3,58 +3,27 @@
 import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
-import { ApiError } from "../errors.js";
+import { ApiError, fieldInvalid } from "../errors.js";
 import { idempotencyKeyOf, requestHash } from "../jobs/idempotency.js";
 import type { InsertMeta, ListFilter } from "../jobs/job-queue.js";
 import type { Generation, StoredEvent } from "../jobs/types.js";
-import { FINAL, STATUSES, type Status } from "../jobs/types.js";
+import { FINAL } from "../jobs/types.js";
 import { type EditParams, type EditRequestBody, MODEL_ID, withDefaults } from "../schema/flux-kontext-dev.js";
 import { findModel } from "../schema/models.js";
 import { validateBody } from "../schema/validate.js";
 import { ownerScope, ownGeneration } from "./auth.js";
+import { limitParam, readListQuery, statusParam } from "./query.js";
 import { promptTokensOf, renderEvent, renderGeneration } from "./render.js";
 import { lastEventId, SseStream, wantsEventStream } from "./sse.js";
 
 export const ListQuery = Type.Object(
   {
     model: Type.Optional(Type.String({ description: "Only generations of this model.", minLength: 1 })),
-    status: Type.Optional(
-      Type.String({
-        description:
-          "Comma-separated statuses (queued, processing, succeeded, failed, cancelled) or `all`. Default: queued,processing (active only).",
-        minLength: 1,
-      }),
-    ),
-    limit: Type.Optional(
-      Type.String({
-        description: "At most this many, newest first (1–1000, default 100).",
-        pattern: "^[0-9]+$",
-      }),
-    ),
+    status: statusParam(". Default: queued,processing (active only)."),
+    limit: limitParam(100),
   },
   { additionalProperties: false },
 );
-
-/**
- * A `status` query (comma-separated statuses, or `all`) as a list; `fallback` when it is absent.
- * 400 naming `status` for anything else.
- */
-export function parseStatuses(raw: string | undefined, fallback: readonly Status[]): readonly Status[] {
-  if (raw === undefined) return fallback;
-  if (raw === "all") return STATUSES;
-  const asked = raw.split(",").map((s) => s.trim());
-  const bad = asked.filter((s) => !(STATUSES as readonly string[]).includes(s));
-  if (bad.length > 0) {
-    throw new ApiError(
-      "invalid_request",
-      {
-        detail: `status: must be all or a comma-separated list of ${STATUSES.join(", ")}, got ${JSON.stringify(raw)}`,
-      },
-      { fields: ["status"] },
-    );
-  }
-  return asked as Status[];
-}
 
 /** Validates the body against its model's schema and applies defaults. */
 function parseRequest(body: unknown, endpoint: "edit" | "queue"): EditParams {
@@ -64,22 +33,17 @@ function parseRequest(body: unknown, endpoint: "edit" | "queue"): EditParams {
   if (!model && typeof requested === "string") throw new ApiError("model_not_found", { model: requested });
   const params = withDefaults(validateBody<EditRequestBody>(model?.schema ?? findModelOrThrow(), body));
   if (endpoint === "edit" && params.num_generations !== 1) {
-    throw new ApiError(
-      "invalid_request",
-      {
-        detail: `num_generations: must be 1 on POST /api/ai/images/edit (use POST /api/ai/queue for up to 4), got ${params.num_generations}`,
-      },
-      { fields: ["num_generations"] },
+    throw fieldInvalid(
+      "num_generations",
+      "must be 1 on POST /api/ai/images/edit (use POST /api/ai/queue for up to 4)",
+      params.num_generations,
     );
   }
   if (endpoint === "queue" && params.stream) {
-    throw new ApiError(
-      "invalid_request",
-      {
-        detail:
-          "stream: only POST /api/ai/images/edit streams; follow a queued generation with GET /api/ai/queue/:id/events, got true",
-      },
-      { fields: ["stream"] },
+    throw fieldInvalid(
+      "stream",
+      "only POST /api/ai/images/edit streams; follow a queued generation with GET /api/ai/queue/:id/events",
+      "true",
     );
   }
   return params;
@@ -326,17 +290,8 @@ export function registerGenerations(app: FastifyInstance, ctx: AppContext): void
   });
 
   app.get<{ Querystring: Static<typeof ListQuery> }>("/api/ai/queue", async (req) => {
-    const q = validateBody<Static<typeof ListQuery>>(ListQuery, req.query ?? {});
-    const statuses = parseStatuses(q.status, ["queued", "processing"]);
-    const limit = q.limit === undefined ? 100 : Number(q.limit);
-    if (!(limit >= 1 && limit <= 1000)) {
-      throw new ApiError(
-        "invalid_request",
-        { detail: `limit: must be an integer from 1 to 1000, got ${JSON.stringify(q.limit)}` },
-        { fields: ["limit"] },
-      );
-    }
-    const opts: ListFilter = { statuses, limit };
+    const q = readListQuery(ListQuery, req.query, { limit: 100, statuses: ["queued", "processing"] });
+    const opts: ListFilter = { statuses: q.statuses, limit: q.limit };
     if (q.model) opts.model = q.model;
     const gens = await ctx.queue.list({ ...opts, ...ownerScope(ctx, req) });
     const base = ctx.baseUrl(req);

@@ -5,14 +5,14 @@
 import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { AppContext } from "../context.js";
-import { ApiError } from "../errors.js";
+import { ApiError, fieldInvalid } from "../errors.js";
 import { encodeOutput, INPUT_CONTENT_TYPES, type InputFormat, thumbnail } from "../images/codec.js";
 import { ThumbnailCache } from "../images/thumbnails.js";
 import type { HistoryFilter, QueuedGeneration } from "../jobs/job-queue.js";
 import { STATUSES } from "../jobs/types.js";
 import { validateBody } from "../schema/validate.js";
 import { ownerScope, ownGeneration, visibleTo } from "./auth.js";
-import { parseStatuses } from "./generations.js";
+import { limitParam, readListQuery, statusParam } from "./query.js";
 import { renderGeneration } from "./render.js";
 
 export const HistoryQuery = Type.Object(
@@ -29,19 +29,8 @@ export const HistoryQuery = Type.Object(
         minLength: 1,
       }),
     ),
-    limit: Type.Optional(
-      Type.String({
-        description: "At most this many, newest first (1–1000, default 200).",
-        pattern: "^[0-9]+$",
-      }),
-    ),
-    status: Type.Optional(
-      Type.String({
-        description:
-          "Comma-separated statuses (queued, processing, succeeded, failed, cancelled) or `all` (the default).",
-        minLength: 1,
-      }),
-    ),
+    limit: limitParam(200),
+    status: statusParam(" (the default)."),
     starred: Type.Optional(
       Type.Unsafe<"true" | "false">({
         type: "string",
@@ -101,12 +90,10 @@ function thumbnailSize(query: unknown): number {
   if (q.size === undefined) return THUMBNAIL_SIZE.default;
   const n = /^[0-9]{1,4}$/.test(q.size) ? Number(q.size) : Number.NaN;
   if (!(n >= THUMBNAIL_SIZE.min && n <= THUMBNAIL_SIZE.max)) {
-    throw new ApiError(
-      "invalid_request",
-      {
-        detail: `size: must be an integer from ${THUMBNAIL_SIZE.min} to ${THUMBNAIL_SIZE.max}, got ${JSON.stringify(q.size.slice(0, 80))}`,
-      },
-      { fields: ["size"] },
+    throw fieldInvalid(
+      "size",
+      `must be an integer from ${THUMBNAIL_SIZE.min} to ${THUMBNAIL_SIZE.max}`,
+      JSON.stringify(q.size.slice(0, 80)),
     );
   }
   return n;
@@ -117,30 +104,17 @@ const sendThumbnail = (reply: FastifyReply, bytes: Buffer) =>
 
 export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
   app.get("/api/history", async (req) => {
-    const q = validateBody<Static<typeof HistoryQuery>>(HistoryQuery, req.query ?? {});
-    const limit = q.limit === undefined ? 200 : Number(q.limit);
-    if (!(limit >= 1 && limit <= 1000)) {
-      throw new ApiError(
-        "invalid_request",
-        { detail: `limit: must be an integer from 1 to 1000, got ${JSON.stringify(q.limit)}` },
-        { fields: ["limit"] },
-      );
-    }
+    const q = readListQuery(HistoryQuery, req.query, { limit: 200, statuses: STATUSES });
     let before: number | undefined;
     if (q.before !== undefined) {
       const g = await ctx.queue.get(q.before);
       if (!visibleTo(ctx, req, g)) {
-        throw new ApiError(
-          "invalid_request",
-          { detail: `before: no generation has the id ${JSON.stringify(q.before)}` },
-          { fields: ["before"] },
-        );
+        throw fieldInvalid("before", "must be the id of a generation", JSON.stringify(q.before));
       }
       before = g.seq;
     }
-    const filter: HistoryFilter = { limit, ...ownerScope(ctx, req) };
-    const statuses = parseStatuses(q.status, STATUSES);
-    if (!STATUSES.every((s) => statuses.includes(s))) filter.statuses = statuses;
+    const filter: HistoryFilter = { limit: q.limit, ...ownerScope(ctx, req) };
+    if (!STATUSES.every((s) => q.statuses.includes(s))) filter.statuses = q.statuses;
     if (q.starred !== undefined) filter.starred = q.starred === "true";
     if (q.q?.trim()) filter.query = q.q.trim();
     if (before !== undefined) filter.before = before;

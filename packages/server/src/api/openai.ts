@@ -6,7 +6,7 @@ import multipart from "@fastify/multipart";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
-import { ApiError, type ErrorBody } from "../errors.js";
+import { ApiError, type ErrorBody, fieldInvalid } from "../errors.js";
 import type { Generation } from "../jobs/types.js";
 import { ASPECT_RATIOS, EditRequest } from "../schema/flux-kontext-dev.js";
 import { findModel, MODELS } from "../schema/models.js";
@@ -181,16 +181,16 @@ const KNOWN_PARTS = new Set([
 
 /** Why a part is refused as soon as its header is read (its content is never read), or null. */
 function refusedPart(name: string, isFile: boolean, value: string): ApiError | null {
-  const refuse = (detail: string) => new ApiError("invalid_request", { detail }, { fields: [name] });
   if (!KNOWN_PARTS.has(name)) {
-    return refuse(
-      `${name}: unknown field (not a parameter of this model), got ${isFile ? '"(file)"' : showValue(value)}`,
+    return fieldInvalid(
+      name,
+      "unknown field (not a parameter of this model)",
+      isFile ? '"(file)"' : showValue(value),
     );
   }
   if (!isFile || name === "image") return null;
   const rule = UNSUPPORTED[name];
-  if (rule) return refuse(`${name}: ${rule.reason}, got "(file)"`);
-  return refuse(`${name}: send it as a text field, not a file`);
+  return fieldInvalid(name, rule ? rule.reason : "send it as a text field, not a file", '"(file)"');
 }
 
 /**
@@ -243,15 +243,11 @@ async function readForm(req: FastifyRequest, limit: number): Promise<Form> {
     const code = (err as { code?: string }).code;
     if (code === "FST_REQ_FILE_TOO_LARGE") throw tooLarge();
     if (code === "FST_FILES_LIMIT" || code === "FST_FIELDS_LIMIT" || code === "FST_PARTS_LIMIT") {
-      throw new ApiError("invalid_request", {
-        detail: `the form has too many parts: ${(err as Error).message}`,
-      });
+      throw new ApiError("form_too_many_parts", { reason: (err as Error).message });
     }
     if (err instanceof ApiError) throw err;
     // busboy's parse errors (no boundary, a truncated body): the client sent a broken form
-    throw new ApiError("invalid_request", {
-      detail: `the multipart/form-data body could not be read: ${(err as Error).message}`,
-    });
+    throw new ApiError("form_unreadable", { reason: (err as Error).message });
   } finally {
     req.raw.removeListener("data", count);
   }
@@ -269,11 +265,7 @@ function typedFields(fields: Map<string, string[]>): Record<string, unknown> {
       continue;
     }
     if (values.length > 1) {
-      throw new ApiError(
-        "invalid_request",
-        { detail: `${name}: given ${values.length} times, send it once` },
-        { fields: [name] },
-      );
+      throw new ApiError("field_repeated", { field: name, count: values.length }, { fields: [name] });
     }
     const v = values[0] as string;
     if ((type === "integer" || type === "number") && /^\s*-?\d+(\.\d+)?\s*$/.test(v)) out[name] = Number(v);
@@ -288,11 +280,7 @@ function refuseUnsupported(fields: Record<string, unknown>): void {
     if (!(name in fields)) continue;
     const value = fields[name];
     if (rule.accept?.includes(String(value))) continue;
-    throw new ApiError(
-      "invalid_request",
-      { detail: `${name}: ${rule.reason}, got ${JSON.stringify(value)}` },
-      { fields: [name] },
-    );
+    throw fieldInvalid(name, rule.reason, JSON.stringify(value));
   }
 }
 
@@ -306,12 +294,10 @@ export function aspectRatioOfSize(size: string): string {
   const h = Number(m?.[2]);
   const ratio = m && w > 0 && h > 0 ? `${w / gcd(w, h)}:${h / gcd(w, h)}` : null;
   if (ratio && (ASPECT_RATIOS as readonly string[]).includes(ratio)) return ratio;
-  throw new ApiError(
-    "invalid_request",
-    {
-      detail: `size: must be auto or WIDTHxHEIGHT with a ratio of ${ASPECT_RATIOS.filter((r) => r.includes(":")).join(", ")} (e.g. 1024x1024, 1536x1024, 1024x1536), got ${JSON.stringify(size)}`,
-    },
-    { fields: ["size"] },
+  throw fieldInvalid(
+    "size",
+    `must be auto or WIDTHxHEIGHT with a ratio of ${ASPECT_RATIOS.filter((r) => r.includes(":")).join(", ")} (e.g. 1024x1024, 1536x1024, 1024x1536)`,
+    JSON.stringify(size),
   );
 }
 
@@ -419,11 +405,13 @@ export function registerOpenAI(app: FastifyInstance, ctx: AppContext): void {
         refuseUnsupported(fields);
         validateBody(OpenAIEditFields, fields);
         if (form.image.length !== 1) {
-          const detail =
-            form.image.length === 0
-              ? "image: required, one PNG, JPEG, WebP or GIF file sent as a multipart file"
-              : `image: Kontext edits one image per request, got ${form.image.length} files`;
-          throw new ApiError("invalid_request", { detail }, { fields: ["image"] });
+          throw form.image.length === 0
+            ? fieldInvalid(
+                "image",
+                "required, one PNG, JPEG, WebP or GIF file sent as a multipart file",
+                "none",
+              )
+            : fieldInvalid("image", "Kontext edits one image per request", `${form.image.length} files`);
         }
         const gens = await submit(ctx, hostedBody(form.image[0] as Buffer, fields), "queue", req);
         // Like the hosted sync edit: the generations run whether or not this client stays.

@@ -3,7 +3,7 @@
 // transaction as its generations (the queue's submit), so a crash cannot leave one without the
 // other; requests with the same key that overlap in time wait for the first one here.
 import { createHash } from "node:crypto";
-import { ApiError } from "../errors.js";
+import { ApiError, fieldInvalid } from "../errors.js";
 import type { JobQueue } from "./job-queue.js";
 import type { Generation } from "./types.js";
 
@@ -34,9 +34,12 @@ export function idempotencyKeyOf(header: string | string[] | undefined): string 
   if (header === undefined) return undefined;
   const key = Array.isArray(header) ? header[0] : header;
   if (key === undefined || !KEY.test(key)) {
-    throw new ApiError("invalid_request", {
-      detail: `Idempotency-Key: must be 1 to 255 visible ASCII characters, got ${JSON.stringify(key)}`,
-    });
+    throw fieldInvalid(
+      "Idempotency-Key",
+      "must be 1 to 255 visible ASCII characters",
+      JSON.stringify(key),
+      false,
+    );
   }
   return key;
 }

@@ -206,9 +206,7 @@ function reportErrors(
  */
 export function validateBody<T>(schema: ObjectSchema, body: unknown): T {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new ApiError("invalid_request", {
-      detail: `the request body must be a JSON object, got ${Array.isArray(body) ? "an array" : showValue(body)}`,
-    });
+    throw new ApiError("body_not_object", { got: Array.isArray(body) ? "an array" : showValue(body) });
   }
   let validate = compiled.get(schema);
   if (!validate) {
