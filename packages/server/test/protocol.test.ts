@@ -3,6 +3,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { encodeToEngine, ProtocolError, parseEngineLine, type ToEngine } from "../src/engine/protocol.js";
+import { messageProblem } from "../src/engine/protocol-schema.js";
 import { repoRoot } from "./helpers.js";
 
 const dir = path.join(repoRoot, "docs/protocol/examples");
@@ -93,6 +94,7 @@ describe("gateway → engine golden examples", () => {
     expect(sent).not.toBeNull();
     const job = sent as unknown as Record<string, unknown> & { input: { path: string }; output_dir: string };
     expect(Object.keys(job).sort()).toEqual(Object.keys(golden).sort());
+    expect(messageProblem("to_engine", job)).toBeNull(); // valid against docs/protocol/protocol.schema.json
     expect(job.input.path).toBe(path.join(job.output_dir, "input.rgb"));
     expect(statSync(job.input.path).size).toBe(800 * 600 * 3);
     expect({

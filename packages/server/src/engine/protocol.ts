@@ -1,7 +1,9 @@
 // Engine protocol v1 (docs/protocol.md): the messages, as a tagged union, and their line codec.
-// The golden examples in docs/protocol/examples/ are read by this module's tests.
+// The one definition is docs/protocol/protocol.schema.json: the parser validates every engine
+// message against it, and test/protocol-schema.test.ts checks these types against it field by field.
 
 import { ENGINE_ERRORS, type GenerationErrorCode } from "../errors.js";
+import { messageProblem } from "./protocol-schema.js";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -42,7 +44,7 @@ export type ToEngine = JobMessage | CancelMessage | HealthRequest | ShutdownMess
 // Engine → gateway
 export interface ModelInfo {
   name: string;
-  variant: "dev" | "tiny";
+  variant: "dev" | "tiny" | "custom";
   transformer_source: "diffusers" | "single_file";
   demo: boolean;
 }
@@ -181,63 +183,6 @@ export type FromEngine =
 
 export class ProtocolError extends Error {}
 
-type Check = (o: Record<string, unknown>) => string | null;
-const str =
-  (k: string): Check =>
-  (o) =>
-    typeof o[k] === "string" ? null : `${k} must be a string`;
-const int =
-  (k: string): Check =>
-  (o) =>
-    Number.isInteger(o[k]) ? null : `${k} must be an integer`;
-const num =
-  (k: string): Check =>
-  (o) =>
-    typeof o[k] === "number" ? null : `${k} must be a number`;
-const bool =
-  (k: string): Check =>
-  (o) =>
-    typeof o[k] === "boolean" ? null : `${k} must be a boolean`;
-const obj =
-  (k: string): Check =>
-  (o) =>
-    typeof o[k] === "object" && o[k] !== null && !Array.isArray(o[k]) ? null : `${k} must be an object`;
-const arr =
-  (k: string): Check =>
-  (o) =>
-    Array.isArray(o[k]) ? null : `${k} must be an array`;
-const strOrNull =
-  (k: string): Check =>
-  (o) =>
-    o[k] === null || typeof o[k] === "string" ? null : `${k} must be a string or null`;
-
-// The fields the gateway relies on, per message type; extra fields are tolerated (forward compatible).
-const SHAPES: Record<FromEngine["type"], Check[]> = {
-  ready: [
-    int("protocol"),
-    obj("model"),
-    str("device"),
-    str("dtype"),
-    bool("safety_checker"),
-    str("precision"),
-    bool("compiled"),
-    int("pid"),
-  ],
-  fatal: [str("code"), str("message")],
-  started: [str("job_id"), int("width"), int("height"), arr("seeds")],
-  progress: [str("job_id"), int("step"), int("total_steps")],
-  result: [str("job_id"), arr("images"), obj("timings_ms")],
-  error: [strOrNull("job_id"), str("code"), str("message")],
-  health: [
-    strOrNull("request_id"),
-    str("state"),
-    strOrNull("job_id"),
-    int("queued"),
-    str("device"),
-    num("uptime_s"),
-  ],
-};
-
 /** Parses one line from the engine; throws ProtocolError naming what is wrong. */
 export function parseEngineLine(line: string): FromEngine {
   let o: unknown;
@@ -250,12 +195,9 @@ export function parseEngineLine(line: string): FromEngine {
   const m = o as Record<string, unknown>;
   if (m.v !== PROTOCOL_VERSION)
     throw new ProtocolError(`unsupported protocol version ${JSON.stringify(m.v)}`);
-  const checks = SHAPES[m.type as FromEngine["type"]];
-  if (!checks) throw new ProtocolError(`unknown message type ${JSON.stringify(m.type)}`);
-  for (const check of checks) {
-    const problem = check(m);
-    if (problem) throw new ProtocolError(`${m.type}: ${problem}`);
-  }
+  // the whole message, nested fields included, against docs/protocol/protocol.schema.json
+  const problem = messageProblem("from_engine", m);
+  if (problem) throw new ProtocolError(problem);
   return m as unknown as FromEngine;
 }
 
