@@ -16,3 +16,5 @@ export {
   type Model,
 } from "./client.js";
 export type { components, paths } from "./generated/openapi.js";
+export { type HistoryItem, type HistoryQuery, historyApi } from "./history.js";
+export { parseEventStream, type RawEvent } from "./sse.js";

@@ -1,12 +1,30 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App.js";
+import { Boundary } from "./app/Boundary.js";
+import { compose } from "./app/compose.js";
+import { WorkbenchContext } from "./app/context.js";
 import "./styles.css";
 
 const root = document.getElementById("root");
 if (!root) throw new Error("index.html has no #root");
+const workbench = compose();
 createRoot(root).render(
   <StrictMode>
-    <App />
+    <Boundary name="The workbench">
+      <WorkbenchContext.Provider value={workbench}>
+        <App />
+      </WorkbenchContext.Provider>
+    </Boundary>
   </StrictMode>,
 );
+void workbench.init();
+// A file dropped anywhere but the drop zone would make the browser open it and leave the page.
+for (const type of ["dragover", "drop"] as const)
+  window.addEventListener(type, (e) => {
+    if (e.dataTransfer?.types.includes("Files")) e.preventDefault();
+    if (type === "drop" && e.dataTransfer?.files.length) {
+      const file = [...e.dataTransfer.files][0];
+      if (file) void workbench.pickFile(file);
+    }
+  });

@@ -1,14 +1,16 @@
-// The edit chain the form's input belongs to: the original, then each step's result; any
-// step is one click from being the input again.
-import type { ChainStep } from "../../lib/chain.js";
-import { AuthImage } from "../AuthImage.js";
+// The edit chain the form's input belongs to: the original, then each step's result, the step
+// just run included; any step is one click from being the input again, and a step that other
+// edits branched from says so and shows them.
+import { AuthImage } from "../../app/AuthImage.js";
+import type { ChainStep } from "./chain.js";
 
 interface Props {
   steps: readonly ChainStep[];
   onGoTo: (step: ChainStep) => void;
+  onBranch: (id: string) => void;
 }
 
-export function ChainStrip({ steps, onGoTo }: Props) {
+export function ChainStrip({ steps, onGoTo, onBranch }: Props) {
   if (steps.length === 0) return null;
   return (
     <nav className="panel chain" aria-label="Edit chain">
@@ -23,9 +25,25 @@ export function ChainStrip({ steps, onGoTo }: Props) {
               aria-label={`Go back to ${s.label}`}
               onClick={() => onGoTo(s)}
             >
-              {s.imageUrl && <AuthImage src={s.imageUrl} alt="" width={64} height={64} />}
+              {s.thumbUrl && <AuthImage src={s.thumbUrl} alt="" width={64} height={64} />}
               <span>{s.label}</span>
             </button>
+            {s.branches.length > 0 && (
+              <details className="branches">
+                <summary>
+                  {s.branches.length} other {s.branches.length === 1 ? "branch" : "branches"}
+                </summary>
+                <ul>
+                  {s.branches.map((b) => (
+                    <li key={b.generation_id}>
+                      <button type="button" className="link" onClick={() => onBranch(b.generation_id)}>
+                        {b.prompt}
+                      </button>
+                    </li>
+                  ))}
+                </ul>
+              </details>
+            )}
           </li>
         ))}
       </ol>

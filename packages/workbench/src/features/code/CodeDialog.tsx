@@ -1,7 +1,10 @@
-// Copy as code: the current form as cURL, TypeScript or Python, for sync, async and SSE calls.
+// Copy as code: the current form as cURL, TypeScript or Python, for sync, async and SSE calls,
+// shown exactly as copied (runnable as shown: the image is read from a file or a URL).
 import { useEffect, useRef, useState } from "react";
+import { useStore } from "../../app/store.js";
+import type { Workbench } from "../workspace/workbench.js";
+import { copyText } from "./clipboard.js";
 import {
-  abbreviate,
   generateCode,
   LANGUAGE_LABELS,
   LANGUAGES,
@@ -9,18 +12,12 @@ import {
   MODE_LABELS,
   MODES,
   type Mode,
-} from "../../lib/code.js";
+} from "./code.js";
 
-interface Props {
-  open: boolean;
-  onClose: () => void;
-  baseUrl: string;
-  body: Record<string, unknown>;
-  /** the server has API keys on: the code sends the key from KONTEXT_API_KEY */
-  auth: boolean;
-}
-
-export function CodeDialog({ open, onClose, baseUrl, body, auth }: Props) {
+export function CodeDialog({ wb }: { wb: Workbench }) {
+  const { codeOpen } = useStore(wb);
+  const form = useStore(wb.parts.form);
+  const { hasKey } = useStore(wb.parts.session);
   const ref = useRef<HTMLDialogElement>(null);
   const [language, setLanguage] = useState<Language>("curl");
   const [mode, setMode] = useState<Mode>("sync");
@@ -28,23 +25,37 @@ export function CodeDialog({ open, onClose, baseUrl, body, auth }: Props) {
   useEffect(() => {
     const d = ref.current;
     if (!d) return;
-    if (open && !d.open) d.showModal();
-    if (!open && d.open) d.close();
-  }, [open]);
-  const code = generateCode(language, mode, baseUrl, body, auth);
+    if (codeOpen && !d.open) d.showModal();
+    if (!codeOpen && d.open) d.close();
+    setCopied(null);
+  }, [codeOpen]);
+  // Only while open: the code is built from the form's values, never from image bytes.
+  const code = codeOpen
+    ? generateCode({
+        language,
+        mode,
+        baseUrl: window.location.origin,
+        body: wb.parts.form.plainBody(),
+        image: wb.parts.form.codeImage(window.location.origin),
+        auth: hasKey,
+      })
+    : "";
+  void form; // re-render when the form changes
   const copy = async () => {
     try {
-      await navigator.clipboard.writeText(code);
-      setCopied(`Copied ${LANGUAGE_LABELS[language]} (${MODE_LABELS[mode]}) to the clipboard.`);
+      await copyText(code, ref.current ?? document.body);
+      setCopied(`Copied ${LANGUAGE_LABELS[language]} (${MODE_LABELS[mode]}).`);
     } catch (err) {
-      setCopied(`Could not copy: ${(err as Error).message}. Select the code and copy it by hand.`);
+      setCopied(
+        `Could not copy (${(err as Error).message}): select the code below and copy it by hand; it is complete.`,
+      );
     }
   };
   return (
-    <dialog ref={ref} className="code-dialog" aria-labelledby="code-title" onClose={onClose}>
+    <dialog ref={ref} className="code-dialog" aria-labelledby="code-title" onClose={() => wb.openCode(false)}>
       <div className="panel-head">
         <h2 id="code-title">Copy as code</h2>
-        <button type="button" className="secondary" onClick={onClose}>
+        <button type="button" className="secondary" onClick={() => wb.openCode(false)}>
           Close
         </button>
       </div>
@@ -71,7 +82,7 @@ export function CodeDialog({ open, onClose, baseUrl, body, auth }: Props) {
           </label>
         ))}
       </fieldset>
-      {auth && (
+      {hasKey && (
         <p className="description">
           The code sends your API key from the <code>KONTEXT_API_KEY</code> environment variable.
         </p>
@@ -81,11 +92,11 @@ export function CodeDialog({ open, onClose, baseUrl, body, auth }: Props) {
           {LANGUAGE_LABELS[language]} code, {MODE_LABELS[mode]}
         </figcaption>
         <pre className="code">
-          <code>{abbreviate(code)}</code>
+          <code>{code}</code>
         </pre>
       </figure>
       <div className="actions">
-        <button type="button" onClick={copy}>
+        <button type="button" onClick={() => void copy()}>
           Copy
         </button>
         <span role="status">{copied}</span>

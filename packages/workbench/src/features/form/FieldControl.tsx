@@ -1,7 +1,7 @@
 // One form control, chosen by the field's kind (lib/schemaForm.ts): every control has a label,
 // its description, its range, and the server's error beside it.
 import type { ReactNode } from "react";
-import { type Field, parseNumber } from "../../lib/schemaForm.js";
+import { type Field, parseNumber } from "./schemaForm.js";
 
 interface Props {
   field: Field;

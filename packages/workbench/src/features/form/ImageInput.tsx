@@ -1,41 +1,38 @@
-// The input image: upload, drag and drop, paste (handled page-wide in App) or an http(s) URL.
+// The input image: upload, drag and drop, paste (page-wide, see useShortcuts) or an http(s) URL.
 import { type DragEvent, useState } from "react";
-import type { Field } from "../../lib/schemaForm.js";
 import { controlId } from "./FieldControl.js";
-
-export interface InputImage {
-  /** what is sent as input_image: a data URI or an http(s) URL */
-  value: string;
-  /** where it came from, in words ("photo.png", "result of step 2", a URL) */
-  name: string;
-  /** shown in the form; the data URI itself, or the URL */
-  previewUrl: string;
-  width: number | null;
-  height: number | null;
-}
+import type { InputImage } from "./image.js";
+import type { Field } from "./schemaForm.js";
 
 interface Props {
   field: Field;
   image: InputImage | null;
+  loading: boolean;
   error: string | undefined;
   onFile: (file: File) => void;
   onUrl: (url: string) => void;
+  onView: (() => void) | null;
 }
 
-export function ImageInput({ field, image, error, onFile, onUrl }: Props) {
+const kb = (n: number) =>
+  n > 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MB` : `${Math.round(n / 1024)} KB`;
+
+export function ImageInput({ field, image, loading, error, onFile, onUrl, onView }: Props) {
   const id = controlId(field.name);
   const [dragging, setDragging] = useState(false);
   const [url, setUrl] = useState("");
   const drop = (e: DragEvent) => {
     e.preventDefault();
+    e.stopPropagation(); // the page's own drop handler is for drops elsewhere
     setDragging(false);
-    const file = [...e.dataTransfer.files].find((f) => f.type.startsWith("image/"));
+    const file = e.dataTransfer.files[0];
     if (file) onFile(file);
     else {
       const text = e.dataTransfer.getData("text/uri-list") || e.dataTransfer.getData("text/plain");
       if (/^https?:\/\//i.test(text.trim())) onUrl(text.trim());
     }
   };
+  const name = image ? image.ref.name : "";
   return (
     <fieldset className={`field field-image${error ? " invalid" : ""}`} data-field={field.name}>
       <legend>
@@ -54,14 +51,28 @@ export function ImageInput({ field, image, error, onFile, onUrl }: Props) {
       >
         {image ? (
           <figure>
-            <img src={image.previewUrl} alt={`Input image: ${image.name}`} />
+            {onView ? (
+              <button
+                type="button"
+                className="image-button"
+                onClick={onView}
+                aria-label={`View the input image: ${name}`}
+              >
+                <img src={image.previewUrl} alt={`Input image: ${name}`} decoding="async" />
+              </button>
+            ) : (
+              <img src={image.previewUrl} alt={`Input image: ${name}`} decoding="async" />
+            )}
             <figcaption>
-              {image.name}
+              {name}
               {image.width && image.height ? ` · ${image.width}×${image.height}` : ""}
+              {image.bytes ? ` · ${kb(image.bytes)}` : ""}
             </figcaption>
           </figure>
         ) : (
-          <p>Drop an image here, paste one (Ctrl+V), or choose a file.</p>
+          <p>
+            {loading ? "Loading the image…" : "Drop an image here, paste one (Ctrl+V), or choose a file."}
+          </p>
         )}
         <label className="button secondary" htmlFor={`${id}-file`}>
           Upload image

@@ -1,5 +1,5 @@
 // One generation as it runs and once done: status, step i/N, elapsed time, the latest step
-// preview, then the result with what can be done with it.
+// preview, then the result with what can be done with it (enlarge, compare, continue, download).
 import {
   elapsedMs,
   formatSeconds,
@@ -7,11 +7,13 @@ import {
   type GenerationProgress,
   statusText,
   truncationNote,
-} from "../../lib/progress.js";
+} from "./progress.js";
 
 export interface ResultActions {
   onContinue: (id: string) => void;
-  onToggleCompare: (id: string) => void;
+  onView: (id: string) => void;
+  onToggleCompare: (key: string) => void;
+  onCancel: (id: string) => void;
   compared: readonly string[];
 }
 
@@ -27,7 +29,9 @@ export function GenerationCard({ progress: p, now, label, actions, compact }: Pr
   const pct = Math.round(fraction(p) * 100);
   const image = p.resultUrl ?? p.preview;
   const done = p.phase === "succeeded";
+  const live = p.phase === "queued" || p.phase === "processing";
   const truncated = done ? truncationNote(p) : null;
+  const key = `result:${p.id}`;
   return (
     <article
       className={`generation phase-${p.phase}${compact ? " compact" : ""}`}
@@ -36,11 +40,18 @@ export function GenerationCard({ progress: p, now, label, actions, compact }: Pr
     >
       <div className="frame">
         {image ? (
-          <img
-            src={image}
-            alt={done ? `Result: ${label}` : `Preview at step ${p.step}: ${label}`}
-            className={done ? "result" : "preview"}
-          />
+          done ? (
+            <button
+              type="button"
+              className="image-button"
+              onClick={() => actions.onView(p.id)}
+              aria-label={`Enlarge: ${label}`}
+            >
+              <img src={image} alt={`Result: ${label}`} className="result" />
+            </button>
+          ) : (
+            <img src={image} alt={`Preview at step ${p.step}: ${label}`} className="preview" />
+          )
         ) : (
           <div className="placeholder" aria-hidden="true" />
         )}
@@ -59,6 +70,16 @@ export function GenerationCard({ progress: p, now, label, actions, compact }: Pr
         <span className="elapsed" title="Elapsed since submission">
           {formatSeconds(elapsedMs(p, now))}
         </span>
+        {live && compact && (
+          <button
+            type="button"
+            className="danger small"
+            aria-label={`Cancel: ${label}`}
+            onClick={() => actions.onCancel(p.id)}
+          >
+            ✕
+          </button>
+        )}
       </div>
       {done && (
         <div className="result-meta">
@@ -71,31 +92,45 @@ export function GenerationCard({ progress: p, now, label, actions, compact }: Pr
               {truncated}
             </span>
           )}
-          {!compact && (
-            <div className="actions">
+          <div className="actions">
+            <button
+              type="button"
+              className={compact ? "secondary small" : undefined}
+              aria-label={`Continue editing: ${label}`}
+              onClick={() => actions.onContinue(p.id)}
+            >
+              {compact ? "Continue" : "Continue editing"}
+            </button>
+            {!compact && (
               <button
                 type="button"
-                aria-label={`Continue editing: ${label}`}
-                onClick={() => actions.onContinue(p.id)}
+                className="secondary"
+                aria-label={`Before and after: ${label}`}
+                onClick={() => actions.onView(p.id)}
               >
-                Continue editing
+                Before/after
               </button>
-              {p.resultUrl && (
-                <a className="button secondary" href={p.resultUrl} download aria-label={`Download: ${label}`}>
-                  Download
-                </a>
-              )}
-              <label className="checkbox">
-                <input
-                  type="checkbox"
-                  aria-label={`Compare: ${label}`}
-                  checked={actions.compared.includes(p.id)}
-                  onChange={() => actions.onToggleCompare(p.id)}
-                />
-                Compare
-              </label>
-            </div>
-          )}
+            )}
+            {p.resultUrl && (
+              <a
+                className={`button secondary${compact ? " small" : ""}`}
+                href={p.resultUrl}
+                download
+                aria-label={`Download: ${label}`}
+              >
+                {compact ? "↓" : "Download"}
+              </a>
+            )}
+            <label className="checkbox">
+              <input
+                type="checkbox"
+                aria-label={`Compare: ${label}`}
+                checked={actions.compared.includes(key)}
+                onChange={() => actions.onToggleCompare(key)}
+              />
+              Compare
+            </label>
+          </div>
         </div>
       )}
     </article>

@@ -1,15 +1,18 @@
-// Sweep controls (one parameter's values × seeds) and the labelled grid of its results.
+// Sweep controls (one axis: a parameter's values or prompt variants, × seeds) and the labelled
+// grid of its results, every cell actionable.
 import { useState } from "react";
-import type { GenerationProgress } from "../../lib/progress.js";
-import type { Field } from "../../lib/schemaForm.js";
+import type { Field } from "../form/schemaForm.js";
+import { GenerationCard, type ResultActions } from "../run/GenerationCard.js";
+import type { Tracked } from "../run/progress.js";
 import {
+  defaultAxis,
   MAX_SWEEP_CELLS,
+  PROMPT_AXIS,
   parseValues,
   type SweepSpec,
   sweepableFields,
   sweepLabels,
-} from "../../lib/sweep.js";
-import { GenerationCard, type ResultActions } from "../run/GenerationCard.js";
+} from "./sweep.js";
 
 interface ControlsProps {
   fields: readonly Field[];
@@ -17,13 +20,25 @@ interface ControlsProps {
   onRun: (spec: SweepSpec) => void;
 }
 
+const EXAMPLE_VALUES: Record<string, string> = {
+  guidance: "1.5, 2.5, 3.5",
+  num_inference_steps: "8, 16, 28",
+};
+
 export function SweepControls({ fields, busy, onRun }: ControlsProps) {
   const options = sweepableFields(fields);
-  const [param, setParam] = useState<string>(options.find((f) => f.name === "guidance")?.name ?? "");
-  const [valuesText, setValuesText] = useState("1.5, 2.5, 3.5");
+  const [param, setParam] = useState<string | null>(null);
+  const [texts, setTexts] = useState<Record<string, string>>({});
   const [seedsText, setSeedsText] = useState("1, 2, 3");
   const [error, setError] = useState<string | null>(null);
-  const field = options.find((f) => f.name === param) ?? null;
+  // The default axis comes with the schema (fields arrive after the first render).
+  const axis = param ?? defaultAxis(fields);
+  const field = options.find((f) => f.name === axis) ?? null;
+  const valuesText =
+    texts[axis] ??
+    (axis === PROMPT_AXIS
+      ? ""
+      : (EXAMPLE_VALUES[axis] ?? (field?.options ? field.options.slice(0, 3).join(", ") : "")));
   const run = () => {
     const seeds = parseValues(seedsText, null);
     if (seeds.error) return setError(`Seeds: ${seeds.error}`);
@@ -41,22 +56,44 @@ export function SweepControls({ fields, busy, onRun }: ControlsProps) {
   };
   return (
     <details className="sweep-controls">
-      <summary>Sweep: a grid across one parameter and seeds</summary>
+      <summary>Sweep: a grid across prompts or a parameter, and seeds</summary>
       <div className="field">
-        <label htmlFor="sweep-param">Parameter</label>
-        <select id="sweep-param" value={param} onChange={(e) => setParam(e.target.value)}>
+        <label htmlFor="sweep-param">Axis</label>
+        <select
+          id="sweep-param"
+          value={axis}
+          onChange={(e) => {
+            setParam(e.target.value);
+            setError(null);
+          }}
+        >
           <option value="">(seeds only)</option>
           {options.map((f) => (
             <option key={f.name} value={f.name}>
-              {f.label}
+              {f.name === PROMPT_AXIS ? "Prompt variants" : f.label}
             </option>
           ))}
         </select>
       </div>
       {field && (
         <div className="field">
-          <label htmlFor="sweep-values">{field.label} values</label>
-          <input id="sweep-values" value={valuesText} onChange={(e) => setValuesText(e.target.value)} />
+          <label htmlFor="sweep-values">
+            {field.name === PROMPT_AXIS ? "Prompt variants (one per line)" : `${field.label} values`}
+          </label>
+          {field.name === PROMPT_AXIS ? (
+            <textarea
+              id="sweep-values"
+              rows={3}
+              value={valuesText}
+              onChange={(e) => setTexts({ ...texts, [axis]: e.target.value })}
+            />
+          ) : (
+            <input
+              id="sweep-values"
+              value={valuesText}
+              onChange={(e) => setTexts({ ...texts, [axis]: e.target.value })}
+            />
+          )}
         </div>
       )}
       <div className="field">
@@ -77,16 +114,16 @@ export function SweepControls({ fields, busy, onRun }: ControlsProps) {
 
 interface GridProps {
   spec: SweepSpec;
-  /** generation ids by cell, row-major; missing while a cell is being submitted */
   ids: ReadonlyArray<string | undefined>;
-  tracked: Readonly<Record<string, GenerationProgress>>;
+  tracked: Tracked;
   now: number;
   actions: ResultActions;
   onCancel: () => void;
+  onClose: () => void;
   active: boolean;
 }
 
-export function SweepGrid({ spec, ids, tracked, now, actions, onCancel, active }: GridProps) {
+export function SweepGrid({ spec, ids, tracked, now, actions, onCancel, onClose, active }: GridProps) {
   const { rows, cols } = sweepLabels(spec);
   return (
     <section className="panel sweep" aria-labelledby="sweep-title">
@@ -94,9 +131,13 @@ export function SweepGrid({ spec, ids, tracked, now, actions, onCancel, active }
         <h2 id="sweep-title">
           Sweep: {rows.length} × {cols.length}
         </h2>
-        {active && (
+        {active ? (
           <button type="button" className="danger" onClick={onCancel}>
             Cancel sweep
+          </button>
+        ) : (
+          <button type="button" className="secondary" onClick={onClose}>
+            Close sweep
           </button>
         )}
       </div>

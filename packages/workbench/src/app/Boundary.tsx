@@ -1,0 +1,36 @@
+// An error in one part of the page is shown in that part, with a way to try it again; the rest
+// of the page keeps working (never a blank page).
+import { Component, type ErrorInfo, type ReactNode } from "react";
+
+interface Props {
+  /** what this part is, in words: "The form", "The gallery" */
+  name: string;
+  children: ReactNode;
+}
+
+export class Boundary extends Component<Props, { error: Error | null }> {
+  override state = { error: null as Error | null };
+
+  static getDerivedStateFromError(error: unknown) {
+    return { error: error instanceof Error ? error : new Error(String(error)) };
+  }
+
+  override componentDidCatch(error: Error, info: ErrorInfo): void {
+    console.error(`${this.props.name} failed:`, error, info.componentStack);
+  }
+
+  override render() {
+    const { error } = this.state;
+    if (!error) return this.props.children;
+    return (
+      <div className="panel crashed" role="alert" data-boundary={this.props.name}>
+        <p>
+          <strong>{this.props.name} hit an error:</strong> {error.message}
+        </p>
+        <button type="button" className="secondary" onClick={() => this.setState({ error: null })}>
+          Try again
+        </button>
+      </div>
+    );
+  }
+}

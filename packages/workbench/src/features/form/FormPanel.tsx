@@ -1,0 +1,193 @@
+// The request form: generated from the model's schema (primary fields first, the rest under
+// "More options"), the input image, prompt help, the output size, and a Run bar that stays in
+// view with an error summary that names and focuses what to fix.
+import { type FormEvent, useEffect, useRef, useState } from "react";
+import { useStore } from "../../app/store.js";
+import { PromptHelp } from "../prompt/PromptHelp.js";
+import type { Runs } from "../run/runs.js";
+import { SweepControls } from "../sweep/Sweep.js";
+import type { Workbench } from "../workspace/workbench.js";
+import { controlId, FieldControl } from "./FieldControl.js";
+import { ImageInput } from "./ImageInput.js";
+import { outputSize } from "./outputSize.js";
+import { type Field, PRIMARY_FIELDS } from "./schemaForm.js";
+
+export function FormPanel({ wb }: { wb: Workbench }) {
+  const { form, runs } = wb.parts;
+  const s = useStore(form);
+  const [moreOpen, setMoreOpen] = useState(false);
+  const ref = useRef<HTMLFormElement>(null);
+  const fields = s.fields;
+  const imageField = fields.find((f) => f.kind === "image");
+  const primary = fields.filter((f) => f.kind !== "image" && PRIMARY_FIELDS.includes(f.name));
+  const more = fields.filter((f) => f.kind !== "image" && !PRIMARY_FIELDS.includes(f.name));
+  const invalid = Object.keys(s.errors.fields);
+  const moreInvalid = more.some((f) => s.errors.fields[f.name]);
+
+  // A refused run: open what hides the first invalid field, then focus it.
+  useEffect(() => {
+    if (s.attempt === 0) return;
+    if (moreInvalid) setMoreOpen(true);
+    requestAnimationFrame(() => {
+      const root = ref.current;
+      const el =
+        root?.querySelector<HTMLElement>('[aria-invalid="true"]') ??
+        root?.querySelector<HTMLElement>(".field.invalid input");
+      (el ?? document.getElementById("run-errors"))?.focus();
+      el?.scrollIntoView({ block: "center" });
+    });
+  }, [s.attempt, moreInvalid]);
+
+  const control = (f: Field) => (
+    <FieldControl
+      key={f.name}
+      field={f}
+      value={s.values[f.name]}
+      error={s.errors.fields[f.name]}
+      onChange={(v) => form.setValue(f.name, v)}
+    />
+  );
+  const onSubmit = (e: FormEvent) => {
+    e.preventDefault();
+    void wb.submit();
+  };
+  const aspect = typeof s.values.aspect_ratio === "string" ? s.values.aspect_ratio : "match_input_image";
+  const size = outputSize(
+    aspect,
+    s.image?.width && s.image.height ? { width: s.image.width, height: s.image.height } : null,
+  );
+  const labelOf = (name: string) =>
+    name === "input_image" ? "Input image" : (fields.find((f) => f.name === name)?.label ?? name);
+  const generationId = s.image?.ref.kind === "server" ? s.image.ref.generationId : null;
+
+  return (
+    <form ref={ref} className="panel request" aria-label="Edit request" onSubmit={onSubmit} noValidate>
+      <div className="request-body">
+        {imageField && (
+          <ImageInput
+            field={imageField}
+            image={s.image}
+            loading={s.loadingImage}
+            error={s.errors.fields[imageField.name]}
+            onFile={(f) => void wb.pickFile(f)}
+            onUrl={(u) => void wb.pickUrl(u)}
+            onView={
+              generationId && s.image?.ref.kind === "server"
+                ? () =>
+                    wb.view(
+                      `${s.image?.ref.kind === "server" && s.image.ref.role === "result" ? "result" : "input"}:${generationId}`,
+                    )
+                : null
+            }
+          />
+        )}
+        {primary.map((f) =>
+          f.name === "prompt" ? (
+            <div key={f.name}>
+              {control(f)}
+              <PromptHelp
+                onExample={(ex) => {
+                  form.setValue("prompt", ex.prompt);
+                  for (const [k, v] of Object.entries(ex.values ?? {})) form.setValue(k, v);
+                  document.getElementById(controlId("prompt"))?.focus();
+                }}
+              />
+            </div>
+          ) : (
+            control(f)
+          ),
+        )}
+        <p className="output-size" aria-live="polite">
+          Output size:{" "}
+          <strong data-testid="output-size">
+            {size ? `${size.width} × ${size.height}` : "choose an input image"}
+          </strong>
+        </p>
+        <details
+          className="more-options"
+          open={moreOpen || moreInvalid}
+          onToggle={(e) => setMoreOpen((e.target as HTMLDetailsElement).open)}
+        >
+          <summary>More options</summary>
+          {more.map(control)}
+        </details>
+        <SweepControls fields={fields} busy={!s.modelId} onRun={(spec) => void wb.runSweep(spec)} />
+      </div>
+      <RunBar
+        wb={wb}
+        runs={runs}
+        invalid={invalid}
+        general={s.errors.general}
+        labelOf={labelOf}
+        ready={!!s.modelId}
+      />
+    </form>
+  );
+}
+
+function RunBar(props: {
+  wb: Workbench;
+  runs: Runs;
+  invalid: string[];
+  general: string | null;
+  labelOf: (n: string) => string;
+  ready: boolean;
+}) {
+  const { wb, runs, invalid, general, labelOf, ready } = props;
+  const r = useStore(runs);
+  const active = runs.runActive;
+  return (
+    <div className="run-bar">
+      {(invalid.length > 0 || general) && (
+        <div id="run-errors" className="error-summary" role="alert" tabIndex={-1}>
+          {invalid.length > 0 && (
+            <p>
+              Not run: {invalid.length === 1 ? "one field needs" : `${invalid.length} fields need`} a fix:{" "}
+              {invalid.map((name, i) => (
+                <span key={name}>
+                  {i > 0 && ", "}
+                  <a
+                    href={`#${controlId(name)}`}
+                    onClick={(e) => {
+                      e.preventDefault();
+                      const el = document.getElementById(
+                        name === "input_image" ? `${controlId(name)}-file` : controlId(name),
+                      );
+                      el?.scrollIntoView({ block: "center" });
+                      el?.focus();
+                    }}
+                  >
+                    {labelOf(name)}
+                  </a>
+                </span>
+              ))}
+            </p>
+          )}
+          {general && <p>{general}</p>}
+        </div>
+      )}
+      <div className="run-buttons">
+        <button
+          type="submit"
+          className="run"
+          disabled={!ready || r.submitting || active}
+          aria-keyshortcuts="Control+Enter"
+        >
+          {r.submitting ? "Sending…" : "Run"} <kbd>Ctrl</kbd>+<kbd>Enter</kbd>
+        </button>
+        <button
+          type="button"
+          className="danger"
+          onClick={() => void wb.cancelRun()}
+          disabled={!active}
+          aria-keyshortcuts="Escape"
+        >
+          Cancel
+        </button>
+        <button type="button" className="secondary" onClick={() => wb.openCode(true)} disabled={!ready}>
+          Copy as code
+        </button>
+      </div>
+    </div>
+  );
+}
