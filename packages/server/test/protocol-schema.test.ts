@@ -230,3 +230,119 @@ describe("the gateway's parser checks the whole message", () => {
     expect(() => parseEngineLine(line({ v: 1, type: "job" }))).toThrow(/unknown message type "job"/);
   });
 });
+
+// ---- docs/protocol.md's tables name the schema's fields and error codes
+
+/** Field paths a table cell names: `a` {`b`} → a, a.b; `c` [{`d`}] → c, c[].d; (…) is prose. */
+function docFields(cell: string): string[] {
+  const out: string[] = [];
+  const frames = [{ prefix: "", paren: 0 }];
+  let last = "";
+  let array = false;
+  for (let i = 0; i < cell.length; i++) {
+    const ch = cell[i];
+    const top = frames.at(-1) as { prefix: string; paren: number };
+    if (ch === "`") {
+      const end = cell.indexOf("`", i + 1);
+      const name = cell.slice(i + 1, end);
+      i = end;
+      if (top.paren === 0 && /^[a-z_][a-z0-9_]*$/.test(name)) {
+        last = top.prefix + name;
+        out.push(last);
+      }
+    } else if (ch === "(") top.paren++;
+    else if (ch === ")") top.paren--;
+    else if (ch === "[") array = true;
+    else if (ch === "{") {
+      frames.push({ prefix: `${last}${array ? "[]" : ""}.`, paren: 0 });
+      array = false;
+    } else if (ch === "}") frames.pop();
+  }
+  return out;
+}
+
+function schemaFields(schema: JsonSchema, at = ""): string[] {
+  const out: string[] = [];
+  for (const [k, sub] of Object.entries(schema.properties ?? {})) {
+    if (!at && (k === "v" || k === "type")) continue;
+    out.push(at + k, ...schemaFields(sub, `${at}${k}.`));
+  }
+  if (schema.items) out.push(...schemaFields(schema.items, `${at.slice(0, -1)}[].`));
+  return out;
+}
+
+/** `| \`type\` | cell |` rows of the table under a heading. */
+function docRows(doc: string, heading: string): Map<string, string> {
+  const rows = new Map<string, string>();
+  const start = doc.indexOf(`\n${heading}\n`);
+  if (start < 0) throw new Error(`docs/protocol.md has no ${heading}`);
+  for (const line of doc.slice(start + heading.length + 2).split("\n")) {
+    if (line.startsWith("#")) break;
+    const m = /^\| `([a-z_]+)` \| (.*?) \|/.exec(line);
+    if (m) rows.set(m[1] as string, m[2] as string);
+  }
+  return rows;
+}
+
+function docDrift(doc: string, schema: ProtocolSchema): string[] {
+  const out: string[] = [];
+  const defs = schema.$defs as Record<string, JsonSchema>;
+  for (const [dir, heading] of [
+    ["to_engine", "## Gateway → engine"],
+    ["from_engine", "## Engine → gateway"],
+  ] as const) {
+    const rows = docRows(doc, heading);
+    for (const [type, def] of Object.entries(DEFS[dir])) {
+      const cell = rows.get(type);
+      if (cell === undefined) {
+        out.push(`${heading}: no row for ${type}`);
+        continue;
+      }
+      const documented = new Set(docFields(cell));
+      const defined = new Set(schemaFields(defs[def] as JsonSchema));
+      for (const f of defined) if (!documented.has(f)) out.push(`${dir} ${type}: ${f} is not documented`);
+      for (const f of documented)
+        if (!defined.has(f)) out.push(`${dir} ${type}: ${f} is documented, not defined`);
+    }
+  }
+  const codes = [...docRows(doc, "### Error codes").keys()].sort();
+  const defined = ((defs.error?.properties?.code?.enum ?? []) as string[]).toSorted();
+  if (codes.join() !== defined.join()) out.push(`error codes: documented ${codes}, defined ${defined}`);
+  return out;
+}
+
+describe("docs/protocol.md", () => {
+  const doc = readFileSync(path.join(repoRoot, "docs/protocol.md"), "utf8");
+
+  it("reads nested fields from a table cell", () => {
+    expect(docFields("`a` (x, `not_me`), `b` {`c` (optional {`d`}), `e`}, `f` [{`g`}], `h`")).toEqual([
+      "a",
+      "b",
+      "b.c",
+      "b.c.d",
+      "b.e",
+      "f",
+      "f[].g",
+      "h",
+    ]);
+  });
+
+  it("documents every field of every message and every error code, and no other", () => {
+    expect(docDrift(doc, protocolSchema)).toEqual([]);
+  });
+
+  it("a planted schema change is a documentation drift", () => {
+    const planted = structuredClone(protocolSchema);
+    const started = planted.$defs.started as JsonSchema & { properties: Record<string, JsonSchema> };
+    started.properties.batch = { type: "integer" };
+    const cache = (planted.$defs.result as JsonSchema).properties?.cache?.properties as Record<
+      string,
+      JsonSchema
+    >;
+    delete cache.condition;
+    expect(docDrift(doc, planted)).toEqual([
+      "from_engine started: batch is not documented",
+      "from_engine result: cache.condition is documented, not defined",
+    ]);
+  });
+});
