@@ -57,6 +57,42 @@ function stringLiterals(t: ts.TypeNode): string[] | null {
   return out;
 }
 
+/** The JSON types a TypeScript type of primitives allows ("null|string"), or null for other types. */
+function primitives(t: ts.TypeNode): string | null {
+  const out = new Set<string>();
+  for (const p of ts.isUnionTypeNode(t) ? t.types : [t]) {
+    if (p.kind === ts.SyntaxKind.StringKeyword) out.add("string");
+    else if (p.kind === ts.SyntaxKind.NumberKeyword) out.add("number");
+    else if (p.kind === ts.SyntaxKind.BooleanKeyword) out.add("boolean");
+    else if (ts.isLiteralTypeNode(p)) {
+      const l = p.literal;
+      if (l.kind === ts.SyntaxKind.NullKeyword) out.add("null");
+      else if (ts.isStringLiteral(l)) out.add("string");
+      else if (ts.isNumericLiteral(l)) out.add("number");
+      else out.add("boolean");
+    } else return null;
+  }
+  return [...out].sort().join("|");
+}
+
+/** The JSON types a schema allows, integer counted as number, or null when it does not say. */
+function schemaTypes(s: JsonSchema): string | null {
+  const out = new Set<string>();
+  const add = (v: unknown) => out.add(v === null ? "null" : typeof v);
+  if (s.type)
+    for (const x of Array.isArray(s.type) ? s.type : [s.type]) out.add(x === "integer" ? "number" : x);
+  else if (s.const !== undefined) add(s.const);
+  else if (s.enum) for (const v of s.enum) add(v);
+  else if (s.anyOf) {
+    for (const b of s.anyOf) {
+      const sub = schemaTypes(b);
+      if (!sub) return null;
+      for (const x of sub.split("|")) out.add(x);
+    }
+  } else return null;
+  return [...out].sort().join("|");
+}
+
 /** Differences between a TypeScript object type and a schema object, with their paths. */
 function compare(members: readonly ts.TypeElement[], schema: JsonSchema, at: string): string[] {
   const out: string[] = [];
@@ -90,6 +126,10 @@ function compareType(t: ts.TypeNode, schema: JsonSchema, at: string): string[] {
     const b = (allowed as string[]).toSorted().join(", ");
     return a === b ? [] : [`${at}: TypeScript allows ${a}, the schema ${b}`];
   }
+  const tsTypes = primitives(t);
+  const jsonTypes = schemaTypes(schema);
+  if (tsTypes && jsonTypes && tsTypes !== jsonTypes)
+    return [`${at}: ${tsTypes} in TypeScript, ${jsonTypes} in the schema`];
   if (ts.isTypeLiteralNode(t)) return compare(t.members, schema, at);
   if (ts.isArrayTypeNode(t) && schema.items) return compareType(t.elementType, schema.items, `${at}[]`);
   if (ts.isTypeReferenceNode(t)) {
@@ -183,6 +223,9 @@ describe("the protocol schema", () => {
       required: string[];
     };
     progress.properties.eta_s = { type: "number" };
+    (planted.$defs.started as JsonSchema & { properties: Record<string, JsonSchema> }).properties.width = {
+      type: "string",
+    };
     progress.required.push("eta_s");
     const ready = planted.$defs.ready as JsonSchema & { properties: Record<string, JsonSchema> };
     (ready.properties.precision as JsonSchema).enum = ["fp32", "bf16"];
@@ -190,6 +233,7 @@ describe("the protocol schema", () => {
       .prompt_tokens;
     expect(typeDrift(planted)).toEqual([
       "ReadyMessage.precision: TypeScript allows bf16, fp32, fp8, fp8-weights, the schema bf16, fp32",
+      "StartedMessage.width: number in TypeScript, string in the schema",
       "ProgressMessage.eta_s: in the schema, not in TypeScript",
       "ResultMessage.prompt_tokens: in TypeScript, not in the schema",
     ]);
