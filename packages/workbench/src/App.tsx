@@ -1,7 +1,7 @@
 // The workbench's layout: header, the form (left), the workspace (chain, result, sweep,
 // comparison), the queue and the gallery (right), and the dialogs. What the page does lives in
 // the feature controllers (features/*/); this file only places their components.
-import { useEffect, useMemo, useState } from "react";
+import { lazy, Suspense, useEffect, useMemo, useState } from "react";
 import { AuthFetch } from "./app/AuthImage.js";
 import { Boundary } from "./app/Boundary.js";
 import { useWorkbench } from "./app/context.js";
@@ -19,7 +19,9 @@ import { RunPanel } from "./features/run/RunPanel.js";
 import { Header } from "./features/session/Header.js";
 import { ShortcutsDialog, useShortcuts } from "./features/shortcuts/Shortcuts.js";
 import { SweepGrid } from "./features/sweep/Sweep.js";
-import { Viewer } from "./features/viewer/Viewer.js";
+
+// The viewer (zoom/pan, before/after slider) loads when first opened: not in the first bundle.
+const Viewer = lazy(() => import("./features/viewer/Viewer.js").then((m) => ({ default: m.Viewer })));
 
 /** Re-renders every 100 ms while `active`, for elapsed times. */
 function useNow(active: boolean): number {
@@ -124,9 +126,13 @@ export function App() {
           </Boundary>
         </aside>
       </main>
-      <Boundary name="The viewer">
-        <Viewer wb={wb} />
-      </Boundary>
+      {page.viewer && (
+        <Boundary name="The viewer">
+          <Suspense fallback={null}>
+            <Viewer wb={wb} />
+          </Suspense>
+        </Boundary>
+      )}
       <Boundary name="Copy as code">
         <CodeDialog wb={wb} />
       </Boundary>

@@ -647,6 +647,106 @@ describe("workbench in chromium (real server, tiny engine)", () => {
     await page.setViewportSize({ width: 1440, height: 900 });
   });
 
+  it("has contrast of 4.5:1 or more for text and accents, light and dark, and a visible focus ring", async () => {
+    await page.getByRole("button", { name: "Copy as code" }).focus();
+    for (const scheme of ["light", "dark"] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      const low = await page.evaluate(() => {
+        const parse = (c: string): [number, number, number, number] | null => {
+          const m = /rgba?\(([\d.]+),? ([\d.]+),? ([\d.]+)(?:,? \/? ?([\d.]+))?\)/.exec(c);
+          if (m) return [Number(m[1]), Number(m[2]), Number(m[3]), m[4] === undefined ? 1 : Number(m[4])];
+          const s = /color\(srgb ([\d.]+) ([\d.]+) ([\d.]+)(?: \/ ([\d.]+))?\)/.exec(c);
+          if (s)
+            return [
+              Number(s[1]) * 255,
+              Number(s[2]) * 255,
+              Number(s[3]) * 255,
+              s[4] === undefined ? 1 : Number(s[4]),
+            ];
+          return null;
+        };
+        const lum = ([r, g, b]: number[]) => {
+          const f = (v: number) => {
+            const x = v / 255;
+            return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+          };
+          return 0.2126 * f(r ?? 0) + 0.7152 * f(g ?? 0) + 0.0722 * f(b ?? 0);
+        };
+        const background = (el: Element | null): number[] => {
+          for (let e = el; e; e = e.parentElement) {
+            const c = parse(getComputedStyle(e).backgroundColor);
+            if (c && c[3] > 0.5) return c;
+          }
+          return parse(getComputedStyle(document.documentElement).backgroundColor) ?? [255, 255, 255, 1];
+        };
+        const out: string[] = [];
+        const selectors = [
+          "h1",
+          ".top .model",
+          ".banner.demo",
+          ".banner.demo strong",
+          ".description",
+          ".hint",
+          "button.run",
+          "button.secondary",
+          ".button.secondary",
+          "button.link",
+          ".prompt-help summary",
+          ".empty",
+          "label",
+          ".queue h2 .count",
+          "details > summary",
+          ".output-size",
+        ];
+        for (const sel of selectors)
+          for (const el of [...document.querySelectorAll(sel)].slice(0, 3)) {
+            const fg = parse(getComputedStyle(el).color);
+            if (!fg) continue;
+            const bg = background(el);
+            const [a, b] = [lum(fg), lum(bg)];
+            const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+            if (ratio < 4.5)
+              out.push(`${sel}: ${ratio.toFixed(2)} (${getComputedStyle(el).color} on ${bg.join(",")})`);
+          }
+        return out;
+      });
+      expect(low, scheme).toEqual([]);
+      const ring = await page.evaluate(() => {
+        const el = document.activeElement as HTMLElement;
+        const st = getComputedStyle(el);
+        return `${st.outlineStyle} ${st.outlineWidth}`;
+      });
+      expect(ring).toBe("solid 3px");
+    }
+    await page.emulateMedia({ colorScheme: "light" });
+  });
+
+  it("takes a file dropped anywhere on the page instead of leaving it, and lists the shortcuts with ?", async () => {
+    const png = (await gradient(page, 200, 100)).toString("base64");
+    const prevented = await page.evaluate((b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+      const over = new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true });
+      document.querySelector(".workspace")?.dispatchEvent(over);
+      const drop = new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true });
+      document.querySelector(".workspace")?.dispatchEvent(drop);
+      return over.defaultPrevented && drop.defaultPrevented;
+    }, png);
+    expect(prevented).toBe(true);
+    await expect
+      .poll(() => page.locator(".dropzone figcaption").textContent())
+      .toMatch(/^dropped.png · 200×100/);
+    await page.locator("h1").click();
+    await page.keyboard.press("Shift+?");
+    const list = page.getByRole("dialog", { name: "Keyboard shortcuts" });
+    await expect.poll(() => list.isVisible()).toBe(true);
+    expect(await list.textContent()).toMatch(/Esc.*Cancel the running generation/);
+    await shot("10-shortcuts");
+    await page.keyboard.press("Escape");
+    await expect.poll(() => list.isVisible()).toBe(false);
+  });
+
   it("raised no page error anywhere", () => {
     expect(pageErrors).toEqual([]);
   });

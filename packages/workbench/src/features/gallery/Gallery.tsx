@@ -10,7 +10,8 @@ import type { Workbench } from "../workspace/workbench.js";
 import { FILTERS, type StatusFilter } from "./gallery.js";
 import { chainDepth } from "./history.js";
 
-const TILE = 104; // px, with its gap
+const GAP = 6; // px between tiles
+const MIN_TILE = 84;
 
 export function thumbOf(h: HistoryItem): string {
   return h.thumbnail_url ?? h.input_thumbnail_url ?? h.result_url ?? h.input_url;
@@ -22,11 +23,15 @@ export function GalleryPanel({ wb }: { wb: Workbench }) {
   const { chain } = useStore(wb);
   const [query, setQuery] = useState(s.query);
   const scroller = useRef<HTMLDivElement>(null);
-  const [cols, setCols] = useState(3);
+  const [{ cols, tile }, setGrid] = useState({ cols: 3, tile: 96 });
   useEffect(() => {
     const el = scroller.current;
     if (!el) return;
-    const ro = new ResizeObserver(() => setCols(Math.max(2, Math.floor(el.clientWidth / TILE))));
+    const ro = new ResizeObserver(() => {
+      const width = el.clientWidth;
+      const n = Math.max(2, Math.floor((width + GAP) / (MIN_TILE + GAP)));
+      setGrid({ cols: n, tile: Math.floor((width - GAP * (n - 1)) / n) });
+    });
     ro.observe(el);
     return () => ro.disconnect();
   }, []);
@@ -43,9 +48,11 @@ export function GalleryPanel({ wb }: { wb: Workbench }) {
   const virtual = useVirtualizer({
     count: rows + (s.more ? 1 : 0),
     getScrollElement: () => scroller.current,
-    estimateSize: () => TILE,
+    estimateSize: () => tile + GAP,
     overscan: 3,
   });
+  // biome-ignore lint/correctness/useExhaustiveDependencies: rows are re-measured when the tile size changes
+  useEffect(() => virtual.measure(), [tile, virtual]);
   const last = virtual.getVirtualItems().at(-1);
   useEffect(() => {
     if (s.more && !s.loading && last && last.index >= rows) void gallery.loadMore();
@@ -110,7 +117,11 @@ export function GalleryPanel({ wb }: { wb: Workbench }) {
                     item={h}
                     depth={chainDepth(s.known, h.generation_id)}
                     current={chain.baseId === h.generation_id}
-                    style={{ transform: `translate(${i * TILE}px, ${row.start}px)` }}
+                    style={{
+                      transform: `translate(${i * (tile + GAP)}px, ${row.start}px)`,
+                      width: tile,
+                      height: tile,
+                    }}
                     onOpen={() =>
                       wb.view(
                         h.status === "succeeded" && h.result_url

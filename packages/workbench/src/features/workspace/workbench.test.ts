@@ -1,0 +1,195 @@
+// The page's controller against a fake server: submit → follow → refresh, the step just run in
+// the chain, the workspace saved (never image bytes) and restored with its run followed again.
+
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import type { Model } from "@kontext/client";
+import { describe, expect, it } from "vitest";
+import { memoryStorage } from "../../app/store.js";
+import { Form, LOCAL_KEY } from "../form/form.js";
+import type { ImageDeps } from "../form/image.js";
+import { Gallery } from "../gallery/gallery.js";
+import { Queue } from "../queue/queue.js";
+import { progressEvent, startedEvent, succeededEvent } from "../run/fixtures.js";
+import { Runs } from "../run/runs.js";
+import { fakeApi, fakeTimers, generation, historyItem } from "../session/fakes.js";
+import { Session } from "../session/session.js";
+import { Sweep } from "../sweep/sweep.js";
+import { memoryBlobs } from "./blobs.js";
+import { WORKSPACE_KEY } from "./persist.js";
+import { Workbench } from "./workbench.js";
+
+const schema = JSON.parse(
+  readFileSync(path.resolve(import.meta.dirname, "../../../../server/openapi.json"), "utf8"),
+).components.schemas.FluxKontextDevRequest;
+const model = {
+  id: "flux-kontext-dev",
+  display_name: "FLUX.1 Kontext [dev]",
+  demo: true,
+  json_request_schema: schema,
+} as unknown as Model;
+const images: ImageDeps = {
+  measure: async () => ({ width: 4000, height: 3000 }),
+  measureUrl: async () => null,
+  objectUrl: () => "blob:x",
+  revoke: () => undefined,
+  dataUri: async (b) => `data:${b.type};base64,${Buffer.from(await b.arrayBuffer()).toString("base64")}`,
+  reencode: async (b) => b,
+};
+const photo = () =>
+  Object.assign(new Blob([new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 9, 9])], { type: "image/jpeg" }), {
+    name: "IMG_7.jpg",
+  }) as File;
+const flush = async () => {
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+};
+
+function setup(storage = memoryStorage(), blobs = memoryBlobs()) {
+  const server = fakeApi();
+  server.api.model = async () => model;
+  const timers = fakeTimers();
+  const runs = new Runs({ api: server.api, timers });
+  const wb = new Workbench(
+    {
+      session: new Session({ api: server.api, storage, timers, reload: () => undefined }),
+      form: new Form({ images, blobs, fetchBlob: (url) => server.api.blob(url) }),
+      runs,
+      sweep: new Sweep({ submitOne: (b) => runs.submitOne(b), cancel: (ids) => runs.cancel(ids) }),
+      gallery: new Gallery(server.api),
+      queue: new Queue(server.api, timers),
+    },
+    { api: server.api, storage, timers },
+  );
+  return { server, timers, wb, storage, blobs };
+}
+
+describe("the workbench controller", () => {
+  it("checks, submits and follows a run; when it finishes the history is refreshed and the step shows in the chain", async () => {
+    const { server, wb, timers } = setup();
+    await wb.init();
+    const { form, runs } = wb.parts;
+    await wb.submit(); // nothing chosen: refused in the browser, nothing sent
+    expect(server.submitted).toEqual([]);
+    expect(Object.keys(form.get().errors.fields)).toEqual(["input_image", "prompt"]);
+
+    await wb.pickFile(photo());
+    form.setValue("prompt", "make the sky purple");
+    form.setValue("num_inference_steps", 4);
+    await wb.submit();
+    expect(server.submitted[0]).toMatchObject({ prompt: "make the sky purple", num_inference_steps: 4 });
+    expect(server.submitted[0]?.input_image).toMatch(/^data:image\/jpeg;base64,/);
+    expect(form.get().errors.fields).toEqual({});
+    // After the run the input is the server's copy (what a reload will use).
+    expect(form.get().image?.ref).toEqual({
+      kind: "server",
+      url: "/api/history/g1/input",
+      name: "IMG_7.jpg",
+      generationId: "g1",
+      role: "input",
+    });
+
+    server.push("g1", startedEvent("g1"));
+    server.push("g1", progressEvent(2, undefined, "g1"));
+    expect(runs.get().tracked.g1?.step).toBe(2);
+    server.setItems([historyItem("g1", null, { prompt: "make the sky purple" })]);
+    const before = server.calls.filter((c) => c.startsWith("history")).length;
+    server.push("g1", succeededEvent("g1"));
+    await flush();
+    expect(server.calls.filter((c) => c.startsWith("history")).length).toBe(before + 1);
+    expect(wb.get().chain).toEqual({ baseId: null, tipId: "g1" });
+    timers.advance(300);
+    wb.close();
+  });
+
+  it("saves the workspace with the image by reference, never its bytes", async () => {
+    const { wb, storage, timers, blobs } = setup();
+    await wb.init();
+    await wb.pickFile(photo());
+    wb.parts.form.setValue("prompt", "keep me");
+    timers.advance(300);
+    const saved = storage.get(WORKSPACE_KEY) as string;
+    expect(JSON.parse(saved)).toMatchObject({
+      v: 1,
+      values: { prompt: "keep me" },
+      image: { kind: "local", key: LOCAL_KEY, name: "IMG_7.jpg" },
+    });
+    expect(saved).not.toContain("base64");
+    expect(blobs.map.get(LOCAL_KEY)?.size).toBe(6); // the bytes are in IndexedDB
+    wb.close();
+  });
+
+  it("after a reload restores prompt, parameters, image and chain, follows the running generation again and cancels it", async () => {
+    const storage = memoryStorage();
+    storage.set(
+      WORKSPACE_KEY,
+      JSON.stringify({
+        v: 1,
+        values: { prompt: "a long one", num_inference_steps: 50 },
+        image: {
+          kind: "server",
+          url: "/api/history/g4/input",
+          name: "IMG_7.jpg",
+          generationId: "g4",
+          role: "input",
+        },
+        chain: { baseId: null, tipId: "g3" },
+        run: { ids: ["g4"], prompt: "a long one" },
+        sweep: null,
+        compared: ["result:g3"],
+      }),
+    );
+    const { server, wb } = setup(storage);
+    server.generations.set("g4", generation("g4", { status: "processing", step: 20, total_steps: 50 }));
+    await wb.init();
+    const { form, runs } = wb.parts;
+    expect([form.get().values.prompt, form.get().values.num_inference_steps]).toEqual(["a long one", 50]);
+    expect(server.calls).toContain("blob /api/history/g4/input");
+    expect(form.get().image?.bytes).toBe(4);
+    expect(wb.get().chain).toEqual({ baseId: null, tipId: "g3" });
+    expect(wb.get().compared).toEqual(["result:g3"]);
+    expect(runs.runActive).toBe(true);
+    expect(server.calls).toContain("follow g4");
+    server.push("g4", progressEvent(21, undefined, "g4"));
+    expect(runs.get().tracked.g4?.step).toBe(21);
+    await wb.cancelRun();
+    expect(server.calls).toContain("cancel g4");
+    wb.close();
+  });
+
+  it("continues from a result and reuses a history item with its parent's result as the input", async () => {
+    const { server, wb } = setup();
+    server.setItems([
+      historyItem("b", "a", { prompt: "blue hat", seed: 9, guidance: 4 }),
+      historyItem("a", null, { prompt: "hat" }),
+    ]);
+    await wb.init();
+    await wb.continueFrom("a");
+    expect(wb.get().chain).toEqual({ baseId: "a", tipId: "a" });
+    expect(wb.parts.form.get().image?.ref).toMatchObject({
+      kind: "server",
+      url: "/results/a.webp",
+      role: "result",
+    });
+    const b = wb.parts.gallery.get().known.get("b");
+    if (!b) throw new Error("b is not known");
+    await wb.reuse(b);
+    expect(wb.parts.form.get().values).toMatchObject({ prompt: "blue hat", seed: 9, guidance: 4 });
+    expect(wb.get().chain).toEqual({ baseId: "a", tipId: "a" });
+    wb.close();
+  });
+
+  it("deletes a generation and drops it from the comparison and the viewer", async () => {
+    const { server, wb } = setup();
+    server.setItems([historyItem("a"), historyItem("b")]);
+    await wb.init();
+    wb.toggleCompare("result:a");
+    wb.toggleCompare("result:b");
+    wb.viewCompared();
+    expect(wb.get().viewer?.items.map((i) => i.key)).toEqual(["result:a", "result:b"]);
+    await wb.remove("a");
+    expect(wb.get().compared).toEqual(["result:b"]);
+    expect(wb.get().viewer?.items.map((i) => i.key)).toEqual(["result:b"]);
+    expect(server.calls).toContain("remove a");
+    wb.close();
+  });
+});
