@@ -2,13 +2,11 @@
 // worker processes (src/main.ts with KONTEXT_ROLE) sharing a Redis and a file store path (or an
 // S3-compatible bucket), each with its own data dir. Workers run the real engine on the tiny model. Used by scale.test.ts and
 // scripts/queue-bench.ts.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { freePort } from "./redis.js";
-
-const serverDir = path.resolve(import.meta.dirname, "..");
+import { freePort, startServer, waitFor } from "./support.js";
 
 export interface Proc {
   role: "gateway" | "worker";
@@ -42,13 +40,11 @@ export class Cluster {
   private async spawn(role: "gateway" | "worker"): Promise<Proc> {
     const port = role === "gateway" ? await freePort() : 0;
     const dataDir = path.join(this.root, `${role}-${++this.n}`);
-    const proc = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-      cwd: serverDir,
+    const server = startServer({
+      dataDir,
+      port,
       detached: true, // its own process group: killing it takes its engine along, as a machine dying would
       env: {
-        ...process.env,
-        HOST: "127.0.0.1",
-        PORT: String(port),
         KONTEXT_ROLE: role,
         KONTEXT_REDIS_URL: this.env.redisUrl,
         ...(this.env.s3
@@ -58,19 +54,14 @@ export class Cluster {
               ...this.env.s3.credentials,
             }
           : { KONTEXT_SHARED_DIR: this.shared }),
-        KONTEXT_DATA_DIR: dataDir,
         KONTEXT_MODEL_DIR: this.env.modelDir,
         KONTEXT_PYTHON: this.env.python,
         KONTEXT_DEVICES: "cpu",
         KONTEXT_JOB_LOCK_S: String(this.env.lockS ?? 3),
-        KONTEXT_LOG_LEVEL: "warn",
         OMP_NUM_THREADS: String(this.env.engineThreads ?? 1),
       },
-      stdio: ["ignore", "pipe", "pipe"],
     });
-    const log: string[] = [];
-    for (const s of [proc.stdout, proc.stderr]) s?.on("data", (d: Buffer) => log.push(d.toString()));
-    const p: Proc = { role, proc, url: `http://127.0.0.1:${port}`, log };
+    const p: Proc = { role, proc: server.proc, url: server.url, log: server.log };
     this.procs.push(p);
     return p;
   }
@@ -129,22 +120,18 @@ export async function readyEngines(g: Proc): Promise<number> {
   }
 }
 
-/** Polls `cond` (errors count as not yet) until it holds. */
+/** Polls `cond` (errors count as not yet) until it holds; gives up if `proc` exits. */
 export async function until(
   cond: () => Promise<boolean>,
   timeoutMs: number,
   what: string,
   proc?: Proc,
 ): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await cond()) return;
-    } catch {}
-    if (proc && proc.proc.exitCode !== null) throw new Error(`exited while waiting for ${what}`);
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(cond, timeoutMs, what, {
+    intervalMs: 100,
+    retryErrors: true,
+    giveUpIf: () => (proc && proc.proc.exitCode !== null ? "exited" : null),
+  });
 }
 
 export async function submit(g: Proc, body: Record<string, unknown>): Promise<string> {

@@ -2,89 +2,67 @@
 // writes job rows (repeated), SIGTERM (graceful stop), the engine SIGKILLed at random steps (real
 // engine, tiny model), input URLs that never answer or trickle, clients that leave mid-stream.
 // Each must end with no job lost or stuck, and a clear reason where one fails.
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer as createHttpServer, request, type Server } from "node:http";
-import { type AddressInfo, createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   fakeEngine,
+  freePort,
   type Harness,
   here,
   makeHarness,
   pngDataUri,
+  poll,
   realEngine,
-  repoRoot,
+  type ServerProcess,
+  startServer,
   waitFor,
+  waitHealthy,
 } from "./helpers.js";
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-interface Proc {
-  proc: ChildProcess;
-  url: string;
-  log: string[];
-  exited: Promise<number | null>;
-}
-
 /** main.ts as `npm start` runs it, with the fake engine standing in for Python. */
-function startServer(dataDir: string, port: number, env: Record<string, string> = {}): Proc {
-  const proc = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    cwd: path.join(repoRoot, "packages/server"),
+function startFakeServer(dataDir: string, port: number, env: Record<string, string> = {}): ServerProcess {
+  return startServer({
+    dataDir,
+    port,
     env: {
-      ...process.env,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      KONTEXT_DATA_DIR: dataDir,
       KONTEXT_MODEL_DIR: dataDir, // not read by the fake engine
       KONTEXT_PYTHON: path.join(here, "fixtures/fake-python.sh"),
       FAKE_NODE: process.execPath,
       KONTEXT_ENGINE_RESTART_DELAY_MS: "50",
-      KONTEXT_LOG_LEVEL: "warn",
       ...env,
     },
-    stdio: ["ignore", "pipe", "pipe"],
   });
-  const log: string[] = [];
-  for (const s of [proc.stdout, proc.stderr]) s?.on("data", (d: Buffer) => log.push(d.toString()));
-  const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
-  return { proc, url: `http://127.0.0.1:${port}`, log, exited };
-}
-
-async function waitHealthy(s: Proc, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if ((await fetch(`${s.url}/healthz`)).status === 200) return;
-    } catch {}
-    if (Date.now() > end || s.proc.exitCode !== null)
-      throw new Error(`server not healthy:\n${s.log.join("").slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const getJson = async (url: string) => (await (await fetch(url)).json()) as Record<string, unknown>;
 
 async function waitAllFinal(base: string, ids: string[], timeoutMs: number): Promise<Record<string, string>> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
+  const statusesNow = async () => {
     const statuses: Record<string, string> = {};
     for (const id of ids) statuses[id] = String((await getJson(`${base}/api/ai/queue/${id}`)).status);
-    if (Object.values(statuses).every((s) => ["succeeded", "failed", "cancelled"].includes(s)))
-      return statuses;
-    if (Date.now() > end) throw new Error(`stuck: ${JSON.stringify(statuses).slice(0, 500)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    return statuses;
+  };
+  return poll(
+    statusesNow,
+    (st) => Object.values(st).every((x) => ["succeeded", "failed", "cancelled"].includes(x)),
+    `generations ${ids.length} to end`,
+    { timeoutMs, intervalMs: 100 },
+  );
 }
+
+/** Waits until a generation is processing with at least one step done. */
+const untilRunning = (base: string, id: string) =>
+  poll(
+    () => getJson(`${base}/api/ai/queue/${id}`),
+    (g) => g.status === "processing" && Number(g.step) >= 1,
+    `${id} to run a step`,
+    { timeoutMs: 60_000, intervalMs: 50 },
+  );
 
 describe("server process faults (fake engine)", () => {
   let dataDir: string;
@@ -99,7 +77,7 @@ describe("server process faults (fake engine)", () => {
     const port = await freePort();
     const acked: string[] = [];
     for (let round = 0; round < 4; round++) {
-      const s = startServer(dataDir, port);
+      const s = startFakeServer(dataDir, port);
       await waitHealthy(s);
       let killed = false;
       // 6 clients submit as fast as they can while the server is killed at a random moment.
@@ -131,7 +109,7 @@ describe("server process faults (fake engine)", () => {
     }
     expect(acked.length).toBeGreaterThan(20);
 
-    const s = startServer(dataDir, port);
+    const s = startFakeServer(dataDir, port);
     try {
       await waitHealthy(s);
       const statuses = await waitAllFinal(s.url, acked, 120_000);
@@ -153,7 +131,7 @@ describe("server process faults (fake engine)", () => {
   it("SIGTERM: takes no new work, lets the running generation finish, keeps the queued ones for the restart", async () => {
     const port = await freePort();
     const env = { FAKE_STEP_MS: "100", KONTEXT_SHUTDOWN_GRACE_S: "30" };
-    let s = startServer(dataDir, port, env);
+    let s = startFakeServer(dataDir, port, env);
     await waitHealthy(s);
     const submit = async (steps: number) => {
       const res = await fetch(`${s.url}/api/ai/queue`, {
@@ -174,11 +152,7 @@ describe("server process faults (fake engine)", () => {
       (await submit(4)).body.generations[0]?.generation_id as string,
       (await submit(4)).body.generations[0]?.generation_id as string,
     ];
-    for (;;) {
-      const g = await getJson(`${s.url}/api/ai/queue/${running}`);
-      if (g.status === "processing" && Number(g.step) >= 1) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await untilRunning(s.url, running);
     s.proc.kill("SIGTERM");
     await new Promise((r) => setTimeout(r, 200));
     const refused = await submit(4);
@@ -189,21 +163,17 @@ describe("server process faults (fake engine)", () => {
     expect(s.log.join("")).toMatch(/SIGTERM: stopping; 1 running generation/);
 
     // Short grace: a long job is cut off and runs again after the restart, not counted as a failure.
-    s = startServer(dataDir, port, { ...env, KONTEXT_SHUTDOWN_GRACE_S: "1" });
+    s = startFakeServer(dataDir, port, { ...env, KONTEXT_SHUTDOWN_GRACE_S: "1" });
     await waitHealthy(s);
     const rerun = await getJson(`${s.url}/api/ai/queue/${running}`);
     expect(rerun.status).toBe("succeeded");
     const long = (await submit(50)).body.generations[0]?.generation_id as string;
-    for (;;) {
-      const g = await getJson(`${s.url}/api/ai/queue/${long}`);
-      if (g.status === "processing" && Number(g.step) >= 1) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await untilRunning(s.url, long);
     s.proc.kill("SIGTERM");
     expect(await s.exited).toBe(0);
     expect(s.log.join("")).toMatch(/grace period over: 1 generation/);
 
-    s = startServer(dataDir, port, { FAKE_STEP_MS: "5" });
+    s = startFakeServer(dataDir, port, { FAKE_STEP_MS: "5" });
     try {
       await waitHealthy(s);
       const statuses = await waitAllFinal(s.url, [...queued, long], 60_000);

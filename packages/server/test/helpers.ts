@@ -13,6 +13,9 @@ import { SqliteJobQueue } from "../src/jobs/queue.js";
 import { JobStore } from "../src/jobs/store.js";
 import { Metrics } from "../src/metrics.js";
 import { FileStore } from "../src/storage/files.js";
+import { waitFor } from "./support.js";
+
+export * from "./support.js";
 
 export const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, "../../..");
@@ -107,36 +110,10 @@ export async function makeHarness(
   };
 }
 
-export async function waitFor(cond: () => boolean, timeoutMs = 10_000, what = "condition"): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** A small PNG as a data URI. */
 export async function pngDataUri(width = 32, height = 24, color = { r: 200, g: 30, b: 30 }): Promise<string> {
   const buf = await sharp({ create: { width, height, channels: 3, background: color } })
     .png()
     .toBuffer();
   return `data:image/png;base64,${buf.toString("base64")}`;
-}
-
-/** Parses an SSE body into events. */
-export function parseSse(text: string): Array<{ id?: string; event?: string; data?: unknown }> {
-  const out: Array<{ id?: string; event?: string; data?: unknown }> = [];
-  for (const block of text.split("\n\n")) {
-    const ev: { id?: string; event?: string; data?: unknown } = {};
-    let any = false;
-    for (const line of block.split("\n")) {
-      if (line.startsWith("id: ")) ev.id = line.slice(4);
-      else if (line.startsWith("event: ")) ev.event = line.slice(7);
-      else if (line.startsWith("data: ")) ev.data = JSON.parse(line.slice(6));
-      else continue;
-      any = true;
-    }
-    if (any) out.push(ev);
-  }
-  return out;
 }

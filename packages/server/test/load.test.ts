@@ -4,7 +4,7 @@
 // for docs/reliability.md, never asserted).
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { type Harness, makeHarness, pngDataUri, realEngine } from "./helpers.js";
+import { type Harness, makeHarness, pngDataUri, realEngine, waitFor } from "./helpers.js";
 
 const SUBMITS = 200;
 const QUEUE_CAP = 4;
@@ -77,15 +77,20 @@ describe("load: 200 concurrent submissions (real engine, tiny model)", () => {
       }
       return failures;
     });
-    const end = Date.now() + 240_000;
-    while (!accepted.every((id) => h.store.get(id)?.status === "succeeded")) {
-      const stuck = accepted
-        .map((id) => h.store.get(id))
-        .find((g) => g?.status === "failed" || g?.status === "cancelled");
-      if (stuck) throw new Error(`generation ${stuck.id} ${stuck.status}: ${stuck.errorMessage}`);
-      if (Date.now() > end) throw new Error("accepted generations did not all complete");
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const stuck = () =>
+      accepted.map((id) => h.store.get(id)).find((g) => g?.status === "failed" || g?.status === "cancelled");
+    await waitFor(
+      () => accepted.every((id) => h.store.get(id)?.status === "succeeded"),
+      240_000,
+      "accepted generations to complete",
+      {
+        intervalMs: 200,
+        giveUpIf: () => {
+          const g = stuck();
+          return g ? `generation ${g.id} ${g.status}: ${g.errorMessage}` : null;
+        },
+      },
+    );
     const allMs = performance.now() - t0;
     done = true;
     expect(await Promise.all(pollers)).toEqual(Array(POLLERS).fill(0)); // every poll answered 200

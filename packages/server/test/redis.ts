@@ -4,9 +4,10 @@
 // every accepted job.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { freePort, sleep, waitFor } from "./support.js";
 
 const REDIS_SERVER = "/usr/bin/redis-server";
 
@@ -32,14 +33,6 @@ export function ensureRedisInstalled(): void {
   };
   run(["apt-get", "update", "-qq"]);
   run(["apt-get", "install", "-y", "-qq", "redis-server"]);
-}
-
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 async function answersPing(port: number): Promise<boolean> {
@@ -83,11 +76,10 @@ export async function startRedis(): Promise<RedisServer> {
       { stdio: ["ignore", "ignore", "pipe"] },
     );
     proc = p;
-    const end = Date.now() + 15_000;
-    while (!(await answersPing(port))) {
-      if (Date.now() > end || p.exitCode !== null) throw new Error(`redis-server did not start on ${port}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(() => answersPing(port), 15_000, `redis-server to answer PING on ${port}`, {
+      intervalMs: 50,
+      giveUpIf: () => (p.exitCode !== null ? `redis-server exited with ${p.exitCode}` : null),
+    });
   };
   const halt = async () => {
     const p = proc;
@@ -102,7 +94,7 @@ export async function startRedis(): Promise<RedisServer> {
     port,
     async restart(downMs = 1000) {
       await halt();
-      await new Promise((r) => setTimeout(r, downMs));
+      await sleep(downMs);
       await launch();
     },
     async stop() {

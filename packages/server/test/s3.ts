@@ -4,7 +4,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import path from "node:path";
 import { DeleteObjectCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { freePort } from "./redis.js";
+import { freePort, waitFor } from "./support.js";
 
 const repoRoot = path.resolve(import.meta.dirname, "../../..");
 
@@ -41,17 +41,19 @@ export async function startS3(): Promise<S3Server> {
       stdio: "ignore",
     },
   );
-  const end = Date.now() + 30_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`moto_server exited with ${proc.exitCode}`);
-    const up = await fetch(endpoint).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (up) break;
-    if (Date.now() > end) throw new Error(`moto_server did not answer on ${endpoint}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await waitFor(
+    () =>
+      fetch(endpoint).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    30_000,
+    `moto_server to answer on ${endpoint}`,
+    {
+      intervalMs: 200,
+      giveUpIf: () => (proc.exitCode !== null ? `moto_server exited with ${proc.exitCode}` : null),
+    },
+  );
   return {
     endpoint,
     async createBucket(name) {

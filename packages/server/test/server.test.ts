@@ -1,63 +1,35 @@
 // The real server process (main.ts), as `npm start` runs it: README's curl examples work as
 // written, README documents every setting, and kill -9 of the server loses no job.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { SETTINGS } from "../src/config.js";
-import { repoRoot, waitFor } from "./helpers.js";
+import {
+  freePort,
+  poll,
+  repoRoot,
+  type ServerProcess,
+  startServer,
+  waitFor,
+  waitHealthy,
+} from "./helpers.js";
 
 const readme = readFileSync(path.join(repoRoot, "README.md"), "utf8");
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-interface Server {
-  proc: ChildProcess;
-  url: string;
-  log: string[];
-}
-
-function startServer(dataDir: string, port: number): Server {
-  const proc = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    cwd: path.join(repoRoot, "packages/server"),
+/** main.ts as `npm start` runs it, on the real engine with the tiny model. */
+const startRealServer = (dataDir: string, port: number): ServerProcess =>
+  startServer({
+    dataDir,
+    port,
     env: {
-      ...process.env,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      KONTEXT_DATA_DIR: dataDir,
       KONTEXT_MODEL_DIR: inject("tinyModelDir"),
       KONTEXT_PYTHON: inject("python"),
       KONTEXT_DEVICES: "cpu",
-      KONTEXT_LOG_LEVEL: "warn",
     },
-    stdio: ["ignore", "pipe", "pipe"],
   });
-  const log: string[] = [];
-  for (const s of [proc.stdout, proc.stderr]) s?.on("data", (d: Buffer) => log.push(d.toString()));
-  return { proc, url: `http://127.0.0.1:${port}`, log };
-}
-
-async function waitHealthy(s: Server, timeoutMs = 120_000): Promise<Record<string, unknown>> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const res = await fetch(`${s.url}/healthz`);
-      if (res.status === 200) return (await res.json()) as Record<string, unknown>;
-    } catch {}
-    if (Date.now() > end || s.proc.exitCode !== null)
-      throw new Error(`server not healthy:\n${s.log.join("").slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const alive = (pid: number) => {
   try {
@@ -84,11 +56,11 @@ describe("README", () => {
 
 describe("the server process (real engine, tiny model)", () => {
   let dataDir: string;
-  let server: Server;
+  let server: ServerProcess;
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), "kontext-server-"));
-    server = startServer(dataDir, await freePort());
-    await waitHealthy(server);
+    server = startRealServer(dataDir, await freePort());
+    await waitHealthy(server, 120_000);
   });
   afterAll(async () => {
     if (server?.proc.exitCode === null) {
@@ -159,25 +131,26 @@ describe("the server process (real engine, tiny model)", () => {
       (g) => g.generation_id,
     );
     expect(ids).toHaveLength(3);
-    const enginePid = ((await waitHealthy(server)).engines as Array<{ pid: number }>)[0]?.pid as number;
+    const enginePid = ((await waitHealthy(server, 120_000)).engines as Array<{ pid: number }>)[0]
+      ?.pid as number;
     // Wait until the first is running, then kill the server without warning.
-    const end = Date.now() + 60_000;
-    for (;;) {
-      const g = (await (await fetch(`${server.url}/api/ai/queue/${ids[0]}`)).json()) as {
-        status: string;
-        step: number;
-      };
-      if (g.status === "processing" && g.step >= 1) break;
-      if (Date.now() > end) throw new Error("first job never ran");
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await poll(
+      async () =>
+        (await (await fetch(`${server.url}/api/ai/queue/${ids[0]}`)).json()) as {
+          status: string;
+          step: number;
+        },
+      (g) => g.status === "processing" && g.step >= 1,
+      "the first job to run a step",
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
     server.proc.kill("SIGKILL");
     await new Promise((r) => server.proc.once("exit", r));
     // The engine notices its stdin closed and exits too: no orphan holding the GPU.
     await waitFor(() => !alive(enginePid), 30_000, "the orphaned engine to exit");
 
-    server = startServer(dataDir, Number(new URL(server.url).port));
-    await waitHealthy(server);
+    server = startRealServer(dataDir, Number(new URL(server.url).port));
+    await waitHealthy(server, 120_000);
     const done = async () => {
       const all = await Promise.all(
         ids.map(
@@ -187,13 +160,15 @@ describe("the server process (real engine, tiny model)", () => {
       );
       return all;
     };
-    const until = Date.now() + 120_000;
-    let statuses: string[] = [];
-    while (Date.now() < until) {
-      statuses = await done();
-      if (statuses.every((s) => s === "succeeded" || s === "failed")) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    const statuses = await poll(
+      done,
+      (st) => st.every((x) => x === "succeeded" || x === "failed"),
+      "all three to end",
+      {
+        timeoutMs: 120_000,
+        intervalMs: 250,
+      },
+    );
     expect(statuses).toEqual(["succeeded", "succeeded", "succeeded"]);
   });
 });

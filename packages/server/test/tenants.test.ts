@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { errorForClients } from "../src/engine/protocol.js";
 import { type BackendName, makeQueueHarness, type QueueHarness } from "./backends.js";
-import { fakeEngine, type Harness, makeHarness, parseSse, pngDataUri, waitFor } from "./helpers.js";
+import { fakeEngine, type Harness, makeHarness, parseSse, pngDataUri, poll, waitFor } from "./helpers.js";
 import { type RedisServer, startRedis } from "./redis.js";
 
 const KEY_A = "key-a-0123456789";
@@ -42,16 +42,13 @@ for (const backend of BACKENDS) {
         string,
         unknown
       >;
-    const finalOf = async (q: QueueHarness, id: string, key?: string) => {
-      let g: Record<string, unknown> = {};
-      const end = Date.now() + 30_000;
-      while (Date.now() < end) {
-        g = await statusOf(q, id, key);
-        if (["succeeded", "failed", "cancelled"].includes(String(g.status))) return g;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      throw new Error(`generation ${id} did not finish: ${JSON.stringify(g)}`);
-    };
+    const finalOf = (q: QueueHarness, id: string, key?: string) =>
+      poll(
+        () => statusOf(q, id, key),
+        (g) => ["succeeded", "failed", "cancelled"].includes(String(g.status)),
+        `generation ${id} to finish`,
+        { timeoutMs: 30_000 },
+      );
 
     it("shows engine detail on /healthz only to a caller with a key, and only its own generation ids", async () => {
       const q = await make({
@@ -64,8 +61,7 @@ for (const backend of BACKENDS) {
       // /healthz shows what the gateway knows (with Redis, the workers' beat: every 2 s)
       const shows = async (key: string) =>
         JSON.stringify((await q.app.inject({ url: "/healthz", headers: as(key) })).json()).includes(id);
-      const end = Date.now() + 20_000;
-      while (!(await shows(KEY_A)) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      await waitFor(() => shows(KEY_A), 20_000, `/healthz to show ${id} to its owner`, { intervalMs: 50 });
       const anonymous = (await q.app.inject({ url: "/healthz" })).json();
       expect(anonymous.status).toBe("ok");
       expect(JSON.stringify(anonymous)).not.toContain(id);
@@ -150,9 +146,12 @@ for (const backend of BACKENDS) {
       const q = await make({ command: fakeEngine({ FAKE_STEP_MS: "5", FAKE_DECODE_MS: "1500" }) });
       h = q;
       const id = (await post(q, await body())).json().generations[0].generation_id as string;
-      const end = Date.now() + 20_000;
-      while ((await statusOf(q, id)).progress !== 1 && Date.now() < end)
-        await new Promise((r) => setTimeout(r, 10));
+      await poll(
+        () => statusOf(q, id),
+        (g) => g.progress === 1,
+        `${id} to run every step`,
+        { timeoutMs: 20_000 },
+      );
       const res = await q.app.inject({ method: "DELETE", url: `/api/ai/queue/${id}` });
       expect(res.statusCode).toBe(409);
       expect(res.json().error.type).toBe("generation_finishing");
@@ -164,9 +163,14 @@ for (const backend of BACKENDS) {
       h = q;
       const id = (await post(q, await body({ num_inference_steps: 6 }))).json().generations[0]
         .generation_id as string;
-      const end = Date.now() + 20_000;
-      while ((await statusOf(q, id)).status !== "processing" && Date.now() < end)
-        await new Promise((r) => setTimeout(r, 10));
+      await poll(
+        () => statusOf(q, id),
+        (g) => g.status === "processing",
+        `${id} to be processing`,
+        {
+          timeoutMs: 20_000,
+        },
+      );
       const res = await q.app.inject({ method: "DELETE", url: `/api/ai/queue/${id}` });
       expect(res.statusCode).toBe(200);
       const g = await finalOf(q, id);

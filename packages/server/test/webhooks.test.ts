@@ -62,13 +62,8 @@ function signatureValid(r: Received): boolean {
 }
 
 /** Polls an async condition. */
-async function until(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (cond: () => Promise<boolean>, timeoutMs: number, what: string) =>
+  waitFor(cond, timeoutMs, what);
 
 let redis: RedisServer | null = null;
 beforeAll(async () => {
