@@ -3,7 +3,7 @@
 import type { AddressInfo } from "node:net";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Harness, parseSse, pngDataUri, poll as pollUntil } from "./helpers.js";
+import { type Harness, parseSse, pngDataUri, poll as pollUntil, readUntil } from "./helpers.js";
 
 export interface FlowOptions {
   make: () => Promise<FlowHarness>;
@@ -174,18 +174,13 @@ export function defineFlows(name: string, opts: FlowOptions): void {
       const ac = new AbortController();
       const res = await fetch(`${base}/api/events`, { signal: ac.signal });
       expect(res.headers.get("content-type")).toContain("text/event-stream");
-      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
       const [gen] = (await h.app.inject({ method: "POST", url: "/api/ai/queue", payload: body() })).json()
         .generations;
-      let text = "";
-      const dec = new TextDecoder();
-      const end = Date.now() + 120_000;
-      while (!text.includes(gen.generation_id) || !text.endsWith("\n\n")) {
-        if (Date.now() > end) throw new Error("no completed event");
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += dec.decode(value);
-      }
+      const text = await readUntil(
+        res.body,
+        (t) => t.includes(gen.generation_id) && t.endsWith("\n\n"),
+        "the completed event",
+      );
       ac.abort();
       const ev = parseSse(text).find(
         (e) => (e.data as { generation_id?: string } | undefined)?.generation_id === gen.generation_id,
@@ -205,9 +200,12 @@ export function defineFlows(name: string, opts: FlowOptions): void {
         signal: ac2.signal,
         headers: { "last-event-id": String(Number(ev?.id) - 1) },
       });
-      const r2 = (again.body as ReadableStream<Uint8Array>).getReader();
-      let t2 = "";
-      while (!t2.includes(gen.generation_id)) t2 += dec.decode((await r2.read()).value);
+      const t2 = await readUntil(
+        again.body,
+        (t) => t.includes(gen.generation_id),
+        "the replayed event",
+        30_000,
+      );
       ac2.abort();
       expect(t2).toContain(`id: ${ev?.id}`);
     });

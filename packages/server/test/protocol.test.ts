@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { encodeToEngine, ProtocolError, parseEngineLine, type ToEngine } from "../src/engine/protocol.js";
 import { messageProblem } from "../src/engine/protocol-schema.js";
-import { repoRoot } from "./helpers.js";
+import { repoRoot, waitFor } from "./helpers.js";
 
 const dir = path.join(repoRoot, "docs/protocol/examples");
 const files = (sub: string) => readdirSync(path.join(dir, sub)).filter((f) => f.endsWith(".json"));
@@ -89,9 +89,8 @@ describe("gateway → engine golden examples", () => {
       input,
       1,
     );
-    const end = Date.now() + 10_000; // submit dispatches on the next tick; the decode takes a moment
-    while (!sent && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-    expect(sent).not.toBeNull();
+    // submit dispatches on the next tick; the decode takes a moment
+    await waitFor(() => sent !== null, 10_000, "the job message to be sent");
     const job = sent as unknown as Record<string, unknown> & { input: { path: string }; output_dir: string };
     expect(Object.keys(job).sort()).toEqual(Object.keys(golden).sort());
     expect(messageProblem("to_engine", job)).toBeNull(); // valid against docs/protocol/protocol.schema.json

@@ -6,7 +6,7 @@
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Cluster, generation, type Proc, submit, until } from "./cluster.js";
-import { parseSse, pngDataUri } from "./helpers.js";
+import { parseSse, pngDataUri, readUntil } from "./helpers.js";
 import { type RedisServer, startRedis } from "./redis.js";
 import { S3_CREDENTIALS, type S3Server, startS3 } from "./s3.js";
 
@@ -55,11 +55,11 @@ describe("scale-out on Redis + BullMQ (real processes, real engine on the tiny m
 
   it("2 gateways: SSE on one, the job submitted on the other: every event arrives, in order; replay on either", async () => {
     const completedOnB = fetch(`${gwB.url}/api/events`).then(async (res) => {
-      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-      const dec = new TextDecoder();
-      let text = "";
-      while (!text.includes("media_generation_completed")) text += dec.decode((await reader.read()).value);
-      await reader.cancel();
+      const text = await readUntil(
+        res.body,
+        (t) => t.includes("media_generation_completed"),
+        "completed on B",
+      );
       return parseSse(text);
     });
     await new Promise((r) => setTimeout(r, 300)); // the /api/events stream is open

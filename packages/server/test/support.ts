@@ -161,3 +161,37 @@ export function parseSse(text: string): SseEvent[] {
   }
   return out;
 }
+
+/**
+ * Reads a streamed body (an SSE stream, say) until `until` holds for the text so far, or it ends;
+ * fails naming `what` (with the text read) when `timeoutMs` passes first. Cancels the reader.
+ */
+export async function readUntil(
+  body: ReadableStream<Uint8Array> | null,
+  until: (text: string) => boolean,
+  what: string,
+  timeoutMs = 120_000,
+): Promise<string> {
+  if (!body) throw new Error(`no body to read ${what} from`);
+  const reader = body.getReader();
+  const dec = new TextDecoder();
+  let text = "";
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms reading ${what}; read: ${text.slice(-500)}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    while (!until(text)) {
+      const { value, done } = await Promise.race([reader.read(), timedOut]);
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+    }
+    return text;
+  } finally {
+    clearTimeout(timer);
+    void reader.cancel().catch(() => {});
+  }
+}
