@@ -1648,6 +1648,7 @@ export interface components {
             status: "queued" | "processing" | "succeeded" | "failed" | "cancelled";
             result_url: string | null;
             error_message: string | null;
+            error_code: string | null;
             /** @description ISO 8601 */
             enqueued_at: string;
             started_at: string | null;
@@ -1693,6 +1694,7 @@ export interface components {
                 status: "queued" | "processing" | "succeeded" | "failed" | "cancelled";
                 result_url: string | null;
                 error_message: string | null;
+                error_code: string | null;
                 /** @description ISO 8601 */
                 enqueued_at: string;
                 started_at: string | null;
@@ -1743,6 +1745,7 @@ export interface components {
             status: "queued" | "processing" | "succeeded" | "failed" | "cancelled";
             result_url: string | null;
             error_message: string | null;
+            error_code: string | null;
             /** @description ISO 8601 */
             enqueued_at: string;
             started_at: string | null;
@@ -1800,6 +1803,7 @@ export interface components {
                 status: "queued" | "processing" | "succeeded" | "failed" | "cancelled";
                 result_url: string | null;
                 error_message: string | null;
+                error_code: string | null;
                 /** @description ISO 8601 */
                 enqueued_at: string;
                 started_at: string | null;
@@ -2005,6 +2009,7 @@ export interface components {
             };
             /** @description Why (failed, cancelled). */
             error?: string | null;
+            /** @description Why it failed or was cancelled: one of cancelled, worker_lost, engine_crashed, encode_failed, storage_full, input_missing, input_image_undecodable, content_flagged, shutting_down, internal. */
             error_code?: string | null;
         } & {
             [key: string]: unknown;

@@ -1,5 +1,6 @@
 // Response shapes, for the OpenAPI document (the handlers build them in api/render.ts).
 import { Type } from "@sinclair/typebox";
+import { GENERATION_ERRORS } from "../errors.js";
 import { STATUSES } from "../jobs/types.js";
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
@@ -91,6 +92,11 @@ export const GenerationView = Type.Object(
     }),
     result_url: Nullable(Type.String({ description: "Stable URL of the result once succeeded." })),
     error_message: Nullable(Type.String({ description: "Why it failed or was cancelled." })),
+    error_code: Nullable(
+      Type.String({
+        description: `Why it failed or was cancelled, as a code from the error catalogue: ${Object.keys(GENERATION_ERRORS).join(", ")}.`,
+      }),
+    ),
     enqueued_at: Type.String({ description: "ISO 8601" }),
     started_at: Nullable(Type.String({ description: "ISO 8601" })),
     completed_at: Nullable(Type.String({ description: "ISO 8601" })),
@@ -232,7 +238,11 @@ export const CompletedEvent = Type.Object(
     error: Type.Optional(
       Type.Union([Type.String(), Type.Null()], { description: "Why (failed, cancelled)." }),
     ),
-    error_code: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    error_code: Type.Optional(
+      Type.Union([Type.String(), Type.Null()], {
+        description: `Why it failed or was cancelled: one of ${Object.keys(GENERATION_ERRORS).join(", ")}.`,
+      }),
+    ),
   },
   { description: "Data of `media_generation_completed`, the last event.", additionalProperties: true },
 );
