@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_JSON_DEPTH, MAX_JSON_MEMBERS } from "../src/app.js";
 import { ApiKeys } from "../src/auth/keys.js";
 import { ConfigError, defaultConfig, loadConfig } from "../src/config.js";
-import { type Harness, makeHarness, pngDataUri } from "./helpers.js";
+import { type Harness, makeHarness, pngDataUri, waitFor } from "./helpers.js";
 
 let big: Harness; // 32 MB body limit, listening on loopback
 let small: Harness; // 1 MiB body limit, listening on loopback
@@ -158,7 +158,7 @@ describe("item 5: a body with a million unknown fields", () => {
     const res = await post(`${bigBase}/api/ai/queue`, body, { "content-type": "application/json" });
     await res.uploaded; // polled until the server has read (and dropped) the whole body
     const drainedMs = performance.now() - t0;
-    while (latencies.length < 5) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => latencies.length >= 5, 10_000, "five /healthz answers", { intervalMs: 5 });
     stop = true;
     await poll;
     const max = Math.max(...latencies);
