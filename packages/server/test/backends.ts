@@ -8,8 +8,7 @@ import { type AppDeps, buildApp } from "../src/app.js";
 import { type Config, defaultConfig } from "../src/config.js";
 import type { EngineCommand } from "../src/engine/process.js";
 import { RemoteEngines } from "../src/engine/remote.js";
-import { Supervisor } from "../src/engine/supervisor.js";
-import { ImageIngest } from "../src/images/ingest.js";
+import type { Supervisor } from "../src/engine/supervisor.js";
 import { BullMqJobQueue } from "../src/jobs/bullmq-queue.js";
 import type { JobQueue } from "../src/jobs/job-queue.js";
 import { RedisJobStore } from "../src/jobs/redis-store.js";
@@ -19,7 +18,7 @@ import { Metrics } from "../src/metrics.js";
 import { connectRedis, type Redis } from "../src/redis/connection.js";
 import { FileStore } from "../src/storage/files.js";
 import { RedisOutbox, SqliteOutbox, type WebhookOutbox } from "../src/webhooks/outbox.js";
-import { fakeEngine, makeHarness, waitFor } from "./helpers.js";
+import { makeHarness, testEngine, testImages, waitFor } from "./helpers.js";
 
 export type BackendName = "sqlite" | "bullmq";
 
@@ -75,12 +74,7 @@ async function makeBullMqHarness(redisUrl: string, opts: HarnessOptions): Promis
   await connect("gateway").flushall(); // each harness starts from an empty Redis
   const files = opts.files ? opts.files(dataDir) : new FileStore(dataDir);
   const metrics = new Metrics();
-  const engine = new Supervisor({
-    devices: config.devices,
-    command: opts.command ?? fakeEngine(),
-    readyTimeoutMs: config.engineReadyTimeoutS * 1000,
-    restartDelayMs: config.engineRestartDelayMs,
-  });
+  const engine = testEngine(config, opts.command);
   const workerRedis = connect("worker");
   const worker = new JobWorker(
     new RedisJobStore(workerRedis),
@@ -101,13 +95,7 @@ async function makeBullMqHarness(redisUrl: string, opts: HarnessOptions): Promis
   await queue.start();
   const remote = await new RemoteEngines(store).start(100);
   const sqlite = new JobStore(path.join(dataDir, "kontext.db"));
-  const images = new ImageIngest(files, {
-    maxPixels: config.maxInputPixels,
-    fetchAllow: config.fetchAllow,
-    timeoutMs: config.fetchTimeoutMs,
-    maxBytes: config.fetchMaxBytes,
-    maxRedirects: config.fetchMaxRedirects,
-  });
+  const images = testImages(files, config);
   const outbox = new RedisOutbox(store, queue, 100);
   const app = buildApp({
     store: sqlite,

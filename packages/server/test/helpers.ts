@@ -34,6 +34,27 @@ export function realEngine(python: string, modelDir: string): (device: string | 
   });
 }
 
+/** The engine supervisor a test's config asks for, on `command` (the fake engine by default). */
+export function testEngine(config: Config, command?: (device: string | null) => EngineCommand): Supervisor {
+  return new Supervisor({
+    devices: config.devices,
+    command: command ?? fakeEngine(),
+    readyTimeoutMs: config.engineReadyTimeoutS * 1000,
+    restartDelayMs: config.engineRestartDelayMs,
+  });
+}
+
+/** Input-image ingest with the config's limits, as main.ts builds it. */
+export function testImages(files: FileStore, config: Config): ImageIngest {
+  return new ImageIngest(files, {
+    maxPixels: config.maxInputPixels,
+    fetchAllow: config.fetchAllow,
+    timeoutMs: config.fetchTimeoutMs,
+    maxBytes: config.fetchMaxBytes,
+    maxRedirects: config.fetchMaxRedirects,
+  });
+}
+
 export interface Harness {
   app: ReturnType<typeof buildApp>;
   config: Config;
@@ -61,22 +82,11 @@ export async function makeHarness(
   const files = opts.files ? opts.files(dataDir) : new FileStore(dataDir);
   const store = new JobStore(files.databasePath);
   const metrics = new Metrics();
-  const engine = new Supervisor({
-    devices: config.devices,
-    command: opts.command ?? fakeEngine(),
-    readyTimeoutMs: config.engineReadyTimeoutS * 1000,
-    restartDelayMs: config.engineRestartDelayMs,
-  });
+  const engine = testEngine(config, opts.command);
   const queue = new SqliteJobQueue(store, files, engine, metrics, {
     maxQueue: config.maxQueue,
   });
-  const images = new ImageIngest(files, {
-    maxPixels: config.maxInputPixels,
-    fetchAllow: config.fetchAllow,
-    timeoutMs: config.fetchTimeoutMs,
-    maxBytes: config.fetchMaxBytes,
-    maxRedirects: config.fetchMaxRedirects,
-  });
+  const images = testImages(files, config);
   const app = buildApp({
     store,
     queue,
