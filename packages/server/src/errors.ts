@@ -269,6 +269,8 @@ export function fieldInvalid(field: string, rule: string, got: string | number, 
 // Why a generation failed (or was cancelled): its `error_code` and the message template of its
 // `error_message`. The HTTP entries above are what a request is answered; these are what a
 // generation's record says once it has ended (GET /api/ai/queue/:id, webhooks, the history).
+// `answer` is the HTTP entry a request waiting for it (the sync edit) gets: generation_failed
+// unless named.
 export const GENERATION_ERRORS = {
   cancelled: { title: "Cancelled", template: "cancelled by the client" },
   worker_lost: {
@@ -286,10 +288,10 @@ export const GENERATION_ERRORS = {
     title: "Input image could not be decoded",
     template: "the stored input image could not be decoded: {reason}",
   },
-  content_flagged: { title: "Content flagged", template: "{reason}" },
+  content_flagged: { title: "Content flagged", template: "{reason}", answer: "content_flagged" },
   shutting_down: { title: "Shutting down", template: "{reason}" },
   internal: { title: "Internal error", template: "{reason}" },
-} as const satisfies Record<string, { title: string; template: string }>;
+} as const satisfies Record<string, { title: string; template: string; answer?: ErrorEntry }>;
 
 export type GenerationErrorCode = keyof typeof GENERATION_ERRORS;
 
@@ -299,6 +301,25 @@ export function generationError(
   params: Record<string, string | number> = {},
 ): { code: GenerationErrorCode; message: string } {
   return { code, message: fill(GENERATION_ERRORS[code].template, params) };
+}
+
+/**
+ * The HTTP error for a request that waited for a generation which did not succeed (409
+ * generation_cancelled, or the failure's `answer`), or null when it did not fail.
+ */
+export function generationFailure(g: {
+  id: string;
+  status: string;
+  errorCode: string | null;
+  errorMessage: string | null;
+}): ApiError | null {
+  if (g.status === "cancelled") return new ApiError("generation_cancelled", { id: g.id });
+  if (g.status !== "failed") return null;
+  const entries: Record<string, { title: string; answer?: ErrorEntry }> = GENERATION_ERRORS;
+  const entry = Object.hasOwn(entries, g.errorCode ?? "") ? entries[g.errorCode as string] : undefined;
+  return new ApiError(entry?.answer ?? "generation_failed", {
+    reason: `generation ${g.id} failed: ${g.errorMessage ?? "unknown error"}`,
+  });
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   fieldInvalid,
   GENERATION_ERRORS,
   generationError,
+  generationFailure,
 } from "../src/errors.js";
 import { repoRoot } from "./helpers.js";
 
@@ -55,6 +56,18 @@ describe("the error catalogue", () => {
       expect(e.title, code).not.toBe("");
       expect(e.template, code).not.toBe("");
     }
+  });
+
+  it("answers a waiting request for a failed generation from the catalogue", () => {
+    const g = { id: "g1", status: "failed", errorCode: "content_flagged", errorMessage: "flagged" };
+    expect(generationFailure(g)).toMatchObject({ code: "content_flagged", status: 422 });
+    expect(generationFailure({ ...g, errorCode: "engine_crashed" })).toMatchObject({
+      code: "generation_failed",
+      status: 500,
+      message: "generation g1 failed: flagged",
+    });
+    expect(generationFailure({ ...g, status: "cancelled" })).toMatchObject({ code: "generation_cancelled" });
+    expect(generationFailure({ ...g, status: "succeeded" })).toBeNull();
   });
 
   it("answers a field refusal as invalid_request, naming the field", () => {

@@ -3,7 +3,7 @@
 import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
-import { ApiError, fieldInvalid } from "../errors.js";
+import { ApiError, fieldInvalid, generationFailure } from "../errors.js";
 import { idempotencyKeyOf, requestHash } from "../jobs/idempotency.js";
 import type { InsertMeta, ListFilter } from "../jobs/job-queue.js";
 import type { Generation, StoredEvent } from "../jobs/types.js";
@@ -241,11 +241,8 @@ function streamGeneration(
 }
 
 async function syncResponse(ctx: AppContext, g: Generation, base: string): Promise<Record<string, unknown>> {
-  if (g.status === "cancelled") throw new ApiError("generation_cancelled", { id: g.id });
-  if (g.status === "failed") {
-    const code = g.errorCode === "content_flagged" ? "content_flagged" : "generation_failed";
-    throw new ApiError(code, { reason: `generation ${g.id} failed: ${g.errorMessage ?? "unknown error"}` });
-  }
+  const failed = generationFailure(g);
+  if (failed) throw failed;
   const path = ctx.queue.resultUrlPath(g) as string;
   const image: Record<string, string> = {};
   if (g.params.response_format === "b64_json") {

@@ -6,7 +6,7 @@ import multipart from "@fastify/multipart";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
-import { ApiError, type ErrorBody, fieldInvalid } from "../errors.js";
+import { ApiError, type ErrorBody, fieldInvalid, generationFailure } from "../errors.js";
 import type { Generation } from "../jobs/types.js";
 import { ASPECT_RATIOS, EditRequest } from "../schema/flux-kontext-dev.js";
 import { findModel, MODELS } from "../schema/models.js";
@@ -330,15 +330,6 @@ async function openAIImage(ctx: AppContext, g: Generation, base: string): Promis
   return { ...image, generation_id: g.id, seed: g.seed };
 }
 
-function failure(g: Generation): ApiError | null {
-  if (g.status === "cancelled") return new ApiError("generation_cancelled", { id: g.id });
-  if (g.status === "failed") {
-    const code = g.errorCode === "content_flagged" ? "content_flagged" : "generation_failed";
-    return new ApiError(code, { reason: `generation ${g.id} failed: ${g.errorMessage ?? "unknown error"}` });
-  }
-  return null;
-}
-
 const OPENAI_ERROR_TYPES: Record<number, string> = {
   401: "authentication_error",
   403: "permission_error",
@@ -417,7 +408,7 @@ export function registerOpenAI(app: FastifyInstance, ctx: AppContext): void {
         // Like the hosted sync edit: the generations run whether or not this client stays.
         const done = await Promise.all(gens.map((g) => ctx.queue.waitFor(g.id)));
         for (const g of done) {
-          const err = failure(g);
+          const err = generationFailure(g);
           if (err) throw err;
         }
         const base = ctx.baseUrl(req);
