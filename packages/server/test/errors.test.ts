@@ -83,6 +83,12 @@ describe("the error catalogue", () => {
     expect(err.entry).toBe("field_invalid");
   });
 
+  it("README lists every generation error code", () => {
+    const readme = readFileSync(path.join(repoRoot, "README.md"), "utf8");
+    const line = readme.split("\n\n").find((p) => p.includes("says why in `error_code`")) ?? "";
+    for (const code of Object.keys(GENERATION_ERRORS)) expect(line, code).toContain(`\`${code}\``);
+  });
+
   it("answers each entry with a 4xx or 5xx status, a title and a template", () => {
     for (const [entry, e] of Object.entries(ERRORS)) {
       expect(e.status, entry).toBeGreaterThanOrEqual(400);
