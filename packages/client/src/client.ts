@@ -13,6 +13,20 @@ export type CancelResponse = Schemas["CancelResponse"];
 export type Model = Schemas["Model"];
 export type ErrorEnvelope = Schemas["Error"];
 export type GenerationStatus = Generation["status"];
+export type HistoryItem = Schemas["HistoryItem"];
+export type DeleteResponse = Schemas["DeleteResponse"];
+
+/** GET /api/history's filters. */
+export interface HistoryQuery {
+  /** prompt contains (any case) */
+  q?: string;
+  /** older than this generation id: the next page */
+  before?: string;
+  limit?: number;
+  /** comma-separated statuses */
+  status?: string;
+  starred?: boolean;
+}
 
 /** One Server-Sent Event of a generation, typed by its name. */
 export type KontextEvent =
@@ -192,6 +206,47 @@ export class Kontext {
       if (FINAL_STATUSES.includes(g.status)) return g;
       await new Promise((r) => setTimeout(r, 500));
     }
+  }
+
+  /**
+   * The history, newest first (GET /api/history): generations of every status with their chain
+   * link, input, thumbnails and star.
+   */
+  async history(query: HistoryQuery = {}, opts: CallOptions = {}): Promise<HistoryItem[]> {
+    const q: { q?: string; before?: string; limit?: string; status?: string; starred?: "true" | "false" } =
+      {};
+    if (query.q?.trim()) q.q = query.q.trim();
+    if (query.before) q.before = query.before;
+    if (query.limit !== undefined) q.limit = String(query.limit);
+    if (query.status) q.status = query.status;
+    if (query.starred !== undefined) q.starred = query.starred ? "true" : "false";
+    const { data, error, response } = await this.api.GET("/api/history", {
+      params: { query: q },
+      signal: opts.signal,
+    });
+    if (error !== undefined || !data) throw KontextError.from(response, error);
+    return data.generations;
+  }
+
+  /** Deletes a finished generation's files and record (DELETE /api/history/:id; 409 while active). */
+  async deleteGeneration(id: string, opts: CallOptions = {}): Promise<DeleteResponse> {
+    const { data, error, response } = await this.api.DELETE("/api/history/{id}", {
+      params: { path: { id } },
+      signal: opts.signal,
+    });
+    if (error !== undefined || !data) throw KontextError.from(response, error);
+    return data;
+  }
+
+  /** Stars or unstars a generation in the history (PATCH /api/history/:id). */
+  async star(id: string, starred: boolean, opts: CallOptions = {}): Promise<HistoryItem> {
+    const { data, error, response } = await this.api.PATCH("/api/history/{id}", {
+      params: { path: { id } },
+      body: { starred },
+      signal: opts.signal,
+    });
+    if (error !== undefined || !data) throw KontextError.from(response, error);
+    return data;
   }
 
   /** Served models with their request schema (GET /api/ai/models). */

@@ -2,6 +2,7 @@
 export {
   type CallOptions,
   type CancelResponse,
+  type DeleteResponse,
   type EditRequest,
   type EditResponse,
   type ErrorEnvelope,
@@ -9,6 +10,8 @@ export {
   type Generation,
   type GenerationList,
   type GenerationStatus,
+  type HistoryItem,
+  type HistoryQuery,
   Kontext,
   KontextError,
   type KontextEvent,
@@ -16,5 +19,4 @@ export {
   type Model,
 } from "./client.js";
 export type { components, paths } from "./generated/openapi.js";
-export { type HistoryItem, type HistoryQuery, historyApi } from "./history.js";
 export { parseEventStream, type RawEvent } from "./sse.js";

@@ -121,7 +121,7 @@ export function App() {
           <Boundary name="The queue">
             <QueuePanel rows={rows} onCancel={(id) => void runs.cancelAny(id).then(() => queue.kick())} />
           </Boundary>
-          <Boundary name="The gallery">
+          <Boundary name="The gallery" onRetry={() => gallery.refresh().catch(() => undefined)}>
             <GalleryPanel wb={wb} />
           </Boundary>
         </aside>

@@ -6,6 +6,8 @@ interface Props {
   /** what this part is, in words: "The form", "The gallery" */
   name: string;
   children: ReactNode;
+  /** fetch again what this part shows, before drawing it again */
+  onRetry?: () => unknown;
 }
 
 export class Boundary extends Component<Props, { error: Error | null }> {
@@ -27,7 +29,13 @@ export class Boundary extends Component<Props, { error: Error | null }> {
         <p>
           <strong>{this.props.name} hit an error:</strong> {error.message}
         </p>
-        <button type="button" className="secondary" onClick={() => this.setState({ error: null })}>
+        <button
+          type="button"
+          className="secondary"
+          onClick={() =>
+            void Promise.resolve(this.props.onRetry?.()).finally(() => this.setState({ error: null }))
+          }
+        >
           Try again
         </button>
       </div>

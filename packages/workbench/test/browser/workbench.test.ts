@@ -630,6 +630,8 @@ describe("workbench in chromium (real server, tiny engine)", () => {
         return result < form;
       });
       expect(order).toBe(true);
+      const run = await runButton().boundingBox(); // Run stays on screen on a phone too
+      expect(run && run.y >= 0 && run.y + run.height <= 844).toBe(true);
       // tap targets of 40 px at least
       const small = await page
         .locator("main button:visible, main select:visible")
@@ -745,6 +747,30 @@ describe("workbench in chromium (real server, tiny engine)", () => {
     await shot("10-shortcuts");
     await page.keyboard.press("Escape");
     await expect.poll(() => list.isVisible()).toBe(false);
+  });
+
+  it("shows an error in the part of the page where it happened, and the rest keeps working", async () => {
+    // The server answers the history with an item the page cannot draw.
+    await page.route("**/api/history?*", (route) =>
+      route.fulfill({
+        contentType: "application/json",
+        body: JSON.stringify({
+          count: 1,
+          generations: [{ generation_id: "broken", status: "succeeded", prompt: "p" }],
+        }),
+      }),
+    );
+    await page.reload();
+    const crashed = page.locator("[data-boundary='The gallery']");
+    await expect.poll(() => crashed.textContent(), { timeout: 30_000 }).toMatch(/^The gallery hit an error:/);
+    expect(await runButton().isVisible()).toBe(true);
+    expect(await prompt().isEditable()).toBe(true);
+    await shot("11-gallery-error");
+    await page.unroute("**/api/history?*");
+    await crashed.getByRole("button", { name: "Try again" }).click();
+    await expect
+      .poll(() => gallery().locator("li[data-generation]").count(), { timeout: 30_000 })
+      .toBeGreaterThan(0);
   });
 
   it("raised no page error anywhere", () => {

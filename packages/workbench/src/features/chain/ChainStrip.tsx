@@ -23,6 +23,7 @@ export function ChainStrip({ steps, onGoTo, onBranch }: Props) {
               className="chain-step"
               aria-current={s.current ? "step" : undefined}
               aria-label={`Go back to ${s.label}`}
+              title={s.label}
               onClick={() => onGoTo(s)}
             >
               {s.thumbUrl && <AuthImage src={s.thumbUrl} alt="" width={64} height={64} />}

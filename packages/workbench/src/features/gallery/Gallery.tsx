@@ -109,29 +109,27 @@ export function GalleryPanel({ wb }: { wb: Workbench }) {
                 {s.loading ? "Loading…" : ""}
               </li>
             ) : (
-              s.items
-                .slice(row.index * cols, row.index * cols + cols)
-                .map((h, i) => (
-                  <Tile
-                    key={h.generation_id}
-                    item={h}
-                    depth={chainDepth(s.known, h.generation_id)}
-                    current={chain.baseId === h.generation_id}
-                    style={{
-                      transform: `translate(${i * (tile + GAP)}px, ${row.start}px)`,
-                      width: tile,
-                      height: tile,
-                    }}
-                    onOpen={() =>
-                      wb.view(
-                        h.status === "succeeded" && h.result_url
-                          ? `result:${h.generation_id}`
-                          : `input:${h.generation_id}`,
-                      )
-                    }
-                    onStar={() => void wb.star(h.generation_id, !h.starred)}
-                  />
-                ))
+              s.items.slice(row.index * cols, row.index * cols + cols).map((h, i) => (
+                <Tile
+                  key={h.generation_id}
+                  item={h}
+                  depth={chainDepth(s.known, h.generation_id)}
+                  current={chain.baseId === h.generation_id}
+                  style={{
+                    transform: `translate(${i * (tile + GAP)}px, ${row.start}px)`,
+                    width: tile,
+                    height: tile,
+                  }}
+                  onOpen={() =>
+                    wb.view(
+                      h.status === "succeeded" && h.result_url
+                        ? `result:${h.generation_id}`
+                        : `input:${h.generation_id}`,
+                    )
+                  }
+                  onStar={() => void wb.star(h.generation_id, !h.starred)}
+                />
+              ))
             ),
           )}
         </ul>

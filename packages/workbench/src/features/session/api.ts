@@ -5,7 +5,6 @@ import {
   type Generation,
   type HistoryItem,
   type HistoryQuery,
-  historyApi,
   Kontext,
   KontextError,
   type KontextEvent,
@@ -90,7 +89,6 @@ export function browserApi(baseUrl: string, key: string | null): Api {
       headers.set("authorization", `Bearer ${key}`);
     return fetch(url, { ...init, headers });
   };
-  const history = historyApi(baseUrl, authed);
   return {
     async model(id) {
       const models = await kontext.models();
@@ -168,9 +166,13 @@ export function browserApi(baseUrl: string, key: string | null): Api {
       })();
       return () => abort.abort();
     },
-    history: (q) => history.list(q),
-    remove: (id) => history.remove(id),
-    star: (id, starred) => history.star(id, starred),
+    history: (q) => kontext.history(q),
+    async remove(id) {
+      await kontext.deleteGeneration(id);
+    },
+    async star(id, starred) {
+      await kontext.star(id, starred);
+    },
     async blob(url) {
       const res = await authed(url);
       if (!res.ok) throw KontextError.from(res, await res.text());

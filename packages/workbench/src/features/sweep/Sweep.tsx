@@ -1,6 +1,6 @@
 // Sweep controls (one axis: a parameter's values or prompt variants, × seeds) and the labelled
 // grid of its results, every cell actionable.
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import type { Field } from "../form/schemaForm.js";
 import { GenerationCard, type ResultActions } from "../run/GenerationCard.js";
 import type { Tracked } from "../run/progress.js";
@@ -125,8 +125,13 @@ interface GridProps {
 
 export function SweepGrid({ spec, ids, tracked, now, actions, onCancel, onClose, active }: GridProps) {
   const { rows, cols } = sweepLabels(spec);
+  const ref = useRef<HTMLElement>(null);
+  // A new sweep comes into view (it sits below the latest result).
+  useEffect(() => {
+    if (spec) ref.current?.scrollIntoView?.({ block: "nearest", behavior: "smooth" });
+  }, [spec]);
   return (
-    <section className="panel sweep" aria-labelledby="sweep-title">
+    <section ref={ref} className="panel sweep" aria-labelledby="sweep-title">
       <div className="panel-head">
         <h2 id="sweep-title">
           Sweep: {rows.length} × {cols.length}
