@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .errors import ModelDirError
+from .errors import FatalCode, ModelDirError
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -19,7 +19,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from . import protocol as p
 
-    def fatal(code: str, message: str) -> int:
+    def fatal(code: FatalCode, message: str) -> int:
         logging.error(message)
         events.write(p.encode(p.fatal_event(code, message)))
         events.flush()

@@ -15,6 +15,9 @@ ErrorCode = Literal[
     "internal",
 ]
 
+# Why the engine could not start: the `code` of its `fatal` message (docs/protocol.md).
+FatalCode = Literal["config_invalid", "device_unavailable", "load_failed"]
+
 
 class EngineError(Exception):
     """A failure reported to the gateway as an `error` message (docs/protocol.md)."""

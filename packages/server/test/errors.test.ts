@@ -31,7 +31,9 @@ describe("the error catalogue", () => {
     ).toEqual([...engineCodes].sort());
   });
 
-  it("lists exactly the fatal codes the engine's __main__.py sends", () => {
+  it("lists exactly the engine's FatalCode literal, the codes its __main__.py sends", () => {
+    const literal = /FatalCode = Literal\[([^\]]*)\]/.exec(engineFile("errors.py"))?.[1] ?? "";
+    expect([...literal.matchAll(/"(\w+)"/g)].map((m) => m[1]).sort()).toEqual([...ENGINE_FATAL_CODES].sort());
     const sent = [...engineFile("__main__.py").matchAll(/\bfatal\(\s*"(\w+)"/g)].map((m) => m[1]);
     expect([...new Set(sent)].sort()).toEqual([...ENGINE_FATAL_CODES].sort());
   });
