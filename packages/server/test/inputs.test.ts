@@ -141,16 +141,16 @@ describe("refused submissions store nothing (SQLite)", () => {
       used.add(sha(b)); // its generation is written
     });
     await new Promise((r) => setTimeout(r, 50));
-    await expect(ingest.withInput(dataUri(b), refuse)).rejects.toThrow();
+    await expect(ingest.withInput(dataUri(b), refuse)).rejects.toThrow("queue full");
     expect(storedHashes(root).has(sha(b))).toBe(true);
     release();
     await other;
     expect(storedHashes(root).has(sha(b))).toBe(true);
 
     // An input that was already stored is not this submission's to remove.
-    await expect(ingest.withInput(dataUri(b), refuse)).rejects.toThrow();
+    await expect(ingest.withInput(dataUri(b), refuse)).rejects.toThrow("queue full");
     used.clear();
-    await expect(ingest.withInput(dataUri(b), refuse)).rejects.toThrow();
+    await expect(ingest.withInput(dataUri(b), refuse)).rejects.toThrow("queue full");
     expect(storedHashes(root).has(sha(b))).toBe(true);
   });
 });
