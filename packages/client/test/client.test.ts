@@ -131,6 +131,24 @@ describe("Kontext client", () => {
     }
   });
 
+  it("history(), star() and deleteGeneration(): the history with chain links, stars and deletion", async () => {
+    const [id] = await kontext.submit({
+      input_image: image,
+      prompt: "for the history",
+      num_inference_steps: 4,
+    });
+    const done = await kontext.wait(id as string);
+    expect(done.status).toBe("succeeded");
+    const [item] = await kontext.history({ q: "FOR THE HISTORY", limit: 5 });
+    expect(item).toMatchObject({ generation_id: id, starred: false, parent_generation_id: null });
+    expect(item?.thumbnail_url).toMatch(/\/api\/history\/.+\/thumbnail$/);
+    expect((await kontext.star(id as string, true)).starred).toBe(true);
+    expect((await kontext.history({ starred: true })).map((g) => g.generation_id)).toContain(id);
+    expect(await kontext.deleteGeneration(id as string)).toEqual({ status: "success", generation_id: id });
+    expect((await kontext.history({ q: "for the history" })).map((g) => g.generation_id)).not.toContain(id);
+    await expect(kontext.deleteGeneration(id as string)).rejects.toMatchObject({ status: 404 });
+  });
+
   it("models() lists flux-kontext-dev with its request schema", async () => {
     const models = await kontext.models();
     expect(models.map((m) => m.id)).toEqual(["flux-kontext-dev"]);

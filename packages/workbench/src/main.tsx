@@ -19,6 +19,12 @@ createRoot(root).render(
   </StrictMode>,
 );
 void workbench.init();
+// Errors outside React's rendering (a failed promise in a handler) are said in the workspace's
+// notice line, not lost in the console; rendering errors are caught by each panel's Boundary.
+window.addEventListener("unhandledrejection", (e) => {
+  const reason = e.reason instanceof Error ? e.reason.message : String(e.reason);
+  workbench.setNotice(`Something went wrong: ${reason}`);
+});
 // A file dropped anywhere but the drop zone would make the browser open it and leave the page.
 for (const type of ["dragover", "drop"] as const)
   window.addEventListener(type, (e) => {

@@ -5,6 +5,8 @@ export const SHORTCUTS: ReadonlyArray<readonly [string, string]> = [
   ["Ctrl/⌘ + Enter", "Run"],
   ["Esc", "Cancel the running generation (or close the open dialog)"],
   ["Ctrl/⌘ + V", "Paste an image (or an image URL) as the input"],
+  ["← →", "In the viewer: the previous or next image"],
+  ["T", "In the viewer's toggle: the other image"],
   ["?", "This list"],
 ];
 

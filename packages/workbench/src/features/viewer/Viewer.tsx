@@ -41,7 +41,18 @@ export function Viewer({ wb }: { wb: Workbench }) {
   const history = current ? gallery.known.get(current.generationId) : undefined;
 
   return (
-    <dialog ref={ref} className="viewer" aria-labelledby="viewer-title" onClose={() => wb.setViewer(null)}>
+    <dialog
+      ref={ref}
+      className="viewer"
+      aria-labelledby="viewer-title"
+      onClose={() => wb.setViewer(null)}
+      onKeyDown={(e) => {
+        if ((e.target as HTMLElement).closest("input, select, textarea")) return;
+        if (e.key === "t" && mode === "toggle") setFlip(!flip);
+        if (mode === "single" && items.length > 1 && (e.key === "ArrowRight" || e.key === "ArrowLeft"))
+          wb.setViewer({ index: (index + (e.key === "ArrowRight" ? 1 : items.length - 1)) % items.length });
+      }}
+    >
       {viewer && current && (
         <>
           <div className="panel-head">

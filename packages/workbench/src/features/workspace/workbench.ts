@@ -166,6 +166,7 @@ export class Workbench extends Store<WorkbenchState> {
     const { form, runs, queue } = this.parts;
     if (runs.get().submitting || runs.runActive) return;
     if (!form.check()) return;
+    this.update({ notice: null });
     try {
       const image = form.get().image;
       const body = await form.body();
