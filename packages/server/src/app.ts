@@ -187,8 +187,8 @@ class JsonScan {
   private key: number[] | null = null;
   private field: string | null = null;
 
-  /** null while the body may be fine; else why it is refused, and the field. */
-  feed(c: Buffer): { detail: string; field: string | null } | null {
+  /** null while the body may be fine; else the refusal, naming the field where there is one. */
+  feed(c: Buffer): ApiError | null {
     let nextEscape = -2; // where the next backslash of this chunk is (-1: none; -2: not looked yet)
     for (let i = 0; i < c.length; i++) {
       if (this.inString) {
@@ -228,10 +228,13 @@ class JsonScan {
           this.objects[this.depth] = c[i] === 123;
           this.expectKey = c[i] === 123;
           if (this.depth > MAX_JSON_DEPTH) {
-            const what = `nested more than ${MAX_JSON_DEPTH} levels deep`;
             return this.field && this.depth > 2
-              ? { detail: `${this.field}: ${what}`, field: this.field }
-              : { detail: `the request body is ${what}`, field: null };
+              ? new ApiError(
+                  "field_too_deep",
+                  { field: this.field, limit: MAX_JSON_DEPTH },
+                  { fields: [this.field] },
+                )
+              : new ApiError("body_too_deep", { limit: MAX_JSON_DEPTH });
           }
           break;
         case 125: // }
@@ -245,14 +248,12 @@ class JsonScan {
       }
       if (this.members > MAX_JSON_MEMBERS) {
         return this.field && this.depth > 1
-          ? {
-              detail: `${this.field}: more than ${MAX_JSON_MEMBERS} list items and fields`,
-              field: this.field,
-            }
-          : {
-              detail: `the request body has more than ${MAX_JSON_MEMBERS} fields (a request has a few dozen at most)`,
-              field: null,
-            };
+          ? new ApiError(
+              "field_too_many_members",
+              { field: this.field, limit: MAX_JSON_MEMBERS },
+              { fields: [this.field] },
+            )
+          : new ApiError("body_too_many_members", { limit: MAX_JSON_MEMBERS });
       }
     }
     return null;
@@ -302,10 +303,7 @@ function jsonBodyParser(app: FastifyInstance, limit: number) {
       received += buf.length;
       if (received > limit) return stop(new ApiError("body_too_large", { limit }));
       const refused = scan.feed(buf);
-      if (refused) {
-        const fields = refused.field === null ? {} : { fields: [refused.field] };
-        return stop(new ApiError("invalid_request", { detail: refused.detail }, fields));
-      }
+      if (refused) return stop(refused);
       chunks.push(buf);
     };
     const onEnd = (err?: Error & { statusCode?: number }) => {

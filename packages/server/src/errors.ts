@@ -47,6 +47,30 @@ export const ERRORS = {
     template: "the request body has {received} bytes, its Content-Length says {declared}",
     type: "invalid_request",
   },
+  body_too_deep: {
+    status: 400,
+    title: "Invalid request",
+    template: "the request body is nested more than {limit} levels deep",
+    type: "invalid_request",
+  },
+  field_too_deep: {
+    status: 400,
+    title: "Invalid request",
+    template: "{field}: nested more than {limit} levels deep",
+    type: "invalid_request",
+  },
+  body_too_many_members: {
+    status: 400,
+    title: "Invalid request",
+    template: "the request body has more than {limit} fields (a request has a few dozen at most)",
+    type: "invalid_request",
+  },
+  field_too_many_members: {
+    status: 400,
+    title: "Invalid request",
+    template: "{field}: more than {limit} list items and fields",
+    type: "invalid_request",
+  },
   form_too_many_parts: {
     status: 400,
     title: "Invalid request",
