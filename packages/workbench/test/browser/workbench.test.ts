@@ -603,14 +603,59 @@ describe("workbench in chromium (real server, tiny engine)", () => {
     expect(res.status).toBe(404);
   });
 
+  it("pages the gallery past its first page with `before`, drawing only the rows in view", async () => {
+    // 250 generations, answered by hand: the first page, then what is older than its last.
+    const real = (await history())[0] as HistoryItem;
+    const all = Array.from({ length: 250 }, (_, i) => ({
+      ...real,
+      generation_id: `fake-${i}`,
+      prompt: `fake ${i}`,
+    }));
+    const asked: string[] = [];
+    await page.route("**/api/history?*", (route) => {
+      const url = new URL(route.request().url());
+      asked.push(url.search);
+      const before = url.searchParams.get("before");
+      const from = before ? all.findIndex((g) => g.generation_id === before) + 1 : 0;
+      const limit = Number(url.searchParams.get("limit"));
+      const page = all.slice(from, from + limit);
+      return route.fulfill({
+        contentType: "application/json",
+        body: JSON.stringify({ count: page.length, generations: page }),
+      });
+    });
+    await page.reload();
+    const tiles = gallery().locator("li[data-generation]");
+    await expect.poll(() => tiles.count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    expect(await tiles.count()).toBeLessThan(60); // the visible rows and a few more, not 100
+    const scroller = gallery().getByTestId("gallery");
+    for (let i = 0; i < 12 && !asked.some((q) => q.includes("before=fake-199")); i++) {
+      await scroller.evaluate((el) => el.scrollTo(0, el.scrollHeight));
+      await page.waitForTimeout(300);
+    }
+    expect(asked.some((q) => q.includes("before=fake-99"))).toBe(true);
+    expect(asked.some((q) => q.includes("before=fake-199"))).toBe(true);
+    await expect.poll(() => scroller.getAttribute("data-count")).toBe("250");
+    await expect
+      .poll(async () => {
+        await scroller.evaluate((el) => el.scrollTo(0, el.scrollHeight));
+        return gallery().locator('li[data-generation="fake-249"]').count();
+      })
+      .toBe(1);
+    await page.unroute("**/api/history?*");
+    await page.reload();
+  });
+
   it("keeps the history across a server restart", async () => {
-    const count = await gallery().locator("li[data-generation]").count();
+    const listed = () => gallery().getByTestId("gallery").getAttribute("data-count");
+    await expect.poll(listed, { timeout: 30_000 }).not.toBe("0");
+    const count = await listed();
     await server.stop();
     server = await startServer(serverOptions());
     await page.reload();
-    await expect
-      .poll(() => gallery().locator("li[data-generation]").count(), { timeout: 30_000 })
-      .toBe(count);
+    await expect.poll(listed, { timeout: 30_000 }).toBe(count);
+    // and the server's own count agrees
+    expect(String((await history()).length)).toBe(count);
   });
 
   it("looks right at 1440×900 and 390×844, light and dark; on a phone the result comes first", async () => {

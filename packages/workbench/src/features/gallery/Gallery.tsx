@@ -101,7 +101,7 @@ export function GalleryPanel({ wb }: { wb: Workbench }) {
           {s.query || s.filter !== "all" ? "Nothing matches." : "Nothing yet: run an edit."}
         </p>
       )}
-      <div ref={scroller} className="gallery-scroll" data-testid="gallery">
+      <div ref={scroller} className="gallery-scroll" data-testid="gallery" data-count={s.items.length}>
         <ul className="gallery-grid" style={{ height: virtual.getTotalSize() }}>
           {virtual.getVirtualItems().map((row) =>
             row.index >= rows ? (
