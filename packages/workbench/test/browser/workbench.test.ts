@@ -664,6 +664,20 @@ describe("workbench in chromium (real server, tiny engine)", () => {
       await page.setViewportSize({ width: 1440, height: 900 });
       await page.reload();
       await expect.poll(() => gallery().locator("li[data-generation]").count()).toBeGreaterThan(0);
+      // thumbnails come as blobs fetched with the key: the shot waits until every tile shows one
+      await expect
+        .poll(
+          () =>
+            gallery()
+              .locator("li[data-generation] img")
+              .evaluateAll((imgs) =>
+                imgs.every(
+                  (i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0,
+                ),
+              ),
+          { timeout: 15_000 },
+        )
+        .toBe(true);
       await shot(`08-workbench-1440x900-${scheme}`);
       await page.setViewportSize({ width: 390, height: 844 });
       await expect
