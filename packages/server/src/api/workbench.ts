@@ -19,31 +19,34 @@ const CONTENT_TYPES: Record<string, string> = {
 const ASSET_NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,200}$/;
 
 export function registerWorkbench(app: FastifyInstance, dir: string): void {
-  const send = async (reply: FastifyReply, file: string, cache: string) => {
+  // Whether the file was sent. Not the reply itself: a reply is thenable, so awaiting it would
+  // wait for the response to finish and give undefined (which read as "not found" after sending).
+  const send = async (reply: FastifyReply, file: string, cache: string): Promise<boolean> => {
     let bytes: Buffer;
     try {
       bytes = await readFile(file);
     } catch {
-      return null;
+      return false;
     }
-    return reply
+    void reply
       .header("content-type", CONTENT_TYPES[path.extname(file)] ?? "application/octet-stream")
       .header("cache-control", cache)
       .send(bytes);
+    return true;
   };
 
   app.get("/", async (_req, reply) => {
-    const sent = await send(reply, path.join(dir, "index.html"), "no-cache");
-    if (!sent) throw new ApiError("workbench_not_built", { dir });
-    return sent;
+    if (!(await send(reply, path.join(dir, "index.html"), "no-cache")))
+      throw new ApiError("workbench_not_built", { dir });
+    return reply;
   });
 
   app.get<{ Params: { name: string } }>("/assets/:name", async (req, reply) => {
     const name = req.params.name;
-    const sent = ASSET_NAME.test(name)
-      ? await send(reply, path.join(dir, "assets", name), "public, max-age=31536000, immutable")
-      : null;
+    const sent =
+      ASSET_NAME.test(name) &&
+      (await send(reply, path.join(dir, "assets", name), "public, max-age=31536000, immutable"));
     if (!sent) throw new ApiError("route_not_found", { method: "GET", url: `/assets/${name}` });
-    return sent;
+    return reply;
   });
 }
