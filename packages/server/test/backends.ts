@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { afterAll, beforeAll } from "vitest";
 import { type AppDeps, buildApp } from "../src/app.js";
 import { type Config, defaultConfig } from "../src/config.js";
 import type { EngineCommand } from "../src/engine/process.js";
@@ -19,8 +20,26 @@ import { connectRedis, type Redis } from "../src/redis/connection.js";
 import { FileStore } from "../src/storage/files.js";
 import { RedisOutbox, SqliteOutbox, type WebhookOutbox } from "../src/webhooks/outbox.js";
 import { makeHarness, testEngine, testImages, waitFor } from "./helpers.js";
+import { type RedisServer, startRedis } from "./redis.js";
 
 export type BackendName = "sqlite" | "bullmq";
+export const BACKENDS: readonly BackendName[] = ["sqlite", "bullmq"];
+
+/**
+ * One Redis for the test file (started before its tests, stopped after) and `define` called once
+ * per backend with a maker of harnesses on it: the two-backend suites' shared frame.
+ */
+export function forEachBackend(
+  define: (backend: BackendName, make: (opts?: HarnessOptions) => Promise<QueueHarness>) => void,
+): void {
+  let redis: RedisServer | null = null;
+  beforeAll(async () => {
+    redis = await startRedis();
+  }, 180_000);
+  afterAll(async () => redis?.stop());
+  for (const backend of BACKENDS)
+    define(backend, (opts = {}) => makeQueueHarness(backend, redis?.url ?? null, opts));
+}
 
 export interface QueueHarness {
   app: ReturnType<typeof buildApp>;

@@ -3,9 +3,8 @@
 // starred filters; delete and star on both queue backends (test/redis.ts starts a Redis).
 import sharp from "sharp";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type BackendName, makeQueueHarness, type QueueHarness } from "./backends.js";
+import { forEachBackend, type QueueHarness } from "./backends.js";
 import { fakeEngine, type Harness, makeHarness, parseSse, pngDataUri } from "./helpers.js";
-import { type RedisServer, startRedis } from "./redis.js";
 
 const KEY_A = "key-a-0123456789";
 const KEY_B = "key-b-9876543210";
@@ -114,15 +113,7 @@ describe("thumbnails", () => {
   });
 });
 
-let redis: RedisServer | null = null;
-beforeAll(async () => {
-  redis = await startRedis();
-}, 180_000);
-afterAll(async () => redis?.stop());
-
-const BACKENDS: BackendName[] = ["sqlite", "bullmq"];
-
-for (const backend of BACKENDS) {
+forEachBackend((backend, makeOn) => {
   describe(`gallery: delete, star and filters on the ${backend} queue`, () => {
     let h: QueueHarness | null = null;
     afterEach(async () => {
@@ -130,7 +121,7 @@ for (const backend of BACKENDS) {
       h = null;
     });
     const make = () =>
-      makeQueueHarness(backend, redis?.url ?? null, {
+      makeOn({
         config: { apiKeys: [KEY_A, KEY_B] },
         command: fakeEngine({ FAKE_STEP_MS: "20", FAKE_FAIL_PROMPT: "explode" }),
       });
@@ -282,4 +273,4 @@ for (const backend of BACKENDS) {
       expect(await history(q, "?starred=true")).toEqual([]);
     });
   });
-}
+});

@@ -1,26 +1,14 @@
 // One suite, every JobQueue backend: the embedded SQLite queue and BullMQ on a real Redis
 // (test/redis.ts starts Debian's redis-server). The API flows (flows.ts) and the queue's own
 // contract run unchanged against both, with the fake engine.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { ApiError } from "../src/errors.js";
 import type { StoredEvent } from "../src/jobs/types.js";
-import { type BackendName, makeQueueHarness, type QueueHarness } from "./backends.js";
+import { forEachBackend, type QueueHarness } from "./backends.js";
 import { defineFlows } from "./flows.js";
 import { fakeEngine, parseSse, pngDataUri, poll, waitFor } from "./helpers.js";
-import { type RedisServer, startRedis } from "./redis.js";
 
-let redis: RedisServer | null = null;
-beforeAll(async () => {
-  redis = await startRedis();
-}, 180_000);
-afterAll(async () => redis?.stop());
-
-const BACKENDS: BackendName[] = ["sqlite", "bullmq"];
-
-for (const backend of BACKENDS) {
-  const make = (opts: Parameters<typeof makeQueueHarness>[2] = {}) =>
-    makeQueueHarness(backend, redis?.url ?? null, opts);
-
+forEachBackend((backend, make) => {
   defineFlows(`flows on the ${backend} queue (fake engine)`, {
     make: () => make({ command: fakeEngine({ FAKE_STEP_MS: "5" }) }),
     quickSteps: 4,
@@ -242,4 +230,4 @@ for (const backend of BACKENDS) {
       expect(other.statusCode).toBe(409);
     });
   });
-}
+});

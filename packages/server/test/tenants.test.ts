@@ -4,31 +4,20 @@
 // runs on both queue backends.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { errorForClients } from "../src/engine/protocol.js";
-import { type BackendName, makeQueueHarness, type QueueHarness } from "./backends.js";
+import { forEachBackend, type QueueHarness } from "./backends.js";
 import { fakeEngine, type Harness, makeHarness, parseSse, pngDataUri, poll, waitFor } from "./helpers.js";
-import { type RedisServer, startRedis } from "./redis.js";
 
 const KEY_A = "key-a-0123456789";
 const KEY_B = "key-b-9876543210";
 const as = (key: string) => ({ authorization: `Bearer ${key}` });
 
-let redis: RedisServer | null = null;
-beforeAll(async () => {
-  redis = await startRedis();
-}, 180_000);
-afterAll(async () => redis?.stop());
-
-const BACKENDS: BackendName[] = ["sqlite", "bullmq"];
-
-for (const backend of BACKENDS) {
+forEachBackend((backend, make) => {
   describe(`between callers and towards clients: ${backend}`, () => {
     let h: QueueHarness | null = null;
     afterEach(async () => {
       await h?.close();
       h = null;
     });
-    const make = (opts: Parameters<typeof makeQueueHarness>[2] = {}) =>
-      makeQueueHarness(backend, redis?.url ?? null, opts);
     const post = (q: QueueHarness, payload: Record<string, unknown>, headers: Record<string, string> = {}) =>
       q.app.inject({ method: "POST", url: "/api/ai/queue", payload, headers });
     const body = async (extra: Record<string, unknown> = {}) => ({
@@ -178,7 +167,7 @@ for (const backend of BACKENDS) {
       expect(g.result_url ?? null).toBeNull();
     });
   });
-}
+});
 
 describe("what reaches clients of the engine's own words", () => {
   it("maps engine codes to the catalogue and cuts paths and pids", () => {
