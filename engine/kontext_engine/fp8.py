@@ -135,14 +135,13 @@ def simulate_gpu_kernels() -> Iterator[None]:
         _simulate_gpu = previous
 
 
-class Float8Linear(nn.Module):
-    """Drop-in for nn.Linear with e4m3 weights (per output channel) and e4m3 activations (per token)."""
+class _E4M3Weights(nn.Module):
+    """A linear layer's weight in e4m3 (per output channel, power-of-two scales) and its bias:
+    what both FP8 layers store."""
 
-    def __init__(self, linear: nn.Linear, fast_accum: bool = True):
+    def __init__(self, linear: nn.Linear):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.fast_accum = fast_accum
-        self.kernel: Kernel | None = None  # None: _scaled_mm on FP8 tensor cores, else the emulation
         q, scale = quantize_weight(linear.weight.detach())
         self.register_buffer("weight_fp8", q)  # (out, in)
         self.register_buffer("weight_scale", scale)  # (out, 1) float32, powers of two
@@ -150,8 +149,18 @@ class Float8Linear(nn.Module):
 
     @property
     def weight(self) -> None:
-        """No dense weight (see weight_fp8); code that checks `isinstance(layer.weight, Tensor)` skips it."""
+        """No dense weight (see weight_fp8); code that checks `isinstance(layer.weight, Tensor)`
+        (T5's upcast check, for one) skips it."""
         return None
+
+
+class Float8Linear(_E4M3Weights):
+    """Drop-in for nn.Linear with e4m3 weights (per output channel) and e4m3 activations (per token)."""
+
+    def __init__(self, linear: nn.Linear, fast_accum: bool = True):
+        super().__init__(linear)
+        self.fast_accum = fast_accum
+        self.kernel: Kernel | None = None  # None: _scaled_mm on FP8 tensor cores, else the emulation
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape
@@ -171,23 +180,10 @@ class Float8Linear(nn.Module):
         return y.reshape(*shape[:-1], self.out_features)
 
 
-class Float8WeightOnlyLinear(nn.Module):
+class Float8WeightOnlyLinear(_E4M3Weights):
     """nn.Linear whose weight is stored in e4m3 (per output channel, power-of-two scales) and
     dequantized into the input's dtype for each call: half the bytes of bf16, bf16 compute, any
     GPU. Dequantization is exact (e4m3 × 2^k is a bf16 number)."""
-
-    def __init__(self, linear: nn.Linear):
-        super().__init__()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        q, scale = quantize_weight(linear.weight.detach())
-        self.register_buffer("weight_fp8", q)  # (out, in)
-        self.register_buffer("weight_scale", scale)  # (out, 1) float32, powers of two
-        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach(), requires_grad=False)
-
-    @property
-    def weight(self) -> None:
-        """No dense weight (see weight_fp8); T5's `isinstance(wo.weight, Tensor)` upcast check skips it."""
-        return None
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight_fp8.to(x.dtype)  # exact
