@@ -15,12 +15,12 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from . import sampler
+from . import conditioning, sampler
 from .cache import LRU
 from .errors import EngineError
 from .loading import KontextModel
 from .preview import LatentPreview
-from .resolution import condition_size, output_size
+from .resolution import PREFERRED_RESOLUTIONS, condition_size
 from .safety import SafetyChecker
 from .speed import fastest_attention
 
@@ -32,7 +32,7 @@ CLIP_MAX_TOKENS = 77
 
 @dataclass(frozen=True)
 class EditRequest:
-    image: np.ndarray  # (H, W, 3) uint8 RGB, the condition image as decoded by the gateway
+    image: np.ndarray | None  # (H, W, 3) uint8 RGB, input_image as decoded by the gateway; None: text-to-image
     prompt: str
     aspect_ratio: str = "match_input_image"
     num_inference_steps: int = 28
@@ -40,6 +40,14 @@ class EditRequest:
     seeds: tuple[int, ...] = (0,)
     disable_safety_checker: bool = False
     fast: bool = False  # forecast some steps instead of running the transformer (sampler.fast_plan)
+    # input_image_2..4, each (H, W, 3) uint8 RGB; placed in RoPE space by reference_method,
+    # "offset" (all at index 1, side by side) or "index" (index 2, 3, 4): docs/references.md.
+    references: tuple[np.ndarray, ...] = ()
+    reference_method: str = "offset"
+    mask: np.ndarray | None = None  # (H, W) uint8 at the input image's size: 255 = change, 0 = keep
+    strength: float = 1.0  # below 1: start from the input image noised to this level (img2img)
+    negative_prompt: str | None = None  # with true_cfg_scale > 1: a second transformer pass per step
+    true_cfg_scale: float = 1.0
 
 
 @dataclass
@@ -54,6 +62,14 @@ class EditResult:
     prompt_tokens: dict[str, int | bool] = field(default_factory=dict)  # Editor.prompt_tokens
 
 
+@dataclass
+class Conditions:
+    tokens: Tensor  # (1, Lc, 64) model dtype, every condition image's tokens (Lc = 0: text-to-image)
+    ids: Tensor  # (Lc, 3) their position ids
+    image: Tensor | None  # (1, L, 64) the input image's own tokens (what a masked edit starts from)
+    hits: list[bool] = field(default_factory=list)  # condition cache hit per image: input_image first
+
+
 # on_step(step, total_steps, preview) where preview() renders a JPEG of generation 0 on demand.
 ProgressCallback = Callable[[int, int, Callable[[], tuple[bytes, int, int]]], None]
 
@@ -65,7 +81,12 @@ class Editor:
         safety: SafetyChecker | None,
         prompt_cache_size: int = 32,
         condition_cache_size: int = 16,
+        max_condition_tokens: int = conditioning.DEFAULT_MAX_CONDITION_TOKENS,
     ):
+        largest = max(conditioning.tokens(w, h) for w, h in PREFERRED_RESOLUTIONS)
+        if max_condition_tokens < largest:
+            raise ValueError(f"max_condition_tokens must be at least {largest} (one condition image)")
+        self.max_condition_tokens = max_condition_tokens
         self.m = model
         self.safety = safety
         self.prompts: LRU[tuple[Tensor, Tensor]] = LRU(prompt_cache_size)
@@ -127,11 +148,12 @@ class Editor:
         return pooled, txt
 
     @torch.no_grad()
-    def encode_condition(self, image: np.ndarray) -> tuple[Tensor, int, int, bool]:
-        """(tokens (1, Lc, 64), lh, lw, cache hit) for the condition image, resized (Lanczos, no
-        crop) to its bucket, VAE-encoded (distribution mode), shifted and scaled, packed."""
+    def encode_condition(self, image: np.ndarray, size: tuple[int, int] | None = None) -> tuple[Tensor, int, int, bool]:
+        """(tokens (1, Lc, 64), lh, lw, cache hit) for a condition image, resized (Lanczos, no
+        crop) to `size` (default: its bucket), VAE-encoded (distribution mode), shifted and
+        scaled, packed. Cached by the image's hash and the size."""
         h, w = image.shape[:2]
-        cw, ch = condition_size(w, h)
+        cw, ch = size or condition_size(w, h)
         lh, lw = sampler.latent_grid(cw, ch)
         key = (hashlib.sha256(image.tobytes()).hexdigest(), w, h, cw, ch)
         hit = self.conditions.get(key)
@@ -144,6 +166,25 @@ class Editor:
         tokens = sampler.pack((z - self.vae_shift) * self.vae_scale)
         self.conditions.put(key, tokens)
         return tokens, lh, lw, False
+
+    def encode_conditions(self, req: EditRequest) -> "Conditions":
+        """All the condition images of a request, each encoded (or served from the cache) at its
+        size, concatenated with their position ids (conditioning.placements). With a mask and
+        references, the references alone condition the edit and the image is only the one
+        inpainted (diffusers' image_reference); otherwise the image comes first."""
+        if req.image is None:
+            return Conditions(torch.zeros(1, 0, 64, dtype=self.m.dtype, device=self.m.device), torch.zeros(0, 3), None)
+        sizes = conditioning.encode_sizes(req, self.max_condition_tokens)
+        encoded = [
+            self.encode_condition(im, size) for im, size in zip((req.image, *req.references), sizes, strict=True)
+        ]
+        shown = encoded[1:] if req.mask is not None and req.references else encoded
+        return Conditions(
+            tokens=torch.cat([t for t, _, _, _ in shown], dim=1),
+            ids=conditioning.condition_ids([(lh, lw) for _, lh, lw, _ in shown], req.reference_method),
+            image=encoded[0][0],
+            hits=[hit for _, _, _, hit in encoded],
+        )
 
     @torch.no_grad()
     def decode(self, x: Tensor, lh: int, lw: int) -> Tensor:
@@ -160,27 +201,45 @@ class Editor:
         self, req: EditRequest, on_step: ProgressCallback | None = None, noise: Tensor | None = None
     ) -> EditResult:
         m = self.m
+        width, height = conditioning.target_size(req)  # checks the request first
         t0 = self._sync()
         pooled, txt, prompt_hit = self.encode_prompt(req.prompt)
+        cache = {"prompt": prompt_hit}  # and negative_prompt, condition, input_image_2..4
+        negative = None
+        if conditioning.uses_true_cfg(req):
+            neg_pooled, neg_txt, cache["negative_prompt"] = self.encode_prompt(req.negative_prompt or "")
+            b = len(req.seeds)
+            negative = sampler.Guidance(neg_txt.expand(b, -1, -1), neg_pooled.expand(b, -1), req.true_cfg_scale)
         t1 = self._sync()
-        cond, clh, clw, cond_hit = self.encode_condition(req.image)
+        cond = self.encode_conditions(req)
+        cache["condition"] = bool(cond.hits) and cond.hits[0]  # False for text-to-image
+        cache.update({f"input_image_{i}": hit for i, hit in enumerate(cond.hits[1:], 2)})
         t2 = self._sync()
 
-        width, height = output_size(req.aspect_ratio, req.image.shape[1], req.image.shape[0])
         lh, lw = sampler.latent_grid(width, height)
         if noise is None:
             noise = sampler.draw_noise(list(req.seeds), lh, lw)  # (B, 16, lh, lw), CPU float32
         x = sampler.pack(noise).to(m.device)  # (B, L, 64) float32
-        img_ids = torch.cat([sampler.position_ids(lh, lw, 0), sampler.position_ids(clh, clw, 1)]).to(m.device, m.dtype)
+        img_ids = torch.cat([sampler.position_ids(lh, lw, 0), cond.ids]).to(m.device, m.dtype)
         txt_ids = torch.zeros(txt.shape[1], 3, device=m.device, dtype=m.dtype)
         sigmas = sampler.schedule(req.num_inference_steps, x.shape[1], m.scheduler_config).to(m.device)
+        sigmas = sigmas[sampler.strength_start(req.num_inference_steps, req.strength) :]
+        known = None
+        if conditioning.starts_from_image(req) and cond.image is not None:
+            clean = cond.image.float().expand_as(x)
+            x, noise_tokens = sampler.add_noise(clean, x, sigmas[0]), x
+            if req.mask is not None:
+                mask = conditioning.mask_tokens(req.mask, width, height).to(m.device).expand_as(x)
+                known = sampler.Known(clean, noise_tokens, mask)
 
         def step_callback(step: int, total: int, x0: Tensor) -> None:
             if on_step is not None:
                 on_step(step, total, lambda: self.preview.jpeg(self._unscale(x0[:1], lh, lw)[0]))
 
         with self._on_device(m.transformer), fastest_attention(m.device):
-            x = self._denoise(req, x, cond, txt, pooled, img_ids, txt_ids, sigmas, step_callback)
+            x = self._denoise(
+                req, x, cond.tokens, txt, pooled, img_ids, txt_ids, sigmas, step_callback, negative, known
+            )
         t3 = self._sync()
         decoded = self.decode(x, lh, lw)
         t4 = self._sync()
@@ -210,7 +269,7 @@ class Editor:
                 "safety": ms(t4, t5),
                 "total": ms(t0, t5),
             },
-            cache={"prompt": prompt_hit, "condition": cond_hit},
+            cache=cache,
             prompt_tokens=self.prompt_tokens(req.prompt),
         )
 
@@ -225,9 +284,11 @@ class Editor:
         txt_ids: Tensor,
         sigmas: Tensor,
         on_step: sampler.StepCallback,
+        negative: sampler.Guidance | None = None,
+        known: sampler.Known | None = None,
     ) -> Tensor:
         b = x.shape[0]
-        plan = sampler.fast_plan(req.num_inference_steps) if req.fast else None
+        plan = sampler.fast_plan(sigmas.numel() - 1) if req.fast else None
         return sampler.denoise(
             self.m.transformer,
             x,
@@ -240,6 +301,8 @@ class Editor:
             req.guidance,
             on_step,
             plan,
+            negative,
+            known,
         )
 
     def warm_up(self, buckets: list[tuple[int, int]], batches: tuple[int, ...] = (1, 2), steps: int = 2) -> None:

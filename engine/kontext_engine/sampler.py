@@ -6,6 +6,7 @@ channels, lh×lw = latent grid (image / 8), L = lh/2·lw/2 packed tokens of 64 =
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,13 +37,14 @@ def unpack(x: Tensor, lh: int, lw: int) -> Tensor:
     return x.reshape(b, f // 4, lh, lw)
 
 
-def position_ids(lh: int, lw: int, axis0: float) -> Tensor:
-    """(lh/2·lw/2, 3) RoPE positions (axis0, row, col); axis0 is 0 for target, 1 for condition."""
+def position_ids(lh: int, lw: int, axis0: float, row0: int = 0, col0: int = 0) -> Tensor:
+    """(lh/2·lw/2, 3) RoPE positions (axis0, row, col); axis0 is 0 for target, 1 (or more) for
+    conditions; row0/col0 shift a condition's grid (in tokens) so references do not overlap."""
     rows, cols = lh // 2, lw // 2
     ids = torch.zeros(rows, cols, 3)
     ids[..., 0] = axis0
-    ids[..., 1] = torch.arange(rows)[:, None]
-    ids[..., 2] = torch.arange(cols)[None, :]
+    ids[..., 1] = torch.arange(rows)[:, None] + row0
+    ids[..., 2] = torch.arange(cols)[None, :] + col0
     return ids.reshape(rows * cols, 3)
 
 
@@ -60,6 +62,18 @@ def schedule(num_steps: int, target_tokens: int, config: dict[str, Any]) -> Tens
     sigmas = np.linspace(1.0, 1.0 / num_steps, num_steps).astype(np.float32)
     shifted = math.exp(mu) / (math.exp(mu) + (1.0 / sigmas - 1.0))  # float32, as the reference
     return torch.cat([torch.from_numpy(np.asarray(shifted, dtype=np.float32)), torch.zeros(1)])
+
+
+def strength_start(num_steps: int, strength: float) -> int:
+    """The step of the full schedule an edit at `strength` starts from (img2img, inpainting):
+    steps - start steps run, from σ = sigmas[start]; as diffusers' get_timesteps."""
+    init = min(num_steps * strength, num_steps)
+    return int(max(num_steps - init, 0))
+
+
+def add_noise(clean: Tensor, noise: Tensor, sigma: Tensor) -> Tensor:
+    """The flow-matching forward process: clean latents noised to level σ."""
+    return sigma * noise + (1.0 - sigma) * clean
 
 
 def draw_noise(seeds: list[int], lh: int, lw: int) -> Tensor:
@@ -94,11 +108,31 @@ def forecast(history: list[tuple[Tensor, Tensor]], sigma: Tensor) -> Tensor:
 StepCallback = Callable[[int, int, Tensor], None]
 
 
+@dataclass(frozen=True)
+class Guidance:
+    """True classifier-free guidance (diffusers' negative_prompt + true_cfg_scale): the transformer
+    runs a second time on the negative prompt and v = v_neg + scale · (v - v_neg)."""
+
+    txt: Tensor  # (B, 512, D_txt) T5 hidden states of the negative prompt
+    pooled: Tensor  # (B, D_pooled)
+    scale: float
+
+
+@dataclass(frozen=True)
+class Known:
+    """Inpainting: where mask is 0 the latents are replaced after every step by the original
+    latents noised to the next σ with the starting noise (diffusers' FluxKontextInpaintPipeline)."""
+
+    clean: Tensor  # (B, L, 64) float32 packed latents of the image being edited
+    noise: Tensor  # (B, L, 64) float32 the noise the edit started from
+    mask: Tensor  # (B, L, 64) float32, 1 = change, 0 = keep
+
+
 @torch.no_grad()
 def denoise(
     transformer: torch.nn.Module,
-    x: Tensor,  # (B, L, 64) float32 noise, target tokens
-    condition: Tensor,  # (B, Lc, 64) model dtype, condition tokens (never updated)
+    x: Tensor,  # (B, L, 64) float32 starting latents (noise, or the image noised to sigmas[0])
+    condition: Tensor,  # (B, Lc, 64) model dtype, condition tokens (never updated); Lc may be 0
     txt: Tensor,  # (B, 512, D_txt) T5 hidden states
     pooled: Tensor,  # (B, D_pooled) CLIP pooled output
     img_ids: Tensor,  # (L + Lc, 3): target ids then condition ids
@@ -107,32 +141,43 @@ def denoise(
     guidance: float,
     on_step: StepCallback | None = None,
     plan: list[bool] | None = None,  # fast mode: which steps run the transformer (None: all)
+    negative: Guidance | None = None,
+    known: Known | None = None,
 ) -> Tensor:
     dtype = condition.dtype
     b, n_target = x.shape[0], x.shape[1]
     g = torch.full((b,), guidance, device=x.device, dtype=torch.float32)
     total = sigmas.numel() - 1
     history: list[tuple[Tensor, Tensor]] = []  # (σ, v) of the last two steps the transformer ran
+
+    def velocity(sigma: Tensor, txt: Tensor, pooled: Tensor) -> Tensor:
+        # The transformer sees [text | target | condition]; its embeddings scale σ and g by 1000.
+        v = transformer(
+            hidden_states=torch.cat([x.to(dtype), condition], dim=1),
+            timestep=sigma.expand(b).to(device=x.device, dtype=dtype),
+            guidance=g,
+            pooled_projections=pooled,
+            encoder_hidden_states=txt,
+            txt_ids=txt_ids,
+            img_ids=img_ids,
+            return_dict=False,
+        )[0]
+        return v[:, :n_target].float()  # the prediction for the condition tokens is discarded
+
     for i in range(total):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         if plan is not None and not plan[i]:
             v = forecast(history, sigma)
         else:
-            # The transformer sees [text | target | condition]; its embeddings scale σ and g by 1000.
-            v = transformer(
-                hidden_states=torch.cat([x.to(dtype), condition], dim=1),
-                timestep=sigma.expand(b).to(device=x.device, dtype=dtype),
-                guidance=g,
-                pooled_projections=pooled,
-                encoder_hidden_states=txt,
-                txt_ids=txt_ids,
-                img_ids=img_ids,
-                return_dict=False,
-            )[0]
-            v = v[:, :n_target].float()  # the prediction for the condition tokens is discarded
+            v = velocity(sigma, txt, pooled)
+            if negative is not None:
+                v_neg = velocity(sigma, negative.txt, negative.pooled)
+                v = v_neg + negative.scale * (v - v_neg)
             history = [*history[-1:], (sigma, v)]
         x0 = x - sigma * v  # the current estimate of the clean latents, for previews
         x = x + (sigma_next - sigma) * v  # Euler in float32
+        if known is not None:
+            x = (1 - known.mask) * add_noise(known.clean, known.noise, sigma_next) + known.mask * x
         if on_step is not None:
             on_step(i + 1, total, x0)  # between steps: where progress is reported and cancel lands
     return x
