@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from . import conditioning, sampler
 from .cache import LRU
 from .errors import EngineError
 from .loading import KontextModel
+from .lora import LoraLibrary, LoraSpec, applied, used_reports
 from .preview import LatentPreview
 from .resolution import PREFERRED_RESOLUTIONS, condition_size
 from .safety import SafetyChecker
@@ -48,6 +50,7 @@ class EditRequest:
     strength: float = 1.0  # below 1: start from the input image noised to this level (img2img)
     negative_prompt: str | None = None  # with true_cfg_scale > 1: a second transformer pass per step
     true_cfg_scale: float = 1.0
+    loras: tuple[LoraSpec, ...] = ()  # LoRA adapters (name, scale) for this request only: docs/loras.md
 
 
 @dataclass
@@ -60,6 +63,7 @@ class EditResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     cache: dict[str, bool] = field(default_factory=dict)
     prompt_tokens: dict[str, int | bool] = field(default_factory=dict)  # Editor.prompt_tokens
+    loras: list[dict[str, object]] = field(default_factory=list)  # the doctor's report of each adapter used
 
 
 @dataclass
@@ -82,6 +86,7 @@ class Editor:
         prompt_cache_size: int = 32,
         condition_cache_size: int = 16,
         max_condition_tokens: int = conditioning.DEFAULT_MAX_CONDITION_TOKENS,
+        lora_dir: Path | None = None,
     ):
         largest = max(conditioning.tokens(w, h) for w, h in PREFERRED_RESOLUTIONS)
         if max_condition_tokens < largest:
@@ -89,6 +94,7 @@ class Editor:
         self.max_condition_tokens = max_condition_tokens
         self.m = model
         self.safety = safety
+        self.loras = None if lora_dir is None else LoraLibrary(lora_dir)  # KONTEXT_LORA_DIR
         self.prompts: LRU[tuple[Tensor, Tensor]] = LRU(prompt_cache_size)
         self.conditions: LRU[Tensor] = LRU(condition_cache_size)
         self.preview = LatentPreview(model.vae)
@@ -202,6 +208,9 @@ class Editor:
     ) -> EditResult:
         m = self.m
         width, height = conditioning.target_size(req)  # checks the request first
+        if req.loras and self.loras is None:
+            raise EngineError("lora_not_found", "this engine has no LoRA directory (KONTEXT_LORA_DIR)", "loras")
+        adapters = self.loras.resolve(req.loras, m.transformer) if self.loras is not None else []
         t0 = self._sync()
         pooled, txt, prompt_hit = self.encode_prompt(req.prompt)
         cache = {"prompt": prompt_hit}  # and negative_prompt, condition, input_image_2..4
@@ -236,7 +245,7 @@ class Editor:
             if on_step is not None:
                 on_step(step, total, lambda: self.preview.jpeg(self._unscale(x0[:1], lh, lw)[0]))
 
-        with self._on_device(m.transformer), fastest_attention(m.device):
+        with self._on_device(m.transformer), fastest_attention(m.device), applied(m.transformer, adapters):
             x = self._denoise(
                 req, x, cond.tokens, txt, pooled, img_ids, txt_ids, sigmas, step_callback, negative, known
             )
@@ -271,6 +280,7 @@ class Editor:
             },
             cache=cache,
             prompt_tokens=self.prompt_tokens(req.prompt),
+            loras=used_reports(adapters),
         )
 
     def _denoise(

@@ -12,6 +12,9 @@ ErrorCode = Literal[
     "cancelled",
     "shutting_down",
     "content_flagged",
+    "lora_not_found",  # a requested LoRA name is not a file in the LoRA directory (field `loras`)
+    "lora_invalid",  # the LoRA file is not a readable safetensors file
+    "lora_unmatched",  # under 90 % of the LoRA's modules match a layer of this model (docs/loras.md)
     "internal",
 ]
 
