@@ -20,7 +20,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -157,7 +157,7 @@ def meta_layer_shapes(model_dir: Path) -> LayerShapes:
 
 
 def detect_format(keys: Sequence[str]) -> Format:
-    if any(k.startswith(("lora_unet_", "lora_te")) for k in keys):
+    if any(k.startswith(("lora_unet_", "lora_transformer_", "lora_te")) for k in keys):
         return "kohya"  # sd-scripts, ai-toolkit's kohya export, ComfyUI's kohya names
     fal = any(k.startswith("base_model.model.") for k in keys)
     if any(_BFL_BLOCK.match(_strip_bfl_prefix(k)) for k in keys):
@@ -279,10 +279,14 @@ def read_adapter(path: Path, name: str, layers: LayerShapes) -> Adapter:
             report.text_encoder_modules += 1
             continue
         report.total += 1
-        try:
-            state, alphas = _convert(fmt, {k: tensors[k] for k in keys}) if fmt != "unknown" else ({}, {})
-        except Exception:  # a module the converters cannot place is reported as unmatched, not fatal
-            state, alphas = {}, {}
+        state: dict[str, Tensor] = {}
+        alphas: dict[str, float] = {}
+        # Only plain LoRA pairs: a DoRA scale or LoKr factor the converters would drop leaves the module unmatched.
+        if fmt != "unknown" and all(_LORA_PARAM.match(k) for k in keys):
+            try:
+                state, alphas = _convert(fmt, {k: tensors[k] for k in keys})
+            except Exception:  # a module the converters cannot place is reported as unmatched, not fatal
+                state, alphas = {}, {}
         all_alphas.update(alphas)
         pending.append((stem, state, alphas))
 
@@ -377,6 +381,8 @@ class LoraLibrary:
         adapter = self.cache.get(sha)
         if adapter is None:
             adapter = read_adapter(path, name, layers)
+        elif adapter.name != name:  # the same file under another name
+            adapter = Adapter(name, sha, replace(adapter.report, name=name), adapter.modules)
         r = adapter.report
         if r.error is not None:
             raise EngineError("lora_invalid", f"LoRA {name!r}: {r.error}", "loras")
@@ -470,16 +476,20 @@ def _model_dtype(transformer: nn.Module) -> torch.dtype:
 
 @contextlib.contextmanager
 def applied(transformer: nn.Module, adapters: Sequence[tuple[Adapter, float]]) -> Iterator[None]:
-    """The adapters on `transformer` while the block runs, and removed after, whatever happens."""
-    handles = [
-        transformer.get_submodule(layer).register_forward_hook(delta)
-        for layer, delta in _layer_deltas(transformer, adapters).items()
-    ]
-    try:
+    """The adapters on `transformer` while the block runs, and removed after, whatever happens.
+    Compiled blocks (speed.compile_transformer) run eagerly meanwhile: their graphs were traced
+    without hooks, and tracing them with each request's hooks would recompile on every request."""
+    deltas = _layer_deltas(transformer, adapters)
+    if not deltas:
         yield
-    finally:
-        for h in handles:
-            h.remove()
+        return
+    with torch.compiler.set_stance("force_eager"):
+        handles = [transformer.get_submodule(layer).register_forward_hook(delta) for layer, delta in deltas.items()]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -177,6 +177,19 @@ def test_a_file_matching_nothing_is_refused_naming_its_prefixes(model: KontextMo
     assert e.value.code == "lora_unmatched" and "transformer.transformer_blocks.*.attn.to_q" in e.value.message
 
 
+def test_unsupported_and_text_encoder_modules_are_counted_not_dropped(model: KontextModel, tmp_path: Path) -> None:
+    tensors = load_file(bfl_file(tmp_path / "k.safetensors", "kohya", linear1=False))
+    tensors["lora_unet_double_blocks_0_img_attn_proj.dora_scale"] = torch.ones(1, WIDTH)  # DoRA: not a plain LoRA
+    g = torch.Generator().manual_seed(0)
+    for i in range(3):  # CLIP modules: not applied (the transformer is what is adapted), reported apart
+        tensors[f"lora_te1_text_model_encoder_layers_{i}_mlp_fc1.lora_down.weight"] = torch.randn(RANK, 32, generator=g)
+        tensors[f"lora_te1_text_model_encoder_layers_{i}_mlp_fc1.lora_up.weight"] = torch.randn(64, RANK, generator=g)
+    write(tmp_path / "mixed.safetensors", tensors)
+    report = LoraLibrary(tmp_path).report("mixed", lora.layer_shapes(model.transformer))
+    assert (report.matched, report.total, report.text_encoder_modules) == (26, 27, 3)
+    assert report.unmatched_prefixes == ["lora_unet_double_blocks_*_img_attn_proj"]
+
+
 def test_under_ninety_percent_is_refused(model: KontextModel, tmp_path: Path) -> None:
     tensors = load_file(diffusers_file(tmp_path / "full.safetensors", model))
     g = torch.Generator().manual_seed(0)
@@ -223,14 +236,9 @@ def test_low_rank_path_beside_fused_and_quantized_layers(kind: str, model: Konte
         assert torch.equal(layer(x), base)  # removed after
 
 
-def test_fused_transformer_gives_the_unfused_result(model: KontextModel, lora_dir: Path) -> None:
-    library = LoraLibrary(lora_dir)
-    layers = lora.layer_shapes(model.transformer)
-    adapters = [(library.load("styles/ghibli", layers), 0.6), (library.load("kohya", layers), -1.2)]
-    fused = copy.deepcopy(model.transformer)
-    fp8.fuse_qkv(fused)
+def _transformer_inputs() -> dict[str, object]:
     g = torch.Generator().manual_seed(0)
-    inputs = {
+    return {
         "hidden_states": torch.randn(1, 8, 64, generator=g),
         "encoder_hidden_states": torch.randn(1, 6, 32, generator=g),
         "pooled_projections": torch.randn(1, 32, generator=g),
@@ -240,6 +248,15 @@ def test_fused_transformer_gives_the_unfused_result(model: KontextModel, lora_di
         "txt_ids": torch.zeros(6, 3),
         "return_dict": False,
     }
+
+
+def test_fused_transformer_gives_the_unfused_result(model: KontextModel, lora_dir: Path) -> None:
+    library = LoraLibrary(lora_dir)
+    layers = lora.layer_shapes(model.transformer)
+    adapters = [(library.load("styles/ghibli", layers), 0.6), (library.load("kohya", layers), -1.2)]
+    fused = copy.deepcopy(model.transformer)
+    fp8.fuse_qkv(fused)
+    inputs = _transformer_inputs()
     with torch.no_grad():
         base = model.transformer(**inputs)[0]
         with lora.applied(model.transformer, adapters):
@@ -248,6 +265,30 @@ def test_fused_transformer_gives_the_unfused_result(model: KontextModel, lora_di
             theirs = fused(**inputs)[0]
     assert (ours - base).abs().max().item() > 1e-2  # the adapters do something
     assert (ours - theirs).abs().max().item() <= 1e-5
+
+
+def test_compiled_blocks_run_eagerly_with_adapters(model: KontextModel, lora_dir: Path) -> None:
+    from kontext_engine.speed import compile_transformer
+
+    compiles = []
+
+    def counting(gm, example_inputs):  # type: ignore[no-untyped-def]
+        compiles.append(1)
+        return gm.forward
+
+    t = copy.deepcopy(model.transformer)
+    adapter = LoraLibrary(lora_dir).load("sketch", lora.layer_shapes(t))
+    inputs = _transformer_inputs()
+    with torch.no_grad():
+        with lora.applied(model.transformer, [(adapter, 1.0)]):
+            eager = model.transformer(**inputs)[0]
+        compile_transformer(t, torch.device("cpu"), backend=counting)
+        t(**inputs)
+        before = len(compiles)
+        with lora.applied(t, [(adapter, 1.0)]):
+            ours = t(**inputs)[0]
+    assert before > 0 and len(compiles) == before  # no recompilation for the adapter's hooks
+    assert (ours - eager).abs().max().item() <= 1e-5
 
 
 # ---------------------------------------------------------------------------------------------
