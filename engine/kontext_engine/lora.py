@@ -229,12 +229,12 @@ def _pattern(patterns: dict[str, Any], module: str) -> Any:
     return None
 
 
-def _scaling(module: str, rank: int, alphas: dict[str, float], all_alphas: bool, config: dict[str, Any]) -> float:
+def _scaling(module: str, rank: int, alphas: dict[str, float], config: dict[str, Any]) -> float:
     """alpha / rank as diffusers' loader configures PEFT: the file's alpha for the module, else the
-    most common one, else the metadata's LoraConfig, else alpha = rank (no scaling)."""
+    file's most common one, else the metadata's LoraConfig, else alpha = rank (no scaling)."""
     if module in alphas:
         alpha = alphas[module]
-    elif all_alphas:
+    elif alphas:
         alpha = Counter(alphas.values()).most_common(1)[0][0]
     elif config:
         alpha = _pattern(config.get("alpha_pattern") or {}, module) or config.get("lora_alpha", rank)
@@ -272,8 +272,8 @@ def read_adapter(path: Path, name: str, layers: LayerShapes) -> Adapter:
     config = _peft_config(metadata)
     modules: dict[str, LowRank] = {}
     unmatched: set[str] = set()
-    pending: list[tuple[str, dict[str, Tensor], dict[str, float]]] = []
-    all_alphas: dict[str, float] = {}
+    converted: list[tuple[str, dict[str, Tensor]]] = []
+    all_alphas: dict[str, float] = {}  # file-wide: a module without one takes the most common
     for stem, keys in _group_modules(list(tensors)).items():
         if stem.startswith(_TEXT_ENCODER):
             report.text_encoder_modules += 1
@@ -288,10 +288,10 @@ def read_adapter(path: Path, name: str, layers: LayerShapes) -> Adapter:
             except Exception:  # a module the converters cannot place is reported as unmatched, not fatal
                 state, alphas = {}, {}
         all_alphas.update(alphas)
-        pending.append((stem, state, alphas))
+        converted.append((stem, state))
 
-    for stem, state, _ in pending:
-        found = _low_rank_pairs(state, all_alphas, bool(all_alphas), config, layers)
+    for stem, state in converted:
+        found = _low_rank_pairs(state, all_alphas, config, layers)
         if found:
             modules.update(found)
             report.matched += 1
@@ -302,7 +302,7 @@ def read_adapter(path: Path, name: str, layers: LayerShapes) -> Adapter:
 
 
 def _low_rank_pairs(
-    state: dict[str, Tensor], alphas: dict[str, float], all_alphas: bool, config: dict[str, Any], layers: LayerShapes
+    state: dict[str, Tensor], alphas: dict[str, float], config: dict[str, Any], layers: LayerShapes
 ) -> dict[str, LowRank]:
     """The converted module(s) of one file module, if every one of them is a LoRA pair that fits a
     layer (name and shape); else {} (the file module counts as unmatched)."""
@@ -316,7 +316,7 @@ def _low_rank_pairs(
         rank = down.shape[0]
         if down.shape[1] != n_in or up.shape != (n_out, rank):
             return {}
-        s = _scaling(target, rank, alphas, all_alphas, config)
+        s = _scaling(target, rank, alphas, config)
         bias = state.get(f"{target}.lora_B.bias")
         pairs[target] = LowRank(
             down=down.float(), up=up.float() * s, bias=None if bias is None else bias.float().reshape(-1) * s

@@ -150,8 +150,13 @@ def test_alpha_over_rank_is_folded_in(model: KontextModel, lora_dir: Path) -> No
     scaled = lora.read_adapter(lora_dir / "styles" / "ghibli.safetensors", "a", layers).modules
     without = {k: v for k, v in load_file(lora_dir / "styles" / "ghibli.safetensors").items() if ".alpha" not in k}
     plain = lora.read_adapter(write(lora_dir.parent / "plain.safetensors", without), "b", layers)
+    config = {"transformer.r": RANK, "transformer.lora_alpha": 2, "transformer.alpha_pattern": {"proj_out": 12}}
+    meta = {"lora_adapter_metadata": json.dumps(config)}  # diffusers' save_lora_weights writes this
+    configured = lora.read_adapter(write(lora_dir.parent / "meta.safetensors", without, meta), "c", layers).modules
     for name, pair in plain.modules.items():
         assert torch.equal(scaled[name].up, pair.up * (8.0 / RANK))
+        expected = 12 if name.endswith("proj_out") else 2
+        assert torch.equal(configured[name].up, pair.up * (expected / RANK))
 
 
 def test_a_file_matching_nothing_is_refused_naming_its_prefixes(model: KontextModel, tmp_path: Path) -> None:
