@@ -10,7 +10,9 @@ two is compensated before the comparison (docs/preserve.md says how and why).
 """
 
 import math
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -262,18 +264,29 @@ def _resize(
     image: np.ndarray, full: tuple[int, int], box: tuple[int, int, int, int], resample: Image.Resampling
 ) -> np.ndarray:
     """The part `box` (full-size pixels) of `image` resized to `full`: the same pixels as that crop
-    of the whole resize, computed only for the part."""
+    of the whole resize, computed only for the part (a writable array of its own)."""
     if image.dtype != np.uint8:
         image = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
     (W, H), (h, w) = full, image.shape[:2]
     x0, y0, x1, y1 = box
     src = Image.fromarray(image)
-    if box == (0, 0, W, H):
-        return np.asarray(src.resize(full, resample))
     if y1 - y0 > H // 2:
-        # Tall: every row, only the columns (PIL takes a box across the columns exactly), then a crop.
-        part = src.resize((x1 - x0, H), resample, box=(x0 * w / W, 0, x1 * w / W, h))
-        return np.asarray(part)[y0:y1]
+        # Tall (the whole frame too): every row of the box's columns, then a crop. PIL takes a box
+        # across the columns exactly, so column strips on threads are exact too (PIL lets go of
+        # the GIL while it resamples); strip edges fall on whole source pixels.
+        out = np.empty((H, x1 - x0, *image.shape[2:]), np.uint8)
+        step = W // math.gcd(W, w)
+        n = max(1, min(_THREADS, (x1 - x0) * H // 2_000_000, (x1 - x0) // step))
+        edges = [x0] + [x0 + (x1 - x0) * i // n // step * step for i in range(1, n)] + [x1]
+
+        def strip(a: int, b: int) -> None:
+            out[:, a - x0 : b - x0] = np.asarray(src.resize((b - a, H), resample, box=(a * w / W, 0, b * w / W, h)))
+
+        if n == 1:
+            strip(x0, x1)
+        else:
+            list(_POOL.map(strip, edges[:-1], edges[1:]))
+        return out[y0:y1]
     # Columns first, over every source row; then the rows, as a horizontal pass on the transpose:
     # PIL's vertical pass with a box that ends inside the frame does not give the whole resize's
     # pixels (up to 46 levels off).
@@ -281,6 +294,10 @@ def _resize(
     turned = Image.fromarray(np.ascontiguousarray(cols.swapaxes(0, 1)))
     part = np.asarray(turned.resize((y1 - y0, x1 - x0), resample, box=(y0 * h / H, 0, y1 * h / H, x1 - x0)))
     return np.ascontiguousarray(part.swapaxes(0, 1))
+
+
+_THREADS = max(1, min(4, os.cpu_count() or 1))  # for whole-frame upscales (≥ 2 MP a strip)
+_POOL = ThreadPoolExecutor(_THREADS, thread_name_prefix="preserve")
 
 
 # sRGB (D65) → CIE Lab. The uint8 → linear step is a table; the rest is a 3×3 and a cube root.
@@ -317,7 +334,7 @@ def _box_mean(x: np.ndarray, r: int) -> np.ndarray:
     the pixels inside the frame; float32. Zero wherever the square holds only zeros."""
     for axis in (0, 1):
         n = x.shape[axis]
-        c = np.cumsum(x, axis=axis, dtype=np.float64 if x.dtype == bool else None)
+        c = np.cumsum(x, axis=axis, dtype=np.float64)  # a run of zeros adds exactly nothing
         c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
         hi, lo = np.minimum(np.arange(n) + r + 1, n), np.maximum(np.arange(n) - r, 0)
         count = (hi - lo).astype(np.float32).reshape([-1 if i == axis else 1 for i in range(x.ndim)])

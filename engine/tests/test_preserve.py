@@ -35,22 +35,22 @@ def columns(width: int, height: int, upto: float, grow: float = 0) -> np.ndarray
     return np.broadcast_to(x[None, :], (height, width))
 
 
-def photo() -> np.ndarray:
-    y = np.linspace(0, 1, H, dtype=np.float32)[:, None]
-    x = np.linspace(0, 1, W, dtype=np.float32)[None, :]
-    img = np.empty((H, W, 3), np.float32)
+def photo(width: int = W, height: int = H) -> np.ndarray:
+    y = np.linspace(0, 1, height, dtype=np.float32)[:, None]
+    x = np.linspace(0, 1, width, dtype=np.float32)[None, :]
+    img = np.empty((height, width, 3), np.float32)
     img[..., 0] = 60 + 120 * x + 30 * np.sin(9 * y)
     img[..., 1] = 80 + 90 * y + 25 * np.cos(7 * x + 3 * y)
     img[..., 2] = 140 - 60 * x * y
     tile = np.random.default_rng(0).integers(-12, 13, (500, 500, 3)).astype(np.float32)  # sensor-like grain
-    img += np.tile(tile, (H // 500, W // 500, 1))
-    img[ellipse(W, H, OBJECT)] = (200, 40, 40)
+    img += np.tile(tile, (height // 500 + 1, width // 500 + 1, 1))[:height, :width]
+    img[ellipse(width, height, OBJECT)] = (200, 40, 40)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def as_seen(original: np.ndarray) -> np.ndarray:
     """The input as the model sees it: what Editor.encode_condition resizes it to."""
-    w, h = condition_size(W, H)
+    w, h = condition_size(original.shape[1], original.shape[0])
     return np.asarray(Image.fromarray(original).resize((w, h), Image.Resampling.LANCZOS))
 
 
@@ -185,6 +185,24 @@ def test_the_users_mask_bounds_the_change(original: np.ndarray, seen: np.ndarray
     assert abs(r.changed_fraction - bucket_region(seen, OBJECT).mean()) < 0.02 * bucket_region(seen, OBJECT).mean()
     outside = ~ellipse(W, H, OBJECT, grow=MARGIN)
     assert np.array_equal(r.image[outside], original[outside])  # the other region is left as it was
+
+
+@pytest.mark.parametrize("size", [(640, 480), (1333, 1001), (3024, 4032)], ids=["below-bucket", "odd", "portrait"])
+def test_other_sizes(size: tuple[int, int]) -> None:
+    # Smaller than its bucket (the "upscale" is a Lanczos downscale), sizes sharing no factor with
+    # the bucket (the part upscaled is then whole rows or columns), portrait.
+    width, height = size
+    original = photo(width, height)
+    seen = as_seen(original)
+    region = bucket_region(seen, OBJECT)
+    r = compose_full_resolution(original, seen, engine(seen, region, noise=2))
+    assert r.image.shape == original.shape and r.mask.shape == (height, width)
+    assert abs(r.changed_fraction - region.mean()) < 0.02 * region.mean()
+    outside = ~ellipse(width, height, OBJECT, grow=MARGIN)
+    assert not r.mask[outside].any()
+    assert np.array_equal(r.image[r.mask == 0], original[r.mask == 0])
+    inside = ellipse(width, height, OBJECT, grow=-MARGIN)
+    assert (r.mask[inside] == 255).all()
 
 
 def test_no_change_returns_the_original(original: np.ndarray, seen: np.ndarray) -> None:
