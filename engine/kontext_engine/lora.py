@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .cache import LRU
-from .errors import EngineError
+from .errors import EngineError, ModelDirError
 
 MAX_ADAPTERS = 4  # per request
 MAX_SCALE = 4.0  # |scale|
@@ -512,7 +512,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.lora_dir.is_dir():
         print(f"LoRA directory {args.lora_dir} does not exist", file=sys.stderr)
         return 2
-    json.dump(listing(args.lora_dir, args.model_dir), sys.stdout, indent=2)
+    try:
+        entries = listing(args.lora_dir, args.model_dir)
+    except ModelDirError as e:
+        print(e, file=sys.stderr)
+        return 2
+    json.dump(entries, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
 
