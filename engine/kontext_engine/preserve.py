@@ -30,7 +30,7 @@ class PreserveSettings:
     threshold: float = 10.0
     speck_px: int = 1  # opening radius: changed blobs narrower than 2r + 1 px are noise
     hole_px: int = 3  # closing radius: holes narrower than 2r + 1 px inside an edit are part of it
-    feather_px: int = 1  # the mask ramps from 1 to 0 over 2 × this, outside the edit
+    feather_px: int = 2  # the mask ramps from 1 to 0 over 2 × this, outside the edit (≈ 27 px at 12 MP)
     whole_frame_above: float = 0.6  # more changed than this: return the plain upscaled output
     max_shift: int = 3  # largest global translation compensated, in bucket px
 
