@@ -4,7 +4,7 @@ the edit did not change is the original's, bit for bit.
 The scene is a synthetic 4000×3000 photo (gradients, a fine texture, a red ellipse as the known
 object). The engine's test double changes only a known region of what the model saw (`seen`, the
 photo resized to its bucket as the engine does) and returns that as its output, optionally with
-the small noise a VAE round trip leaves, a global brightness change or a one-pixel shift.
+the small noise a VAE round trip leaves, a global brightness change or a shift of a pixel or two.
 """
 
 import numpy as np
@@ -31,7 +31,7 @@ def ellipse(width: int, height: int, shape: tuple[float, float, float, float], g
 
 def columns(width: int, height: int, upto: float, grow: float = 0) -> np.ndarray:
     """(height, width) bool: the pixels left of `upto` × width (+ grow px)."""
-    x = np.arange(width) + 0.5 < upto * width + grow * width / W
+    x = np.arange(width) + 0.5 < upto * width + grow
     return np.broadcast_to(x[None, :], (height, width))
 
 
