@@ -166,7 +166,9 @@ class Editor:
         if hit is not None:
             return hit, lh, lw, True
         resized = np.asarray(Image.fromarray(image).resize((cw, ch), Image.Resampling.LANCZOS))
-        x = torch.from_numpy(resized.astype(np.float32) / 255.0).permute(2, 0, 1)[None] * 2 - 1
+        # (1, 3, h, w) over (1, h, w, 3) memory, as diffusers' image processor hands the VAE its
+        # input: the convolutions then take the same (channels-last) kernels and the same sums.
+        x = torch.from_numpy(resized[None].astype(np.float32) / 255.0).permute(0, 3, 1, 2) * 2 - 1
         with self._on_device(self.m.vae):
             z = self.m.vae.encode(x.to(self.m.device, self.m.dtype)).latent_dist.mode()
         tokens = sampler.pack((z - self.vae_shift) * self.vae_scale)
