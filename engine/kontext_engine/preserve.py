@@ -123,20 +123,24 @@ def compose_full_resolution(
 def estimate_shift(seen: np.ndarray, output: np.ndarray, max_shift: int) -> tuple[int, int]:
     """(dy, dx) such that output[y + dy, x + dx] ≈ seen[y, x]: a whole-frame translation of a
     pixel or two (the model sometimes re-renders the frame slightly moved). A small search: every
-    shift up to `max_shift` is scored by the median grey difference over a sparse grid (the median,
-    so a local edit does not move it; each image's own median is taken out, so a brightness change
-    does not either). A shift is kept only if it clearly beats no shift at all."""
+    shift up to `max_shift` is scored by the median difference of the two images' fine detail (the
+    grey Laplacian, which no brightness or colour drift reaches) over a sparse grid, on the
+    points whose colour moved no more than a drift can (an edit, whose pixels differ at any shift,
+    would only blur the scores). A shift is kept only if it clearly beats no shift at all."""
     if max_shift <= 0:
         return 0, 0
-    a, b = _grey(seen), _grey(output)
-    a -= np.median(a[::4, ::4])
-    b -= np.median(b[::4, ::4])
+    a, b = _detail(seen), _detail(output)
     hh, ww = a.shape
     m = max_shift
-    inner = a[m : hh - m : 6, m : ww - m : 6]  # ~30 000 points: enough for a median, 49 times
+    grid = (slice(m, hh - m, 6), slice(m, ww - m, 6))  # ~30 000 points: plenty for a median, 49 times
+    near = (np.abs(seen[grid].astype(np.int16) - output[grid]) <= 45).all(axis=-1)
+    if near.sum() < 1000:
+        return 0, 0
+    inner = a[grid][near]
 
     def score(dy: int, dx: int) -> float:
-        return float(np.median(np.abs(inner - b[m + dy : hh - m + dy : 6, m + dx : ww - m + dx : 6])))
+        moved = b[m + dy : hh - m + dy : 6, m + dx : ww - m + dx : 6][near]
+        return float(np.median(np.abs(inner - moved)))
 
     scores = {(dy, dx): score(dy, dx) for dy in range(-m, m + 1) for dx in range(-m, m + 1)}
     best = min(scores, key=lambda d: (scores[d], abs(d[0]) + abs(d[1])))
@@ -159,17 +163,25 @@ def fit_gain_offset(
     """Per channel, output ≈ gain · seen + offset over the unedited majority of the frame, and a
     (3, 256) uint8 table that undoes it on the output (None when undoing it would change nothing).
 
-    Least squares on the inliers of the previous fit, starting from the median difference: an edit
-    is the outliers, as long as it covers less than about half the frame (more is a whole-frame
-    edit anyway). Near-black and near-white pixels are left out: clipping is not linear."""
+    Least squares on the inliers of the previous fit, starting from the median difference, over
+    the pixels that moved little: an edit is the outliers, as long as it covers less than about
+    half the frame (more is a whole-frame edit anyway) or differs from what it replaced by more
+    than a drift would. Near-black and near-white pixels are left out: clipping is not linear."""
     m = max(abs(shift[0]), abs(shift[1])) + 1
     sub = (slice(m, -m, 5), slice(m, -m, 5))  # ~40 000 pixels: plenty for two parameters
     x_all = seen[sub].reshape(-1, 3).astype(np.float32)
     y_all = output[sub].reshape(-1, 3).astype(np.float32)
+    # Candidates: pixels no channel of which moved more than a drift can (gain 0.9-1.1 and ±20
+    # levels move a value by at most ~45): a large edit in other colours is out from the start.
+    near = (np.abs(y_all - x_all) <= 45).all(axis=1)
     gains, offsets = [], []
     for c in range(3):
         x, y = x_all[:, c], y_all[:, c]
-        keep = (x > 8) & (x < 247) & (y > 8) & (y < 247)
+        keep = near & (x > 8) & (x < 247) & (y > 8) & (y < 247)
+        if keep.sum() < 0.3 * len(x):  # most of the frame changed: no drift to tell from the edit
+            gains.append(1.0)
+            offsets.append(0.0)
+            continue
         x, y = x[keep], y[keep]
         a, b = 1.0, float(np.median(y - x)) if len(x) else 0.0
         for _ in range(3):
@@ -183,7 +195,7 @@ def fit_gain_offset(
             var = float(np.var(xi))
             a = float(np.mean((xi - xi.mean()) * (yi - yi.mean())) / var) if var > 1.0 else 1.0
             b = float(yi.mean() - a * xi.mean())
-        if not (0.85 <= a <= 1.18 and abs(b) <= 30):  # a change this strong is an edit (e.g. relighting)
+        if not (0.9 <= a <= 1.1 and abs(b) <= 20):  # a change this strong is an edit (e.g. relighting)
             a, b = 1.0, 0.0
         if max(abs(b), abs(255 * (a - 1) + b)) < 1.0:  # under a level anywhere: the fit's own noise
             a, b = 1.0, 0.0
@@ -325,8 +337,17 @@ def _reduce(image: np.ndarray, k: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).reduce(k)) if k > 1 else image
 
 
-def _grey(image: np.ndarray) -> np.ndarray:
-    return image @ np.array([0.299, 0.587, 0.114], np.float32)
+def _detail(image: np.ndarray) -> np.ndarray:
+    """The grey image's Laplacian (4 · centre − its 4 neighbours), 0 on the border; float32."""
+    g = image @ np.array([0.299, 0.587, 0.114], np.float32)
+    out = np.zeros_like(g)
+    c = out[1:-1, 1:-1]
+    c += 4 * g[1:-1, 1:-1]
+    c -= g[:-2, 1:-1]
+    c -= g[2:, 1:-1]
+    c -= g[1:-1, :-2]
+    c -= g[1:-1, 2:]
+    return out
 
 
 def _box_mean(x: np.ndarray, r: int) -> np.ndarray:

@@ -169,6 +169,19 @@ def test_a_large_edit_is_still_blended(original: np.ndarray, seen: np.ndarray) -
     assert np.array_equal(r.image, blended(original, upscaled(output), r.mask))
 
 
+def test_a_drift_under_a_large_edit_is_still_undone(original: np.ndarray, seen: np.ndarray) -> None:
+    # 55 % of the frame repainted, and the rest 2 % brighter and one pixel to the right: the drift
+    # is estimated from the unedited 45 % alone.
+    region = columns(seen.shape[1], seen.shape[0], 0.55)
+    r = compose_full_resolution(original, seen, engine(seen, region, colour=(230, 220, 120), gain=1.02, shift=1))
+    assert r.shift == (0, 1) and not r.whole_frame
+    v = np.arange(60, 201)
+    assert all(np.abs(g * v + o - 1.02 * v).max() < 1.5 for g, o in zip(r.gain, r.offset, strict=True))
+    assert abs(r.changed_fraction - 0.55) < 0.02 * 0.55
+    outside = ~columns(W, H, 0.55, grow=MARGIN)
+    assert np.array_equal(r.image[outside], original[outside])
+
+
 def test_a_whole_frame_edit_is_the_plain_upscaled_output(original: np.ndarray, seen: np.ndarray) -> None:
     output = (255 - seen // 2).astype(np.uint8)  # a style change: every pixel differs
     r = compose_full_resolution(original, seen, output)
