@@ -85,7 +85,7 @@ def compose_full_resolution(
     edge = tuple(-(-abs(d) // k) * (1 if d > 0 else -1) for d in shift)  # the shifted-in strip, rounded out
     changed, feather = change_mask(seen_small, corrected_small, edge, limit_small, settings)
     fraction = float(changed.mean())
-    whole = fraction > settings.whole_frame_above
+    whole = fraction > settings.whole_frame_above and limit is None  # the user's mask always bounds the change
     timings["mask"] = _ms(t0)
 
     # The full-size mask, computed only over the bounding box of its non-zero part.

@@ -200,6 +200,10 @@ def test_the_users_mask_bounds_the_change(original: np.ndarray, seen: np.ndarray
     assert abs(r.changed_fraction - bucket_region(seen, OBJECT).mean()) < 0.02 * bucket_region(seen, OBJECT).mean()
     outside = ~ellipse(W, H, OBJECT, grow=MARGIN)
     assert np.array_equal(r.image[outside], original[outside])  # the other region is left as it was
+    # A whole-frame change under a user's mask is still bounded by it.
+    r = compose_full_resolution(original, seen, (255 - seen // 2).astype(np.uint8), limit)
+    assert not r.whole_frame and (r.mask <= limit).all()
+    assert np.array_equal(r.image[limit == 0], original[limit == 0])
 
 
 @pytest.mark.parametrize("size", [(640, 480), (1333, 1001), (1512, 2016)], ids=["below-bucket", "odd", "portrait"])
