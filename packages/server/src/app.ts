@@ -1,5 +1,5 @@
-// buildApp composes the HTTP server from its parts. It opens no port and spawns nothing:
-// main.ts does that; tests build it with what they need and call inject().
+// buildApp puts the HTTP server together from services already built (compose.ts builds them).
+// It opens no port and spawns nothing: main.ts listens; tests call inject() or listen on their own port.
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import Fastify, {
@@ -19,16 +19,9 @@ import { openAIError, registerOpenAI } from "./api/openai.js";
 import { registerOrigin } from "./api/origin.js";
 import { registerResults } from "./api/results.js";
 import { registerWorkbench } from "./api/workbench.js";
-import { ApiKeys } from "./auth/keys.js";
 import type { AppContext, AppDeps } from "./context.js";
 import { ApiError } from "./errors.js";
-import { AddressPolicy } from "./images/address.js";
-import { Idempotency } from "./jobs/idempotency.js";
-import { Metrics } from "./metrics.js";
 import { isRedisUnavailable } from "./redis/connection.js";
-import { Retention } from "./storage/retention.js";
-import { SqliteOutbox } from "./webhooks/outbox.js";
-import { Webhooks } from "./webhooks/sender.js";
 
 export type { AppContext, AppDeps } from "./context.js";
 
@@ -48,25 +41,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // Fastify's own schema validation is not used: the model schemas are checked in the
     // handlers so that errors name the field, the rule and the value (schema/validate.ts).
   });
-  const { config, store } = deps;
+  const { config } = deps;
   const ctx: AppContext = {
     ...deps,
-    metrics: deps.metrics ?? new Metrics(),
     baseUrl: (req) => config.publicUrl?.replace(/\/$/, "") ?? `${req.protocol}://${req.host}`,
-    keys: new ApiKeys(config, {
-      submitsPerMinute: config.keySubmitsPerMinute,
-      maxActiveJobs: config.keyMaxActiveJobs,
-    }),
-    idempotency: new Idempotency(deps.queue),
-    webhooks: new Webhooks(deps.webhookOutbox ?? new SqliteOutbox(store, deps.queue), {
-      secret: config.webhookSecret,
-      policy: new AddressPolicy(config.fetchAllow),
-      ...deps.webhookOptions,
-    }),
-    retention: new Retention(store, deps.files, {
-      ttlHours: config.resultTtlHours,
-      capBytes: config.storageCapMb * 1024 * 1024,
-    }),
   };
   // Webhook deliveries and the retention sweep run while the app does (closed before the store).
   app.addHook("onReady", async () => {

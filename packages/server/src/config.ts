@@ -55,6 +55,8 @@ export interface Config {
   s3Region: string;
   s3Prefix: string | null;
   jobLockS: number;
+  /** A worker's GET /metrics and /healthz listener (on `host`); 0: none. */
+  metricsPort: number;
 }
 
 type Kind = "string" | "int" | "bool" | "autoBool" | "list" | "path";
@@ -397,6 +399,15 @@ export const SETTINGS: readonly Setting[] = [
     min: 1,
     description:
       "With Redis: a worker renews its claim on a running job within this time; a job whose worker died runs again on another worker after at most twice this.",
+  },
+  {
+    key: "metricsPort",
+    env: "KONTEXT_METRICS_PORT",
+    kind: "int",
+    default: 9464,
+    min: 0,
+    description:
+      "With KONTEXT_ROLE=worker (which has no HTTP API): the port, on HOST, of the worker's own GET /metrics (Prometheus: the generations it ran, its engines) and GET /healthz. `0`: none. Gateways serve both on PORT.",
   },
 ];
 

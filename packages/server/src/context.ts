@@ -11,9 +11,9 @@ import type { JobStore } from "./jobs/store.js";
 import type { Metrics } from "./metrics.js";
 import type { FileStore } from "./storage/files.js";
 import type { Retention } from "./storage/retention.js";
-import type { WebhookOutbox } from "./webhooks/outbox.js";
-import type { WebhookOptions, Webhooks } from "./webhooks/sender.js";
+import type { Webhooks } from "./webhooks/sender.js";
 
+/** What buildApp is given: every service built (compose.ts), plus how to log and what to serve at `/`. */
 export interface AppDeps {
   store: JobStore;
   queue: JobQueue;
@@ -21,22 +21,18 @@ export interface AppDeps {
   images: ImageIngest;
   files: FileStore;
   config: Config;
-  metrics?: Metrics;
+  metrics: Metrics;
+  keys: ApiKeys;
+  idempotency: Idempotency;
+  /** Webhook deliveries (from the SQLite rows or Redis: compose.ts picks the outbox). */
+  webhooks: Webhooks;
+  retention: Retention;
   logger?: boolean | { level: string };
   /** The built workbench (packages/workbench/dist), served at `/`; left out, `/` is not served. */
   workbenchDir?: string;
-  /** Webhook delivery tuning (tests shorten the retry schedule). */
-  webhookOptions?: Partial<WebhookOptions>;
-  /** Where webhook deliveries wait: Redis when scaled out; left out, rows in `store`. */
-  webhookOutbox?: WebhookOutbox;
 }
 
-export interface AppContext
-  extends Required<Omit<AppDeps, "logger" | "workbenchDir" | "webhookOptions" | "webhookOutbox">> {
+export interface AppContext extends Omit<AppDeps, "logger" | "workbenchDir"> {
   /** The scheme, host and port result URLs start with. */
   baseUrl(req: FastifyRequest): string;
-  keys: ApiKeys;
-  idempotency: Idempotency;
-  webhooks: Webhooks;
-  retention: Retention;
 }

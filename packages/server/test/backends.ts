@@ -1,25 +1,21 @@
 // The app on either JobQueue backend, in one process, for the conformance suite: `sqlite` is
 // helpers.ts's harness; `bullmq` is a gateway (BullMqJobQueue, RemoteEngines) and a worker
-// (JobWorker with its own engine) sharing a real Redis, as `KONTEXT_ROLE=all` runs them.
+// (JobWorker with its own engine) sharing a real Redis, as `KONTEXT_ROLE=all` runs them; both
+// composed by compose.ts, as main.ts composes them.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll } from "vitest";
-import { type AppDeps, buildApp } from "../src/app.js";
+import { type ComposeOptions, compose } from "../src/compose.js";
 import { type Config, defaultConfig } from "../src/config.js";
 import type { EngineCommand } from "../src/engine/process.js";
-import { RemoteEngines } from "../src/engine/remote.js";
 import type { Supervisor } from "../src/engine/supervisor.js";
-import { BullMqJobQueue } from "../src/jobs/bullmq-queue.js";
 import type { JobQueue } from "../src/jobs/job-queue.js";
-import { RedisJobStore } from "../src/jobs/redis-store.js";
-import { JobStore } from "../src/jobs/store.js";
-import { JobWorker } from "../src/jobs/worker.js";
-import { Metrics } from "../src/metrics.js";
-import { connectRedis, type Redis } from "../src/redis/connection.js";
+import { connectRedis } from "../src/redis/connection.js";
 import { FileStore } from "../src/storage/files.js";
-import { RedisOutbox, SqliteOutbox, type WebhookOutbox } from "../src/webhooks/outbox.js";
-import { makeHarness, testEngine, testImages, waitFor } from "./helpers.js";
+import type { WebhookOutbox } from "../src/webhooks/outbox.js";
+import { fakeEngine, makeHarness, waitFor } from "./helpers.js";
 import { type RedisServer, startRedis } from "./redis.js";
 
 export type BackendName = "sqlite" | "bullmq";
@@ -42,7 +38,7 @@ export function forEachBackend(
 }
 
 export interface QueueHarness {
-  app: ReturnType<typeof buildApp>;
+  app: FastifyInstance;
   queue: JobQueue;
   /** The engines that run this harness's jobs (the worker's, with Redis). */
   engine: Supervisor;
@@ -59,7 +55,7 @@ export interface HarnessOptions {
   command?: (device: string | null) => EngineCommand;
   /** The bullmq harness's file store (default: the data dir). */
   files?: (dataDir: string) => FileStore;
-  webhookOptions?: AppDeps["webhookOptions"];
+  webhookOptions?: ComposeOptions["webhookOptions"];
 }
 
 export async function makeQueueHarness(
@@ -69,12 +65,15 @@ export async function makeQueueHarness(
 ): Promise<QueueHarness> {
   if (backend === "sqlite") {
     const h = await makeHarness(opts);
-    return Object.assign(h, { outbox: new SqliteOutbox(h.store, h.queue) });
+    const outbox = h.composition.webhookOutbox;
+    if (!outbox) throw new Error("compose built no webhook outbox");
+    return Object.assign(h, { outbox });
   }
   if (!redisUrl) throw new Error("the bullmq backend needs a Redis");
   return makeBullMqHarness(redisUrl, opts);
 }
 
+/** KONTEXT_ROLE=all on Redis, composed as main.ts composes it (compose.ts), on the fake engine by default. */
 async function makeBullMqHarness(redisUrl: string, opts: HarnessOptions): Promise<QueueHarness> {
   const dataDir = mkdtempSync(path.join(tmpdir(), "kontext-test-"));
   const config = defaultConfig({
@@ -84,65 +83,30 @@ async function makeBullMqHarness(redisUrl: string, opts: HarnessOptions): Promis
     jobLockS: 2,
     ...opts.config,
   });
-  const conns: Redis[] = [];
-  const connect = (kind: "gateway" | "worker") => {
-    const r = connectRedis(redisUrl, { kind });
-    conns.push(r);
-    return r;
-  };
-  await connect("gateway").flushall(); // each harness starts from an empty Redis
-  const files = opts.files ? opts.files(dataDir) : new FileStore(dataDir);
-  const metrics = new Metrics();
-  const engine = testEngine(config, opts.command);
-  const workerRedis = connect("worker");
-  const worker = new JobWorker(
-    new RedisJobStore(workerRedis),
-    workerRedis,
-    connect("worker"),
-    engine,
-    files,
-    metrics,
-    { name: "test-worker", lockMs: config.jobLockS * 1000 },
-  );
-  engine.start();
-  await worker.start();
-  const store = new RedisJobStore(connect("gateway"));
-  const queue = new BullMqJobQueue(store, connect("gateway"), connect("worker"), {
-    maxQueue: config.maxQueue,
-    files,
-  });
-  await queue.start();
-  const remote = await new RemoteEngines(store).start(100);
-  const sqlite = new JobStore(path.join(dataDir, "kontext.db"));
-  const images = testImages(files, config);
-  const outbox = new RedisOutbox(store, queue, 100);
-  const app = buildApp({
-    store: sqlite,
-    queue,
-    engine: remote,
-    images,
-    files,
-    config,
-    metrics,
-    webhookOutbox: outbox,
+  const flush = connectRedis(redisUrl, { kind: "gateway" });
+  await flush.flushall(); // each harness starts from an empty Redis
+  flush.disconnect();
+  const c = await compose(config, {
+    engineCommand: opts.command ?? fakeEngine(),
+    files: opts.files ? opts.files(dataDir) : new FileStore(dataDir),
     webhookOptions: opts.webhookOptions ?? {},
+    workerName: "test-worker",
+    remoteRefreshMs: 100,
+    outboxPollMs: 100,
   });
+  const { app, queue, engine, engines: remote, webhookOutbox: outbox } = c;
+  if (!app || !queue || !engine || !remote || !outbox) throw new Error("compose built no gateway and worker");
+  await c.start();
   await waitFor(() => remote.status().some((s) => s.state === "idle"), 60_000, "a worker's engine ready");
   return {
     app,
     queue,
     engine,
     config,
-    files,
+    files: c.files,
     outbox,
     async close() {
-      queue.stop();
-      await app.close();
-      await worker.stop(0);
-      await queue.close();
-      await remote.stop();
-      for (const c of conns) c.disconnect();
-      sqlite.close();
+      await c.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

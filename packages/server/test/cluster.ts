@@ -13,6 +13,8 @@ export interface Proc {
   proc: ChildProcess;
   /** The gateway's base URL. */
   url: string;
+  /** A worker's /metrics and /healthz listener (KONTEXT_METRICS_PORT), null for a gateway. */
+  metricsUrl: string | null;
   log: string[];
 }
 
@@ -39,6 +41,7 @@ export class Cluster {
 
   private async spawn(role: "gateway" | "worker"): Promise<Proc> {
     const port = role === "gateway" ? await freePort() : 0;
+    const metricsPort = role === "worker" ? await freePort() : 0;
     const dataDir = path.join(this.root, `${role}-${++this.n}`);
     const server = startServer({
       dataDir,
@@ -59,9 +62,16 @@ export class Cluster {
         KONTEXT_DEVICES: "cpu",
         KONTEXT_JOB_LOCK_S: String(this.env.lockS ?? 3),
         OMP_NUM_THREADS: String(this.env.engineThreads ?? 1),
+        KONTEXT_METRICS_PORT: String(metricsPort),
       },
     });
-    const p: Proc = { role, proc: server.proc, url: server.url, log: server.log };
+    const p: Proc = {
+      role,
+      proc: server.proc,
+      url: server.url,
+      metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}` : null,
+      log: server.log,
+    };
     this.procs.push(p);
     return p;
   }

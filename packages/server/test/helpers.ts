@@ -1,17 +1,16 @@
-// Builds the app the way main.ts does, in a temporary data dir, with a chosen engine command.
+// Builds the app with compose() as main.ts does, in a temporary data dir, with a chosen engine command.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { FastifyInstance } from "fastify";
 import sharp from "sharp";
-import { type AppDeps, buildApp } from "../src/app.js";
+import { type ComposeOptions, type Composition, compose } from "../src/compose.js";
 import { type Config, defaultConfig } from "../src/config.js";
 import type { EngineCommand } from "../src/engine/process.js";
-import { Supervisor } from "../src/engine/supervisor.js";
-import { ImageIngest } from "../src/images/ingest.js";
-import { SqliteJobQueue } from "../src/jobs/queue.js";
-import { JobStore } from "../src/jobs/store.js";
-import { Metrics } from "../src/metrics.js";
+import type { Supervisor } from "../src/engine/supervisor.js";
+import type { SqliteJobQueue } from "../src/jobs/queue.js";
+import type { JobStore } from "../src/jobs/store.js";
 import { FileStore } from "../src/storage/files.js";
 import { waitFor } from "./support.js";
 
@@ -34,87 +33,57 @@ export function realEngine(python: string, modelDir: string): (device: string | 
   });
 }
 
-/** The engine supervisor a test's config asks for, on `command` (the fake engine by default). */
-export function testEngine(config: Config, command?: (device: string | null) => EngineCommand): Supervisor {
-  return new Supervisor({
-    devices: config.devices,
-    command: command ?? fakeEngine(),
-    readyTimeoutMs: config.engineReadyTimeoutS * 1000,
-    restartDelayMs: config.engineRestartDelayMs,
-  });
-}
-
-/** Input-image ingest with the config's limits, as main.ts builds it. */
-export function testImages(files: FileStore, config: Config): ImageIngest {
-  return new ImageIngest(files, {
-    maxPixels: config.maxInputPixels,
-    fetchAllow: config.fetchAllow,
-    timeoutMs: config.fetchTimeoutMs,
-    maxBytes: config.fetchMaxBytes,
-    maxRedirects: config.fetchMaxRedirects,
-  });
-}
-
 export interface Harness {
-  app: ReturnType<typeof buildApp>;
+  app: FastifyInstance;
   config: Config;
   store: JobStore;
   queue: SqliteJobQueue;
   engine: Supervisor;
   files: FileStore;
   dataDir: string;
+  /** What compose() built (the harness's fields are its parts). */
+  composition: Composition;
   close(keepData?: boolean): Promise<void>;
 }
 
-export async function makeHarness(
-  opts: {
-    config?: Partial<Config>;
-    command?: (device: string | null) => EngineCommand;
-    dataDir?: string;
-    waitReady?: boolean;
-    webhookOptions?: AppDeps["webhookOptions"];
-    /** A FileStore of the test's own (a double that fails writes, say). */
-    files?: (dataDir: string) => FileStore;
-  } = {},
-): Promise<Harness> {
+export interface HarnessOptions {
+  config?: Partial<Config>;
+  command?: (device: string | null) => EngineCommand;
+  dataDir?: string;
+  waitReady?: boolean;
+  webhookOptions?: ComposeOptions["webhookOptions"];
+  /** A FileStore of the test's own (a double that fails writes, say). */
+  files?: (dataDir: string) => FileStore;
+  /** The built workbench, served at `/`. */
+  workbenchDir?: string;
+}
+
+/** The app on the embedded SQLite queue, as main.ts composes it (compose.ts), on the fake engine by default. */
+export async function makeHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(tmpdir(), "kontext-test-"));
   const config = defaultConfig({ dataDir, engineRestartDelayMs: 50, ...opts.config });
-  const files = opts.files ? opts.files(dataDir) : new FileStore(dataDir);
-  const store = new JobStore(files.databasePath);
-  const metrics = new Metrics();
-  const engine = testEngine(config, opts.command);
-  const queue = new SqliteJobQueue(store, files, engine, metrics, {
-    maxQueue: config.maxQueue,
-  });
-  const images = testImages(files, config);
-  const app = buildApp({
-    store,
-    queue,
-    engine,
-    images,
-    files,
-    config,
-    metrics,
+  const c = await compose(config, {
+    engineCommand: opts.command ?? fakeEngine(),
+    files: opts.files ? opts.files(dataDir) : new FileStore(dataDir),
     webhookOptions: opts.webhookOptions ?? {},
+    workbenchDir: opts.workbenchDir,
   });
-  engine.start();
-  await queue.start();
+  const { app, sqliteQueue: queue, engine } = c;
+  if (!app || !queue || !engine) throw new Error("compose built no SQLite app");
+  await c.start();
   if (opts.waitReady !== false)
     await waitFor(() => engine.status().every((s) => s.state === "idle"), 120_000);
   return {
     app,
     config,
-    store,
+    store: c.store,
     queue,
     engine,
-    files,
+    files: c.files,
     dataDir,
+    composition: c,
     async close(keepData = false) {
-      queue.stop();
-      await app.close();
-      await engine.stop();
-      await queue.settled();
-      store.close();
+      await c.close();
       if (!keepData && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };

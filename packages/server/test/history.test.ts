@@ -6,8 +6,6 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildApp } from "../src/app.js";
-import { ImageIngest } from "../src/images/ingest.js";
 import { withDefaults } from "../src/schema/flux-kontext-dev.js";
 import { type Harness, makeHarness, pngDataUri, waitFor } from "./helpers.js";
 
@@ -180,33 +178,24 @@ describe("history API", () => {
 });
 
 describe("workbench files at /", () => {
-  let h: Harness;
   const dir = mkdtempSync(path.join(tmpdir(), "kontext-workbench-"));
-  beforeAll(async () => {
-    h = await makeHarness({ waitReady: false });
-  });
+  const harnesses: Harness[] = [];
   afterAll(async () => {
-    await h?.close();
+    for (const h of harnesses) await h.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const appWith = (workbenchDir: string) => {
-    const c = h.config;
-    const images = new ImageIngest(h.files, {
-      maxPixels: c.maxInputPixels,
-      fetchAllow: c.fetchAllow,
-      timeoutMs: c.fetchTimeoutMs,
-      maxBytes: c.fetchMaxBytes,
-      maxRedirects: c.fetchMaxRedirects,
-    });
-    const { store, queue, engine, files, config } = h;
-    return buildApp({ store, queue, engine, files, config, images, workbenchDir });
+  /** The app composed as main.ts composes it, serving `workbenchDir` at `/`. */
+  const appWith = async (workbenchDir: string) => {
+    const h = await makeHarness({ waitReady: false, workbenchDir });
+    harnesses.push(h);
+    return h.app;
   };
 
   it("serves index.html at / and hashed assets for good; says how to build when missing", async () => {
     mkdirSync(path.join(dir, "assets"));
     writeFileSync(path.join(dir, "index.html"), "<!doctype html><title>Kontext</title>");
     writeFileSync(path.join(dir, "assets", "index-abc123.js"), "console.log(1)");
-    const app = appWith(dir);
+    const app = await appWith(dir);
     const page = await app.inject({ url: "/" });
     expect(page.statusCode).toBe(200);
     expect(page.headers["content-type"]).toContain("text/html");
@@ -217,7 +206,7 @@ describe("workbench files at /", () => {
     expect((await app.inject({ url: "/assets/..%2Findex.html" })).statusCode).toBe(404);
     expect((await app.inject({ url: "/assets/missing.js" })).statusCode).toBe(404);
 
-    const unbuilt = await appWith(path.join(dir, "nope")).inject({ url: "/" });
+    const unbuilt = await (await appWith(path.join(dir, "nope"))).inject({ url: "/" });
     expect(unbuilt.statusCode).toBe(503);
     expect(unbuilt.json().error.detail).toMatch(/npm start/);
   });

@@ -89,8 +89,8 @@ export interface ServerProcess {
 }
 
 /**
- * Spawns src/main.ts on 127.0.0.1:`port` with `dataDir` and warn-level logs; `env` adds to that
- * (the engine, the role). `detached` gives it its own process group, so that killing the group
+ * Spawns src/main.ts on 127.0.0.1:`port` with `dataDir`, warn-level logs and no worker metrics
+ * listener; `env` adds to that (the engine, the role, a KONTEXT_METRICS_PORT). `detached` gives it its own process group, so that killing the group
  * takes its engine along, as a machine dying would.
  */
 export function startServer(opts: {
@@ -108,6 +108,7 @@ export function startServer(opts: {
       PORT: String(opts.port),
       KONTEXT_DATA_DIR: opts.dataDir,
       KONTEXT_LOG_LEVEL: "warn",
+      KONTEXT_METRICS_PORT: "0", // a worker's listener only where a test asks for it (on a port of its own)
       ...opts.env,
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -12,6 +12,18 @@ export function overallState(engines: EngineStatus[]): HealthState {
   return "failed";
 }
 
+/** The `kontext_engines` gauge: engines by state (the gateway's and a worker's /metrics). */
+export function enginesGauge(engines: EngineStatus[]) {
+  return {
+    name: "kontext_engines",
+    help: "Engines by state.",
+    values: (["starting", "idle", "busy", "failed"] as const).map((s): [Record<string, string>, number] => [
+      { state: s },
+      engines.filter((e) => e.state === s).length,
+    ]),
+  };
+}
+
 export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
   app.get("/healthz", async (req, reply) => {
     const engines = ctx.engine.status();
@@ -69,14 +81,7 @@ export function registerHealth(app: FastifyInstance, ctx: AppContext): void {
           [{ status: "processing" }, depth.processing],
         ],
       },
-      {
-        name: "kontext_engines",
-        help: "Engines by state.",
-        values: (["starting", "idle", "busy", "failed"] as const).map((s) => [
-          { state: s },
-          engines.filter((e) => e.state === s).length,
-        ]),
-      },
+      enginesGauge(engines),
     ]);
     return reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8").send(text);
   });
