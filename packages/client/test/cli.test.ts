@@ -2,12 +2,12 @@
 // (real engine, tiny model) named by KONTEXT_URL.
 import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { gradientPng } from "../src/cli/png.js";
+import { freePort } from "./support.js";
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../bin/kontext.js");
 let dir: string;
@@ -122,10 +122,7 @@ describe("kontext edit", () => {
   });
 
   it("says when the server cannot be reached", async () => {
-    const srv = createServer();
-    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-    const port = (srv.address() as AddressInfo).port;
-    await new Promise((r) => srv.close(r)); // a port nobody listens on
+    const port = await freePort(); // a port nobody listens on
     const r = await kontext(["models"], { KONTEXT_URL: `http://127.0.0.1:${port}` });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`kontext: cannot reach http://127.0.0.1:${port} (ECONNREFUSED)`);

@@ -2,10 +2,10 @@
 // with the real engine on the tiny model (generated into a temporary directory).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
+import { freePort, waitHealthy } from "./support.js";
 
 const API_KEY = "sk-kontext-client-tests";
 export const repoRoot = path.resolve(import.meta.dirname, "../../..");
@@ -15,14 +15,6 @@ declare module "vitest" {
     serverUrl: string;
     apiKey: string;
   }
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -56,19 +48,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const log: string[] = [];
   for (const s of [server.stdout, server.stderr]) s?.on("data", (d: Buffer) => log.push(d.toString()));
   const url = `http://127.0.0.1:${port}`;
-  const end = Date.now() + 150_000;
-  for (;;) {
-    const ok = await fetch(`${url}/healthz`).then(
-      (r) => r.status === 200,
-      () => false,
-    );
-    if (ok) break;
-    if (Date.now() > end || server.exitCode !== null) {
-      server.kill("SIGKILL");
-      throw new Error(`the server did not become healthy:\n${log.join("").slice(-3000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await waitHealthy(url, server, log, 150_000);
   project.provide("serverUrl", url);
   project.provide("apiKey", API_KEY);
   return async () => {

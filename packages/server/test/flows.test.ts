@@ -119,6 +119,10 @@ describe("queue limits and failures (fake engine)", () => {
       { timeoutMs: 20_000 },
     );
     expect(ended.map((g) => g?.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
-    for (const g of ended) expect(g?.resultFile, g?.id).toBeTruthy();
+    // each has its result stored: a file the restarted gateway reads back
+    for (const g of ended) {
+      expect(g?.resultFile, `${g?.id} has a result file`).toMatch(/\.\w+$/);
+      expect((await again.files.readResult(g?.resultFile as string))?.length, g?.id).toBeGreaterThan(0);
+    }
   });
 });
