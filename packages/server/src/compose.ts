@@ -26,7 +26,7 @@ import { metricsListener } from "./metrics-listener.js";
 import { connectRedis, type Redis, redact } from "./redis/connection.js";
 import { FileStore } from "./storage/files.js";
 import { ObjectStore } from "./storage/objects.js";
-import { Retention } from "./storage/retention.js";
+import { Retention, type RetentionRecords } from "./storage/retention.js";
 import { RedisOutbox, SqliteOutbox, type WebhookOutbox } from "./webhooks/outbox.js";
 import { type WebhookOptions, Webhooks } from "./webhooks/sender.js";
 
@@ -73,6 +73,8 @@ export interface Composition {
   webhookOutbox: WebhookOutbox | null;
   /** The HTTP API, not listening (null in a worker). */
   app: FastifyInstance | null;
+  /** Retention and the disk cap over the queue backend's records (null in a worker; runs with the app). */
+  retention: Retention | null;
   /** A worker's /metrics and /healthz, not listening (null unless role `worker` and KONTEXT_METRICS_PORT is not 0). */
   metricsListener: Server | null;
   /** Starts the engines and the backends; opens no port. */
@@ -162,6 +164,7 @@ export async function compose(config: Config, opts: ComposeOptions = {}): Promis
   let bull: BullMqJobQueue | null = null;
   let remote: RemoteEngines | null = null;
   let webhookOutbox: WebhookOutbox | null = null;
+  let records: RetentionRecords = store; // what retention sweeps: the queue backend's records
   if (!config.redisUrl) {
     if (!engine) throw new Error("compose: the SQLite queue needs engines");
     const sqlite = new SqliteJobQueue(store, files, engine, metrics, { maxQueue: config.maxQueue, log });
@@ -199,7 +202,9 @@ export async function compose(config: Config, opts: ComposeOptions = {}): Promis
         maxQueue: config.maxQueue,
         log,
         files,
+        metrics,
       });
+      records = redisStore;
       const r = new RemoteEngines(redisStore);
       closers.unshift(
         () => r.stop(),
@@ -214,7 +219,12 @@ export async function compose(config: Config, opts: ComposeOptions = {}): Promis
   }
 
   let app: FastifyInstance | null = null;
+  let retention: Retention | null = null;
   if (queue && engines && webhookOutbox) {
+    retention = new Retention(records, files, {
+      ttlHours: config.resultTtlHours,
+      capBytes: config.storageCapMb * 1024 * 1024,
+    });
     app = buildApp({
       store,
       queue,
@@ -239,10 +249,7 @@ export async function compose(config: Config, opts: ComposeOptions = {}): Promis
         policy: new AddressPolicy(config.fetchAllow),
         ...opts.webhookOptions,
       }),
-      retention: new Retention(store, files, {
-        ttlHours: config.resultTtlHours,
-        capBytes: config.storageCapMb * 1024 * 1024,
-      }),
+      retention,
       logger: opts.logger,
       workbenchDir: opts.workbenchDir,
     });
@@ -284,6 +291,7 @@ export async function compose(config: Config, opts: ComposeOptions = {}): Promis
     worker,
     webhookOutbox,
     app,
+    retention,
     metricsListener: listener,
     async start() {
       engine?.start();

@@ -14,6 +14,7 @@ import type { Supervisor } from "../src/engine/supervisor.js";
 import type { JobQueue } from "../src/jobs/job-queue.js";
 import { connectRedis } from "../src/redis/connection.js";
 import { FileStore } from "../src/storage/files.js";
+import type { Retention } from "../src/storage/retention.js";
 import type { WebhookOutbox } from "../src/webhooks/outbox.js";
 import { fakeEngine, makeHarness, waitFor } from "./helpers.js";
 import { type RedisServer, startRedis } from "./redis.js";
@@ -47,6 +48,8 @@ export interface QueueHarness {
   files: FileStore;
   /** Where this harness's webhook deliveries wait (SQLite rows, or Redis). */
   outbox: WebhookOutbox;
+  /** Retention and the disk cap over this backend's records. */
+  retention: Retention;
   close(): Promise<void>;
 }
 
@@ -65,9 +68,9 @@ export async function makeQueueHarness(
 ): Promise<QueueHarness> {
   if (backend === "sqlite") {
     const h = await makeHarness(opts);
-    const outbox = h.composition.webhookOutbox;
-    if (!outbox) throw new Error("compose built no webhook outbox");
-    return Object.assign(h, { outbox });
+    const { webhookOutbox: outbox, retention } = h.composition;
+    if (!outbox || !retention) throw new Error("compose built no webhook outbox or retention");
+    return Object.assign(h, { outbox, retention });
   }
   if (!redisUrl) throw new Error("the bullmq backend needs a Redis");
   return makeBullMqHarness(redisUrl, opts);
@@ -94,8 +97,9 @@ async function makeBullMqHarness(redisUrl: string, opts: HarnessOptions): Promis
     remoteRefreshMs: 100,
     outboxPollMs: 100,
   });
-  const { app, queue, engine, engines: remote, webhookOutbox: outbox } = c;
-  if (!app || !queue || !engine || !remote || !outbox) throw new Error("compose built no gateway and worker");
+  const { app, queue, engine, engines: remote, webhookOutbox: outbox, retention } = c;
+  if (!app || !queue || !engine || !remote || !outbox || !retention)
+    throw new Error("compose built no gateway and worker");
   await c.start();
   await waitFor(() => remote.status().some((s) => s.state === "idle"), 60_000, "a worker's engine ready");
   return {
@@ -105,6 +109,7 @@ async function makeBullMqHarness(redisUrl: string, opts: HarnessOptions): Promis
     config,
     files: c.files,
     outbox,
+    retention,
     async close() {
       await c.close();
       rmSync(dataDir, { recursive: true, force: true });

@@ -299,6 +299,7 @@ function recordingQueue(root: string) {
     },
     cancel: () => {},
     on: () => engines,
+    off: () => engines,
     stop: async () => {},
   };
   const queue = new SqliteJobQueue(store, files, engines, new Metrics(), { maxQueue: 100 });

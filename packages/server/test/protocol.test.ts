@@ -49,6 +49,7 @@ describe("gateway → engine golden examples", () => {
       },
       cancel: () => {},
       on: () => engines,
+      off: () => engines,
       stop: async () => {},
     };
     const { JobStore } = await import("../src/jobs/store.js");

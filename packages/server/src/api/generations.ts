@@ -68,13 +68,15 @@ function requireEngine(ctx: AppContext): void {
 /**
  * Validates, checks an engine can serve, ingests the image and queues: every submit path (hosted,
  * OpenAI). `req` gives the caller (its key's limits and ownership), the Idempotency-Key and the
- * base URL webhooks use.
+ * base URL webhooks use. `upload`: the input image's bytes as a multipart form sent them (the
+ * body's input_image then names them by hash), used as they are.
  */
 export async function submit(
   ctx: AppContext,
   body: unknown,
   endpoint: "edit" | "queue",
   req?: FastifyRequest,
+  upload?: Buffer,
 ): Promise<Generation[]> {
   const params = parseRequest(body, endpoint);
   const owner = req ? (ownerScope(ctx, req).owner ?? null) : null;
@@ -91,7 +93,7 @@ export async function submit(
       const meta: InsertMeta = { owner, baseUrl: req ? ctx.baseUrl(req) : ctx.config.publicUrl };
       if (key) meta.idempotency = { key, requestHash: hash };
       // The input stays pinned until its generations are written; a refusal removes what it stored.
-      return await ctx.images.withInput(params.input_image, (input) =>
+      return await ctx.images.withInput(upload ?? params.input_image, (input) =>
         ctx.queue.submit(params, input, count, meta),
       );
     } finally {

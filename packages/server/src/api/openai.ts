@@ -2,6 +2,7 @@
 // and GET /v1/models. A request is translated into a hosted request body and goes through the
 // same schema, the same submit path and the same jobs as POST /api/ai/queue; only the field
 // names, the response and the error shape are OpenAI's. Differences are listed in README.
+import { createHash } from "node:crypto";
 import multipart from "@fastify/multipart";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
@@ -301,14 +302,18 @@ export function aspectRatioOfSize(size: string): string {
   );
 }
 
-/** The OpenAI form as a hosted request body (the same schema checks it again on submit). */
+/**
+ * The OpenAI form as a hosted request body (the same schema checks it again on submit). The image
+ * goes to submit as the uploaded bytes; input_image names them by hash (the Idempotency-Key's
+ * request hash covers the image so).
+ */
 function hostedBody(image: Buffer, fields: Record<string, unknown>): Record<string, unknown> {
   const { n, size, response_format, output_format, output_compression, ...rest } = fields;
   // user, quality, background and moderation are accepted (refuseUnsupported checked them) and unused
   for (const name of ["user", ...Object.keys(UNSUPPORTED)]) delete rest[name];
   const body: Record<string, unknown> = {
     ...rest,
-    input_image: image.toString("base64"),
+    input_image: `upload:sha256:${createHash("sha256").update(image).digest("hex")}`,
     num_generations: n ?? 1,
     aspect_ratio: aspectRatioOfSize((size as string | undefined) ?? "auto"),
     response_format: response_format ?? "b64_json",
@@ -404,7 +409,8 @@ export function registerOpenAI(app: FastifyInstance, ctx: AppContext): void {
               )
             : fieldInvalid("image", "Kontext edits one image per request", `${form.image.length} files`);
         }
-        const gens = await submit(ctx, hostedBody(form.image[0] as Buffer, fields), "queue", req);
+        const image = form.image[0] as Buffer;
+        const gens = await submit(ctx, hostedBody(image, fields), "queue", req, image);
         // Like the hosted sync edit: the generations run whether or not this client stays.
         const done = await Promise.all(gens.map((g) => ctx.queue.waitFor(g.id)));
         for (const g of done) {

@@ -52,6 +52,7 @@ export interface Engines {
   cancel(jobId: string): void;
   on(event: "available", cb: () => void): unknown;
   on(event: "restart", cb: (s: EngineStatus) => void): unknown;
+  off(event: "available", cb: () => void): unknown;
   stop(): Promise<void>;
 }
 

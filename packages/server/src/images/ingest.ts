@@ -65,8 +65,8 @@ export class ImageIngest {
    * which stays pinned meanwhile. When `use` (or storing) fails, what this call stored is removed
    * again unless a generation or another submission uses it: a refused submission leaves nothing.
    */
-  async withInput<T>(input: string, use: (stored: StoredInput) => Promise<T>): Promise<T> {
-    const bytes = await this.bytesOf(input);
+  async withInput<T>(input: string | Buffer, use: (stored: StoredInput) => Promise<T>): Promise<T> {
+    const bytes = typeof input === "string" ? await this.bytesOf(input) : input; // a Buffer: an upload's bytes
     const hash = createHash("sha256").update(bytes).digest("hex");
     const unpin = await this.files.pinInput(hash);
     let storing = false;

@@ -5,7 +5,8 @@
 // whichever gateway took it.
 import { EventEmitter } from "node:events";
 import { Queue } from "bullmq";
-import { ApiError, generationError } from "../errors.js";
+import { ApiError } from "../errors.js";
+import type { Metrics } from "../metrics.js";
 import type { Redis } from "../redis/connection.js";
 import type { EditParams } from "../schema/flux-kontext-dev.js";
 import type { FileStore, StoredInput } from "../storage/files.js";
@@ -14,14 +15,13 @@ import {
   type InsertMeta,
   type JobQueue,
   type ListFilter,
-  lastStepDone,
   type QueuedGeneration,
   type QueueEvents,
   resultUrlPath,
 } from "./job-queue.js";
-import { newGenerations } from "./queue.js";
+import { checkAdmission, newGenerations, onCancel } from "./lifecycle.js";
 import { EVENTS_CHANNEL, type RedisJobStore } from "./redis-store.js";
-import { completedData } from "./run.js";
+import { finish, type RunRecords } from "./runner.js";
 import { FINAL, type Generation, type StoredEvent } from "./types.js";
 
 /** The BullMQ queue every gateway adds to and every worker takes from. */
@@ -35,6 +35,8 @@ export interface BullMqQueueOptions {
   log?: (level: "info" | "warn" | "error", msg: string) => void;
   /** How often queued generations are checked for a missing BullMQ job (a crash between the two writes). */
   reconcileMs?: number;
+  /** Counts a queued generation cancelled here (the workers count the ones they run). */
+  metrics?: Metrics;
   /** The file store this gateway stores inputs in: told which inputs Redis's generations refer to. */
   files?: FileStore;
 }
@@ -43,6 +45,8 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
   private readonly bull: Queue<JobData>;
   private stopping = false;
   private timer: NodeJS.Timeout | null = null;
+  /** The records a cancel of a queued generation writes its end through (as the runner does). */
+  private readonly records: RunRecords;
 
   /**
    * `redis` runs commands; `subscriber` is given over to pub/sub; `connection` is for BullMQ
@@ -57,6 +61,12 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     super();
     this.setMaxListeners(0); // one listener per open event stream
     this.bull = new Queue<JobData>(QUEUE_NAME, { connection });
+    this.records = {
+      get: (id) => store.get(id),
+      apply: (id, expect, fields, event) => store.apply(id, expect, fields, event),
+      setPreview: (id, jpeg) => store.setPreview(id, jpeg),
+      positionIfQueued: async (g) => (await store.queuePositionOf(g.id)) ?? 0,
+    };
     options.files?.referencesFrom({ inputsInUse: (hashes) => store.inputsInUse(hashes) });
   }
 
@@ -126,15 +136,9 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
   async admit(count: number): Promise<void> {
     if (this.stopping) throw new ApiError("shutting_down");
     const queued = await this.store.count("queued");
-    if (queued + count > this.options.maxQueue) {
-      const workers = (await this.store.workers(10_000)).reduce((n, w) => n + w.engines.length, 0);
-      const retryAfter = Math.min(3600, Math.max(1, Math.ceil((queued / Math.max(1, workers)) * 2)));
-      throw new ApiError(
-        "queue_full",
-        { queued, limit: this.options.maxQueue, retryAfter },
-        { headers: { "retry-after": String(retryAfter) } },
-      );
-    }
+    if (queued + count <= this.options.maxQueue) return;
+    const engines = (await this.store.workers(10_000)).reduce((n, w) => n + w.engines.length, 0);
+    checkAdmission({ stopping: false, queued, count, maxQueue: this.options.maxQueue, engines });
   }
 
   async submit(
@@ -220,7 +224,7 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
         try {
           const g = await this.store.get(id);
           if (done || (g && !FINAL.includes(g.status))) return;
-          finish();
+          stopWaiting();
           resolve(g as Generation);
         } catch {
           // Redis is away: the next event, resync or tick checks again
@@ -232,7 +236,7 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
       const onResync = () => void check();
       // A safety net besides the events: a final event published while this gateway was cut off.
       const tick = setInterval(() => void check(), 5_000);
-      const finish = () => {
+      const stopWaiting = () => {
         done = true;
         clearInterval(tick);
         this.off("event", onEvent);
@@ -246,23 +250,13 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
 
   async cancel(id: string): Promise<Generation> {
     const g = await this.store.get(id);
-    if (!g) throw new ApiError("generation_not_found", { id });
-    if (FINAL.includes(g.status)) throw new ApiError("generation_finished", { id, status: g.status });
-    if (lastStepDone(g)) throw new ApiError("generation_finishing", { id, steps: g.totalSteps ?? 0 });
-    if (g.status === "queued") {
-      const fields = {
-        status: "cancelled" as const,
-        errorCode: "cancelled",
-        errorMessage: generationError("cancelled").message,
-        completedAt: Date.now(),
-        cancelRequested: false,
-      };
-      const done: Generation = { ...g, ...fields };
-      const r = await this.store.apply(id, ["queued"], fields, {
-        name: "media_generation_completed",
-        data: completedData(done, null),
-      });
-      if (r.applied) {
+    const d = onCancel(g, id);
+    if (!g) throw new ApiError("generation_not_found", { id }); // onCancel threw already
+    if (d.kind === "finish") {
+      const done = await finish(this.records, this.options.metrics ?? null, g, d.status, d.fields, [
+        "queued",
+      ]);
+      if (done) {
         await (await this.bull.getJob(id))?.remove().catch(() => undefined); // a worker may hold it: it skips it
         return done;
       }

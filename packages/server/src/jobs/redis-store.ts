@@ -28,7 +28,15 @@ import type { EngineStatus } from "../engine/supervisor.js";
 import type { Redis } from "../redis/connection.js";
 import type { HistoryFilter, InsertMeta, ListFilter } from "./job-queue.js";
 import type { NewGeneration } from "./store.js";
-import { type EventName, FINAL, type Generation, STATUSES, type Status, type StoredEvent } from "./types.js";
+import {
+  type EventName,
+  FINAL,
+  type Generation,
+  type Patch,
+  STATUSES,
+  type Status,
+  type StoredEvent,
+} from "./types.js";
 
 const P = "kontext:";
 export const EVENTS_CHANNEL = `${P}events`;
@@ -95,15 +103,21 @@ end
 local n = tonumber(ARGV[4])
 local i = 5
 local new = nil
+local completed = nil
 for j = 1, n do
   redis.call('HSET', key, ARGV[i], ARGV[i + 1])
   if ARGV[i] == 'status' then new = cjson.decode(ARGV[i + 1]) end
+  if ARGV[i] == 'completedAt' then completed = tonumber(ARGV[i + 1]) end
   i = i + 2
 end
 if new and new ~= cur then
   local seq = redis.call('HGET', key, 'seq')
   redis.call('ZREM', p .. 'status:' .. cur, id)
   redis.call('ZADD', p .. 'status:' .. new, seq, id)
+end
+-- Finished generations still holding their files, by completion time (retention's order).
+if completed and (new == 'succeeded' or new == 'failed' or new == 'cancelled') then
+  redis.call('ZADD', p .. 'with-files', completed, id)
 end
 local name, data = ARGV[i], ARGV[i + 1]
 if name == '' then return 0 end
@@ -168,6 +182,7 @@ for _, e in ipairs(redis.call('LRANGE', list, 0, -1)) do
 end
 redis.call('DEL', key, list, p .. 'preview:' .. id)
 redis.call('ZREM', p .. 'gens', id)
+redis.call('ZREM', p .. 'with-files', id)
 if type(status) == 'string' then redis.call('ZREM', p .. 'status:' .. status, id) end
 local rh = g.resultHash and cjson.decode(g.resultHash)
 if type(rh) == 'string' then
@@ -185,6 +200,32 @@ end
 return {'ok', unpack(h)}
 `;
 
+// ARGV: prefix, id, at. Marks a finished generation's files deleted (retention): expiredAt set,
+// out of kontext:with-files, its progress events dropped (its final events stay as metadata), and
+// its input reference released. 1 when it was marked, 0 when it is gone or already expired.
+const EXPIRE = `
+local p, id = ARGV[1], ARGV[2]
+local key = p .. 'gen:' .. id
+redis.call('ZREM', p .. 'with-files', id)
+local raw = redis.call('HMGET', key, 'status', 'expiredAt', 'input')
+if not raw[1] or (raw[2] and raw[2] ~= 'null') then return 0 end
+redis.call('HSET', key, 'expiredAt', ARGV[3])
+local list = p .. 'events:' .. id
+local kept = {}
+for _, e in ipairs(redis.call('LRANGE', list, 0, -1)) do
+  if not string.find(e, '"event":"media_generation_progress"', 1, true) then table.insert(kept, e) end
+end
+redis.call('DEL', list)
+for _, e in ipairs(kept) do redis.call('RPUSH', list, e) end
+local input = raw[3] and cjson.decode(raw[3])
+if type(input) == 'table' and type(input.hash) == 'string' then
+  local refs = p .. 'input-refs:' .. input.hash
+  redis.call('SREM', refs, id)
+  if redis.call('SCARD', refs) == 0 then redis.call('SREM', p .. 'inputs', input.hash) end
+end
+return 1
+`;
+
 // ARGV: prefix, id, starred (JSON). Sets the field only on a generation that exists; 1 when it did.
 const STAR = `
 local key = ARGV[1] .. 'gen:' .. ARGV[2]
@@ -192,8 +233,6 @@ if redis.call('EXISTS', key) == 0 then return 0 end
 redis.call('HSET', key, 'starred', ARGV[3])
 return 1
 `;
-
-type Patch = Partial<Omit<Generation, "id" | "seq">>;
 
 function pairs(fields: Record<string, unknown>): string[] {
   const out: string[] = [];
@@ -217,6 +256,7 @@ export interface WorkerBeat {
 export class RedisJobStore {
   private inputsIndexed = false;
   private inputRefsIndexed = false;
+  private withFilesIndexed = false;
   constructor(readonly redis: Redis) {}
 
   /** The hashes among `hashes` that a stored generation refers to (orphan collection). */
@@ -281,6 +321,48 @@ export class RedisJobStore {
     const h: Record<string, string> = {};
     for (let i = 1; i + 1 < out.length; i += 2) h[out[i] as string] = out[i + 1] as string;
     return { removed: fromHash(h) as Generation };
+  }
+
+  /** Finished generations still holding files, finished before `before`, oldest first (retention). */
+  async withFilesOldestFirst(before: number, limit: number): Promise<Generation[]> {
+    await this.indexWithFiles();
+    const ids = await this.redis.zrangebyscore(`${P}with-files`, "-inf", `(${before}`, "LIMIT", 0, limit);
+    return this.getMany(ids);
+  }
+
+  /** Whether a generation other than `exceptId` still holds the input `hash` (not expired, not deleted). */
+  async inputInUse(hash: string, exceptId: string): Promise<boolean> {
+    await this.indexInputRefs();
+    return (await this.redis.smembers(`${P}input-refs:${hash}`)).some((id) => id !== exceptId);
+  }
+
+  /** Marks a generation's files deleted (see EXPIRE); its final events stay. */
+  async markExpired(id: string, at: number): Promise<void> {
+    await this.indexInputRefs();
+    await this.redis.eval(EXPIRE, 0, P, id, JSON.stringify(at));
+  }
+
+  /** Idempotency keys expire in Redis by themselves (PX at insert): nothing to forget here. */
+  async forgetIdempotencyBefore(_before: number): Promise<number> {
+    return 0;
+  }
+
+  /** Once per Redis: adds finished generations written before kontext:with-files existed. */
+  private async indexWithFiles(): Promise<void> {
+    if (this.withFilesIndexed) return;
+    if (!(await this.redis.exists(`${P}with-files:indexed`))) {
+      for (let start = 0; ; start += 1000) {
+        const ids = await this.redis.zrange(`${P}gens`, start, start + 999);
+        if (ids.length === 0) break;
+        const write = this.redis.pipeline();
+        for (const g of await this.getMany(ids))
+          if (FINAL.includes(g.status) && g.expiredAt == null && g.completedAt !== null)
+            write.zadd(`${P}with-files`, g.completedAt, g.id);
+        await write.exec();
+      }
+      await this.redis.set(`${P}with-files:indexed`, "1");
+    }
+    this.withFilesIndexed = true;
   }
 
   /** Stars or unstars a generation; false when there is none. */

@@ -161,7 +161,7 @@ export async function storeResult(
     g.params.output_quality,
   );
   const name = files.resultName(g.id, g.params.output_format);
-  await files.putResult(name, encoded);
+  await files.putResult(name, encoded, g.params.response_format === "b64_json"); // answered from memory
   const encodeMs = performance.now() - t0;
   const { prompt_tokens, ...engine } = engineTimings as Record<string, unknown>; // see withPromptTokens
   return {

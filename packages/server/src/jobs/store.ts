@@ -6,6 +6,7 @@ import {
   FINAL,
   type Generation,
   type InsertMeta,
+  type Patch,
   type Status,
   type StoredEvent,
   type StoredParams,
@@ -108,6 +109,38 @@ interface Row {
   starred: number;
 }
 
+/** The columns of the fields a run changes (the rest are written once, at insert). */
+const COLUMNS: Partial<Record<keyof Generation, (v: never) => [string, unknown]>> = {
+  status: (v: Status) => ["status", v],
+  attempts: (v: number) => ["attempts", v],
+  startedAt: (v: number | null) => ["started_at", v],
+  completedAt: (v: number | null) => ["completed_at", v],
+  width: (v: number | null) => ["width", v],
+  height: (v: number | null) => ["height", v],
+  step: (v: number) => ["step", v],
+  totalSteps: (v: number | null) => ["total_steps", v],
+  resultFile: (v: string | null) => ["result_file", v],
+  errorCode: (v: string | null) => ["error_code", v],
+  errorMessage: (v: string | null) => ["error_message", v],
+  timings: (v: Timings | null) => ["timings", v === null ? null : JSON.stringify(v)],
+  cancelRequested: (v: boolean) => ["cancel_requested", v ? 1 : 0],
+  resultHash: (v: string | null) => ["result_hash", v],
+  expiredAt: (v: number | null) => ["expired_at", v],
+  starred: (v: boolean) => ["starred", v ? 1 : 0],
+};
+
+function toRow(fields: Patch): Record<string, unknown> {
+  const row: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined) continue;
+    const column = COLUMNS[k as keyof Generation];
+    if (!column) throw new Error(`the job store does not update ${k}`);
+    const [name, value] = column(v as never);
+    row[name] = value;
+  }
+  return row;
+}
+
 function fromRow(r: Row): Generation {
   return {
     id: r.id,
@@ -153,6 +186,8 @@ export interface WebhookDelivery {
 export class JobStore {
   private readonly db: Database.Database;
   private readonly stmts;
+  /** apply()'s statements, one per combination of expected statuses and columns written. */
+  private readonly applyStmts = new Map<string, Database.Statement>();
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -168,7 +203,8 @@ export class JobStore {
       insert: db.prepare(
         `INSERT INTO generations (id, model, status, params, input_hash, input_path, input_width, input_height, seed, enqueued_at, owner, base_url, parent_id)
          VALUES (@id, @model, 'queued', @params, @input_hash, @input_path, @input_width, @input_height, @seed, @enqueued_at, @owner, @base_url,
-           (SELECT p.id FROM generations p WHERE p.result_hash = @input_hash AND p.owner IS @owner ORDER BY p.seq DESC LIMIT 1))`,
+           (SELECT p.id FROM generations p WHERE p.result_hash = @input_hash AND p.owner IS @owner ORDER BY p.seq DESC LIMIT 1))
+         RETURNING *`,
       ),
       get: db.prepare("SELECT * FROM generations WHERE id = ?"),
       nextQueued: db.prepare("SELECT * FROM generations WHERE status = 'queued' ORDER BY seq LIMIT 1"),
@@ -235,15 +271,15 @@ export class JobStore {
     };
   }
 
-  /** Inserts generations as queued, all or none, each with its queued event. */
+  /** Inserts generations as queued, all or none, each with its queued event (returned, not read back). */
   insertMany(
     gens: NewGeneration[],
     now: number,
     queuedEvent: (g: Generation) => Record<string, unknown>,
     meta: InsertMeta = {},
-  ): Generation[] {
+  ): Array<{ generation: Generation; event: StoredEvent }> {
     const tx = this.db.transaction(() => {
-      const out: Generation[] = [];
+      const out: Array<{ generation: Generation; event: StoredEvent }> = [];
       if (meta.idempotency) {
         // In the same transaction: a crash leaves both the generations and their key, or neither.
         this.stmts.putIdempotency.run(
@@ -255,7 +291,7 @@ export class JobStore {
         );
       }
       for (const g of gens) {
-        this.stmts.insert.run({
+        const row = this.stmts.insert.get({
           id: g.id,
           model: g.model,
           params: JSON.stringify(g.params),
@@ -267,10 +303,12 @@ export class JobStore {
           enqueued_at: now,
           owner: meta.owner ?? null,
           base_url: meta.baseUrl ?? null,
+        }) as Row;
+        const generation = fromRow(row);
+        out.push({
+          generation,
+          event: this.appendEvent(g.id, "media_generation_queued", queuedEvent(generation)),
         });
-        const saved = this.get(g.id) as Generation;
-        this.appendEvent(saved.id, "media_generation_queued", queuedEvent(saved));
-        out.push(saved);
       }
       return out;
     });
@@ -385,6 +423,37 @@ export class JobStore {
     if (keys.length === 0) return;
     const sql = `UPDATE generations SET ${keys.map((k) => `${k} = @${k}`).join(", ")} WHERE id = @id`;
     this.db.prepare(sql).run({ ...fields, id });
+  }
+
+  /**
+   * Writes `fields` of one generation, only while its status is one of `expect` (any when empty),
+   * and appends `event` with them, in one transaction (one commit): the runner's one write per
+   * engine event. `applied` is false when the status did not match.
+   */
+  apply(
+    id: string,
+    expect: readonly Status[],
+    fields: Patch,
+    event?: { name: EventName; data: Record<string, unknown> },
+  ): { applied: boolean; event: StoredEvent | null } {
+    const row = toRow(fields);
+    const keys = Object.keys(row);
+    const signature = `${expect.join(",")}|${keys.join(",")}`;
+    let stmt = this.applyStmts.get(signature);
+    if (!stmt) {
+      const set = keys.map((k) => `${k} = @${k}`).join(", ");
+      const where = expect.length ? ` AND status IN (${expect.map((s) => `'${s}'`).join(", ")})` : "";
+      stmt = keys.length
+        ? this.db.prepare(`UPDATE generations SET ${set} WHERE id = @id${where}`)
+        : this.db.prepare(`SELECT 1 FROM generations WHERE id = @id${where}`);
+      this.applyStmts.set(signature, stmt);
+    }
+    const write = stmt;
+    return this.db.transaction(() => {
+      const matched = keys.length ? write.run({ ...row, id }).changes > 0 : write.get({ id }) !== undefined;
+      if (!matched) return { applied: false, event: null };
+      return { applied: true, event: event ? this.appendEvent(id, event.name, event.data) : null };
+    })();
   }
 
   /** Moves every generation left processing by a crash or restart back to queued. */

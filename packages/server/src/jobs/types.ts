@@ -50,6 +50,9 @@ export interface Generation {
   starred: boolean;
 }
 
+/** A change to a generation's stored fields. */
+export type Patch = Partial<Omit<Generation, "id" | "seq">>;
+
 export interface Timings {
   /** ms from enqueue to the engine's start */
   queue: number;

@@ -69,6 +69,9 @@ export interface FileStoreOptions {
   inputCacheBytes?: number;
 }
 
+/** Results kept in memory for their b64_json reader at most (the oldest is dropped beyond it). */
+const JUST_STORED_KEPT = 8;
+
 export class FileStore {
   readonly root: string;
   /** The engines' raw outputs: always on this machine, even when `root` is shared (KONTEXT_SHARED_DIR). */
@@ -77,6 +80,8 @@ export class FileStore {
   private readonly objects: ObjectStore | null;
   /** Inputs submissions in this process hold (hash → count), and removals under way. */
   private readonly pins = new Map<string, number>();
+  /** Results stored for a b64_json answer in this process, until it reads them (putResult). */
+  private readonly justStored = new Map<string, Buffer>();
   private readonly removing = new Map<string, Promise<void>>();
   private references: InputReferences | null = null;
   /** With an object store: the inputs with a local copy, least recently used first, and their bytes. */
@@ -412,9 +417,16 @@ export class FileStore {
     return `${id}-${randomBytes(16).toString("base64url")}.${ext}`;
   }
 
-  async putResult(name: string, data: Buffer): Promise<void> {
+  /** Stores a result; `readSoon`: its bytes stay in memory for the one read that follows (b64_json). */
+  async putResult(name: string, data: Buffer, readSoon = false): Promise<void> {
     if (this.objects) await this.objects.put(resultKey(this.checkedName(name)), data);
     else await this.write(this.resultPath(name), data);
+    if (!readSoon) return;
+    this.justStored.set(name, data);
+    for (const old of this.justStored.keys()) {
+      if (this.justStored.size <= JUST_STORED_KEPT) break;
+      this.justStored.delete(old); // its reader went away: it reads the store, if it comes back
+    }
   }
 
   /** The local path of a result file (without an object store). */
@@ -433,6 +445,11 @@ export class FileStore {
 
   async readResult(name: string): Promise<Buffer | null> {
     if (!this.isResultName(name)) return null;
+    const recent = this.justStored.get(name);
+    if (recent) {
+      this.justStored.delete(name); // read once: later reads (downloads, thumbnails) go to the store
+      return recent;
+    }
     if (this.objects) return this.objects.get(resultKey(name));
     try {
       return await readFile(this.resultPath(name));
@@ -443,6 +460,7 @@ export class FileStore {
 
   async removeResult(name: string): Promise<void> {
     if (!this.isResultName(name)) return;
+    this.justStored.delete(name);
     if (this.objects) await this.objects.remove(resultKey(name));
     else await this.remove(this.resultPath(name));
   }

@@ -11,15 +11,15 @@ import type { Generation } from "../jobs/types.js";
 import type { FileStore } from "./files.js";
 
 /**
- * What retention needs of the generations' records: the SQLite JobStore has it (it is where
- * rows, expiry and idempotency keys live on either backend).
+ * What retention needs of the generations' records, on either backend: the SQLite JobStore and
+ * the RedisJobStore both have it (the queue backend's records are the ones swept).
  */
 export interface RetentionRecords {
   /** Finished generations still holding files, finished before `before`, oldest first. */
-  withFilesOldestFirst(before: number, limit: number): Generation[];
+  withFilesOldestFirst(before: number, limit: number): Generation[] | Promise<Generation[]>;
   /** Whether a generation other than `exceptId` still refers to the input `hash`. */
-  inputInUse(hash: string, exceptId: string): boolean;
-  markExpired(id: string, at: number): void;
+  inputInUse(hash: string, exceptId: string): boolean | Promise<boolean>;
+  markExpired(id: string, at: number): void | Promise<void>;
   forgetIdempotencyBefore(before: number): unknown;
 }
 
@@ -90,7 +90,7 @@ export class Retention {
     const now = Date.now();
     let expired = 0;
     for (;;) {
-      const batch = this.store.withFilesOldestFirst(now - this.options.ttlHours * 3_600_000, 100);
+      const batch = await this.store.withFilesOldestFirst(now - this.options.ttlHours * 3_600_000, 100);
       for (const g of batch) await this.expire(g);
       expired += batch.length;
       if (batch.length < 100) break;
@@ -99,7 +99,7 @@ export class Retention {
     const target = this.options.capBytes * LOW_WATER;
     let evicted = 0;
     while (this.files.usageBytes() > target) {
-      const batch = this.store.withFilesOldestFirst(now + 1, 20);
+      const batch = await this.store.withFilesOldestFirst(now + 1, 20);
       if (batch.length === 0) break; // the rest belongs to generations still running or queued
       for (const g of batch) {
         await this.expire(g);
@@ -107,7 +107,7 @@ export class Retention {
         if (this.files.usageBytes() <= target) break;
       }
     }
-    this.store.forgetIdempotencyBefore(now - IDEMPOTENCY_TTL_MS);
+    await this.store.forgetIdempotencyBefore(now - IDEMPOTENCY_TTL_MS);
     if (expired + evicted > 0) {
       this.options.log?.(
         "info",
@@ -119,7 +119,7 @@ export class Retention {
   }
 
   private async expire(g: Generation): Promise<void> {
-    this.store.markExpired(g.id, Date.now()); // first: from here on it no longer holds its input
+    await this.store.markExpired(g.id, Date.now()); // first: from here on it no longer holds its input
     await this.removeFiles(g, () => this.store.inputInUse(g.input.hash, g.id));
   }
 

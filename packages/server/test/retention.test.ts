@@ -1,0 +1,100 @@
+// Retention by age and the disk cap on both queue backends: the embedded SQLite queue, and Redis
+// with a gateway and a worker sharing one file store (KONTEXT_SHARED_DIR's layout), so what
+// retention sweeps is the backend's own records, not the gateway's SQLite file.
+import { existsSync } from "node:fs";
+import sharp from "sharp";
+import { afterEach, describe, expect, it } from "vitest";
+import { forEachBackend, type QueueHarness } from "./backends.js";
+import { fakeEngine, pngDataUri } from "./helpers.js";
+import { poll } from "./support.js";
+
+/** A PNG of noise: about side × side × 3 bytes on disk (1.1 MB for 600). */
+async function noise(seed: number, side = 600): Promise<string> {
+  const png = await sharp({
+    create: {
+      width: side,
+      height: side,
+      channels: 3,
+      background: { r: seed, g: 10, b: 10 },
+      noise: { type: "gaussian", mean: 128, sigma: 60 },
+    },
+  })
+    .png()
+    .toBuffer();
+  return `data:image/png;base64,${png.toString("base64")}`;
+}
+
+forEachBackend((backend, makeOn) => {
+  describe(`retention and the disk cap on the ${backend} queue`, () => {
+    let h: QueueHarness | null = null;
+    afterEach(async () => {
+      await h?.close();
+      h = null;
+    });
+    const submit = async (q: QueueHarness, input_image: string, steps = 4) => {
+      const res = await q.app.inject({
+        method: "POST",
+        url: "/api/ai/queue",
+        payload: { input_image, prompt: "p", num_inference_steps: steps },
+      });
+      return res;
+    };
+    const idOf = (res: { json(): { generations: Array<{ generation_id: string }> } }) =>
+      res.json().generations[0]?.generation_id as string;
+    const view = async (q: QueueHarness, id: string) =>
+      (await q.app.inject({ url: `/api/ai/queue/${id}` })).json() as Record<string, unknown>;
+    const finished = (q: QueueHarness, id: string) =>
+      poll(
+        () => view(q, id),
+        (g) => ["succeeded", "failed", "cancelled"].includes(g.status as string),
+        `${id} to finish`,
+        { timeoutMs: 30_000 },
+      );
+
+    it("deletes a generation's input and result once past the retention time; its record stays", async () => {
+      // 0.0003 h ≈ 1 s: the generation is past it a moment after it finished.
+      h = await makeOn({ config: { resultTtlHours: 0.0003 }, command: fakeEngine({ FAKE_STEP_MS: "5" }) });
+      const id = idOf(await submit(h, await pngDataUri(40, 30)));
+      const done = await finished(h, id);
+      expect(done.status).toBe("succeeded");
+      const g = await h.queue.get(id);
+      const result = h.files.resultPath(g?.resultFile as string);
+      expect(existsSync(result), "the result file before the sweep").toBe(true);
+      expect(await h.files.findInput(g?.input.hash as string), "the input before the sweep").not.toBeNull();
+
+      await new Promise((r) => setTimeout(r, 1_300));
+      await h.retention.sweep();
+      expect(existsSync(result), "the result file after the sweep").toBe(false);
+      expect(await h.files.findInput(g?.input.hash as string), "the input after the sweep").toBeNull();
+      const after = await view(h, id);
+      expect(after).toMatchObject({ status: "succeeded", prompt: "p", result_url: null });
+      expect((await h.app.inject({ url: `/results/${g?.resultFile}` })).statusCode).toBe(404);
+      expect((await h.queue.get(id))?.expiredAt, "expired_at recorded").not.toBeNull();
+    });
+
+    it("evicts the oldest finished generation's files when over the cap; 507 while only running ones hold files", async () => {
+      // 1 MiB cap; each 600×600 noise input takes about 1.1 MB.
+      h = await makeOn({ config: { storageCapMb: 1 }, command: fakeEngine({ FAKE_STEP_MS: "40" }) });
+      const a = idOf(await submit(h, await noise(1)));
+      expect((await finished(h, a)).status).toBe("succeeded");
+      const aHash = (await h.queue.get(a))?.input.hash as string;
+
+      const bRes = await submit(h, await noise(2), 50); // over the cap: a's files make room
+      expect(bRes.statusCode, bRes.body).toBe(200);
+      const b = idOf(bRes);
+      expect(await h.files.findInput(aHash), "a's input evicted").toBeNull();
+      expect(await view(h, a)).toMatchObject({ status: "succeeded", result_url: null });
+
+      const full = await submit(h, await noise(3)); // b is queued or running: nothing can go
+      expect(full.statusCode, "the third submission, while b holds the only big file").toBe(507);
+      expect(full.json().error.type).toBe("storage_full");
+      expect(full.headers["retry-after"]).toBeDefined();
+
+      await h.app.inject({ method: "DELETE", url: `/api/ai/queue/${b}` });
+      expect((await finished(h, b)).status).toBe("cancelled");
+      const again = await submit(h, await noise(3));
+      expect(again.statusCode, `once b is finished: ${again.body}`).toBe(200);
+      expect((await finished(h, idOf(again))).status).toBe("succeeded");
+    });
+  });
+});
