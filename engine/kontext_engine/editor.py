@@ -219,8 +219,7 @@ class Editor:
         negative = None
         if conditioning.uses_true_cfg(req):
             neg_pooled, neg_txt, cache["negative_prompt"] = self.encode_prompt(req.negative_prompt or "")
-            b = len(req.seeds)
-            negative = sampler.Guidance(neg_txt.expand(b, -1, -1), neg_pooled.expand(b, -1), req.true_cfg_scale)
+            negative = sampler.Guidance(neg_txt, neg_pooled, req.true_cfg_scale)  # batch 1: _denoise expands
         t1 = self._sync()
         cond = self.encode_conditions(req)
         cache["condition"] = bool(cond.hits) and cond.hits[0]  # False for text-to-image
@@ -301,6 +300,8 @@ class Editor:
     ) -> Tensor:
         b = x.shape[0]
         plan = sampler.fast_plan(sigmas.numel() - 1) if req.fast else None
+        if negative is not None:
+            negative = sampler.Guidance(negative.txt.expand(b, -1, -1), negative.pooled.expand(b, -1), negative.scale)
         return sampler.denoise(
             self.m.transformer,
             x,
