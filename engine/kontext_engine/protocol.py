@@ -8,6 +8,7 @@ builders make what the engine sends back.
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,15 +41,11 @@ class JobInput:
 class Job:
     job_id: str
     input: JobInput
-    prompt: str
-    aspect_ratio: str
-    num_inference_steps: int
-    guidance: float
     seeds: tuple[int, ...]
-    disable_safety_checker: bool
     output_dir: str
+    # The request parameters (PARAMS), checked, by name: EditRequest's keyword arguments as they are.
+    params: dict[str, Any]
     preview: bool = False
-    fast: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,21 +97,42 @@ class _Fields:
                 raise ProtocolError("invalid_request", f"unknown field {field}", field, self.job_id)
 
 
-_JOB_FIELDS = {
-    "v",
-    "type",
-    "job_id",
-    "input",
-    "prompt",
-    "aspect_ratio",
-    "num_inference_steps",
-    "guidance",
-    "seeds",
-    "disable_safety_checker",
-    "output_dir",
-    "preview",
-    "fast",
+@dataclass(frozen=True)
+class Param:
+    """One request parameter of the job message: its rule, and its default when it may be left out."""
+
+    ok: Callable[[Any], bool]
+    rule: str
+    required: bool = True
+    default: Any = None
+    convert: Callable[[Any], Any] = lambda v: v
+
+
+def _finite_in(lo: float, hi: float) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
+
+
+def _boolean(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+# The request parameters the engine takes (docs/protocol/protocol.schema.json lists the same: the job
+# message's fields other than the envelope; tests/test_protocol.py checks both against each other and
+# against EditRequest). A new parameter is one entry here and one EditRequest field.
+PARAMS: dict[str, Param] = {
+    "prompt": Param(
+        lambda v: isinstance(v, str) and v.strip() != "" and len(v) <= MAX_PROMPT_CHARS,
+        f"a non-empty string of at most {MAX_PROMPT_CHARS} characters",
+    ),
+    "aspect_ratio": Param(lambda v: v in ASPECT_RATIOS, "one of " + ", ".join(ASPECT_RATIOS)),
+    "num_inference_steps": Param(lambda v: _int_in(v, 1, MAX_STEPS), f"an integer 1–{MAX_STEPS}"),
+    "guidance": Param(_finite_in(0, MAX_GUIDANCE), f"a finite number from 0 to {MAX_GUIDANCE:g}", convert=float),
+    "disable_safety_checker": Param(_boolean, "a boolean"),
+    "fast": Param(_boolean, "a boolean", required=False, default=False),
 }
+
+_ENVELOPE = {"v", "type", "job_id", "input", "seeds", "output_dir", "preview"}
+_JOB_FIELDS = _ENVELOPE | set(PARAMS)
 
 
 def _job_id(obj: dict[str, Any]) -> str | None:
@@ -139,30 +157,21 @@ def _parse_job(obj: dict[str, Any]) -> Job:
         width=i.get("width", _int_in(raw_input.get("width"), 1, MAX_INPUT_SIDE), f"an integer 1–{MAX_INPUT_SIDE}"),
         height=i.get("height", _int_in(raw_input.get("height"), 1, MAX_INPUT_SIDE), f"an integer 1–{MAX_INPUT_SIDE}"),
     )
-    prompt = obj.get("prompt")
-    f.get(
-        "prompt",
-        isinstance(prompt, str) and prompt.strip() != "" and len(prompt) <= MAX_PROMPT_CHARS,
-        f"a non-empty string of at most {MAX_PROMPT_CHARS} characters",
-    )
-    aspect = f.get("aspect_ratio", obj.get("aspect_ratio") in ASPECT_RATIOS, "one of " + ", ".join(ASPECT_RATIOS))
-    steps = f.get(
-        "num_inference_steps", _int_in(obj.get("num_inference_steps"), 1, MAX_STEPS), f"an integer 1–{MAX_STEPS}"
-    )
-    g = obj.get("guidance")
-    ok_g = isinstance(g, int | float) and not isinstance(g, bool) and math.isfinite(g) and 0 <= g <= MAX_GUIDANCE
-    guidance = float(f.get("guidance", ok_g, f"a finite number from 0 to {MAX_GUIDANCE:g}"))
+    params: dict[str, Any] = {}
+    for name, param in PARAMS.items():
+        if name not in obj and not param.required:
+            params[name] = param.default
+            continue
+        params[name] = param.convert(f.get(name, name in obj and param.ok(obj[name]), param.rule))
     seeds = obj.get("seeds")
     ok_seeds = (
         isinstance(seeds, list) and 1 <= len(seeds) <= MAX_GENERATIONS and all(_int_in(s, 0, MAX_SEED) for s in seeds)
     )
     f.get("seeds", ok_seeds, f"a list of 1–{MAX_GENERATIONS} integers from 0 to 2^53−1")
-    safety_off = f.get("disable_safety_checker", isinstance(obj.get("disable_safety_checker"), bool), "a boolean")
     out = obj.get("output_dir")
     f.get("output_dir", isinstance(out, str) and os.path.isabs(out), "an absolute path")
     preview = _optional_bool(f, obj, "preview")
-    fast = _optional_bool(f, obj, "fast")
-    return Job(job_id, job_input, prompt, aspect, steps, guidance, tuple(seeds), safety_off, out, preview, fast)
+    return Job(job_id, job_input, tuple(seeds), out, params, preview)
 
 
 def parse(line: str | bytes) -> Message:

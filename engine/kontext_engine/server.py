@@ -139,17 +139,8 @@ class EngineServer:
     def run(self, job: p.Job) -> None:
         try:
             image = read_rgb(job.input)
-            req = EditRequest(
-                image,
-                job.prompt,
-                job.aspect_ratio,
-                job.num_inference_steps,
-                job.guidance,
-                job.seeds,
-                job.disable_safety_checker,
-                job.fast,
-            )
-            width, height = output_size(job.aspect_ratio, job.input.width, job.input.height)
+            req = EditRequest(image, seeds=job.seeds, **job.params)
+            width, height = output_size(req.aspect_ratio, job.input.width, job.input.height)
             self.send(p.started_event(job.job_id, width, height, job.seeds))
 
             def on_step(step: int, total: int, preview: Callable[[], tuple[bytes, int, int]]) -> None:

@@ -10,6 +10,7 @@ from typing import get_args
 import pytest
 
 from kontext_engine import protocol as p
+from kontext_engine.editor import EditRequest
 from kontext_engine.errors import EngineError, ErrorCode
 from kontext_engine.resolution import ASPECT_RATIOS, MAX_INPUT_SIDE
 
@@ -24,10 +25,17 @@ def test_every_message_to_the_engine_parses() -> None:
     job = p.parse((EXAMPLES / "to_engine/job.json").read_text())
     assert isinstance(job, p.Job)
     assert job.input == p.JobInput("/var/lib/kontext/inputs/3f/3f2a.rgb", 800, 600)
-    assert (job.seeds, job.guidance, job.preview, job.aspect_ratio) == ((42,), 2.5, True, "match_input_image")
+    assert (job.seeds, job.params["guidance"], job.preview, job.params["aspect_ratio"]) == (
+        (42,),
+        2.5,
+        True,
+        "match_input_image",
+    )
     two = p.parse((EXAMPLES / "to_engine/job_two_generations.json").read_text())
-    assert isinstance(two, p.Job) and two.seeds == (1, 2) and two.preview is False and two.disable_safety_checker
-    assert two.fast and not job.fast
+    assert (
+        isinstance(two, p.Job) and two.seeds == (1, 2) and two.preview is False and two.params["disable_safety_checker"]
+    )
+    assert two.params["fast"] and not job.params["fast"]
     assert p.parse((EXAMPLES / "to_engine/cancel.json").read_text()) == p.Cancel("gen_01")
     assert p.parse((EXAMPLES / "to_engine/health.json").read_text()) == p.Health("h1")
     assert p.parse((EXAMPLES / "to_engine/shutdown.json").read_text()) == p.Shutdown()
@@ -224,12 +232,20 @@ def python_drift(schema: dict) -> list[str]:
 
     job = defs["job"]
     same("job fields", set(p._JOB_FIELDS), set(job["properties"]))
-    same("Job dataclass", {f.name for f in fields(p.Job)} | {"v", "type"}, set(job["properties"]))
+    same(
+        "Job dataclass and PARAMS",
+        ({f.name for f in fields(p.Job)} - {"params"}) | set(p.PARAMS) | {"v", "type"},
+        set(job["properties"]),
+    )
+    # every request parameter is an EditRequest field: the job's params are its keyword arguments
+    same("PARAMS in EditRequest", set(p.PARAMS) - {f.name for f in fields(EditRequest)}, set())
     same("JobInput dataclass", {f.name for f in fields(p.JobInput)}, set(job["properties"]["input"]["properties"]))
     same("Cancel dataclass", {f.name for f in fields(p.Cancel)} | {"v", "type"}, set(defs["cancel"]["properties"]))
     hr = defs["health_request"]["properties"]
     same("Health dataclass", {f.name for f in fields(p.Health)} | {"v", "type"}, set(hr))
-    same("job required", {f.name for f in fields(p.Job) if f.default is MISSING} | {"v", "type"}, set(job["required"]))
+    required = {f.name for f in fields(p.Job) if f.default is MISSING} - {"params"}
+    required |= {name for name, param in p.PARAMS.items() if param.required}
+    same("job required", required | {"v", "type"}, set(job["required"]))
     same("aspect ratios", set(ASPECT_RATIOS), set(job["properties"]["aspect_ratio"]["enum"]))
     same("error codes", set(get_args(ErrorCode)), set(defs["error"]["properties"]["code"]["enum"]))
     jp = job["properties"]

@@ -222,6 +222,7 @@ export const ERRORS = {
   },
   generation_failed: { status: 500, title: "Generation failed", template: "{reason}" },
   content_flagged: { status: 422, title: "Content flagged", template: "{reason}" },
+  lora_refused: { status: 400, title: "LoRA adapter refused", template: "{reason}" },
   generation_cancelled: {
     status: 409,
     title: "Generation cancelled",
@@ -313,6 +314,7 @@ export const GENERATION_ERRORS = {
     template: "the stored input image could not be decoded: {reason}",
   },
   content_flagged: { title: "Content flagged", template: "{reason}", answer: "content_flagged" },
+  lora_refused: { title: "LoRA adapter refused", template: "{reason}", answer: "lora_refused" },
   shutting_down: { title: "Shutting down", template: "{reason}" },
   internal: { title: "Internal error", template: "{reason}" },
 } as const satisfies Record<string, { title: string; template: string; answer?: ErrorEntry }>;
@@ -362,6 +364,10 @@ export const ENGINE_ERRORS = {
   cancelled: "cancelled",
   shutting_down: "shutting_down",
   content_flagged: "content_flagged",
+  // a requested adapter is missing, unreadable or matches too few layers (engine/kontext_engine/lora.py)
+  lora_not_found: "lora_refused",
+  lora_invalid: "lora_refused",
+  lora_unmatched: "lora_refused",
   internal: "internal",
   // the gateway's own, for an engine process that exited mid-job
   engine_crashed: "engine_crashed",

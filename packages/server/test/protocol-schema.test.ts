@@ -9,12 +9,14 @@ import { describe, expect, it } from "vitest";
 import { parseEngineLine } from "../src/engine/protocol.js";
 import {
   type Direction,
+  ENGINE_PARAMS,
   MESSAGE_DEFS,
   messageProblem,
   type ProtocolSchema,
   protocolSchema,
   protocolValidator,
 } from "../src/engine/protocol-schema.js";
+import { EditRequest } from "../src/schema/flux-kontext-dev.js";
 import { repoRoot } from "./helpers.js";
 
 const examples = path.join(repoRoot, "docs/protocol/examples");
@@ -208,6 +210,19 @@ describe("the protocol schema", () => {
       expect(messageProblem("to_engine", m as Record<string, unknown>), c.name).not.toBeNull();
     }
     expect(checked).toBeGreaterThanOrEqual(8);
+  });
+
+  it("every request parameter the job message carries is a field of the request schema, with the same default", () => {
+    const request = EditRequest.properties as Record<string, { default?: unknown }>;
+    const job = (protocolSchema.$defs.job as { properties: Record<string, { default?: unknown }> })
+      .properties;
+    expect(ENGINE_PARAMS).toEqual(expect.arrayContaining(["prompt", "aspect_ratio", "guidance", "fast"]));
+    for (const name of ENGINE_PARAMS) {
+      expect(request, `${name}: in the protocol schema's job, not in the request schema`).toHaveProperty(
+        name,
+      );
+      if ("default" in (job[name] ?? {})) expect(job[name]?.default, name).toEqual(request[name]?.default);
+    }
   });
 
   it("the TypeScript message types match it field by field", () => {

@@ -57,3 +57,16 @@ export function protocolValidator(
 export const protocolSchema = JSON.parse(readFileSync(PROTOCOL_SCHEMA_URL, "utf8")) as ProtocolSchema;
 /** A message's problem against docs/protocol/protocol.schema.json, or null when it is valid. */
 export const messageProblem = protocolValidator(protocolSchema);
+
+/** The job message's fields that are not request parameters: what the gateway adds around them. */
+const JOB_ENVELOPE = new Set(["v", "type", "job_id", "input", "seeds", "output_dir", "preview"]);
+
+/**
+ * The request parameters the engine takes, as the protocol schema lists them: the job message's
+ * other fields. The gateway copies exactly these from a generation's stored parameters, so a
+ * field added to the request schema and to the protocol schema reaches the engine with no list
+ * of fields to edit in between.
+ */
+export const ENGINE_PARAMS: readonly string[] = Object.keys(
+  (protocolSchema.$defs.job as { properties: Record<string, unknown> }).properties,
+).filter((k) => !JOB_ENVELOPE.has(k));

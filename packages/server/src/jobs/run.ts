@@ -3,8 +3,10 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { JobMessage, ProgressMessage, StartedMessage } from "../engine/protocol.js";
+import { ENGINE_PARAMS } from "../engine/protocol-schema.js";
 import { ApiError, generationError } from "../errors.js";
 import { decodeInputInto, encodeOutput } from "../images/codec.js";
+import { EditRequest } from "../schema/flux-kontext-dev.js";
 import type { FileStore } from "../storage/files.js";
 import type { Generation, Timings } from "./types.js";
 
@@ -58,23 +60,28 @@ export async function engineInput(files: FileStore, g: Generation): Promise<Engi
   }
 }
 
-/** The engine's job message for one run of `g`, reading `input` and writing into `outputDir`. */
+/**
+ * The engine's job message for one run of `g`, reading `input` and writing into `outputDir`: the
+ * envelope, then every request parameter the protocol schema gives the engine (ENGINE_PARAMS),
+ * copied as stored; one a generation stored before it existed gets the request schema's default.
+ */
 export function jobMessage(g: Generation, input: EngineInput, outputDir: string): JobMessage {
-  return {
+  const msg: Record<string, unknown> = {
     v: 1,
     type: "job",
     job_id: g.id,
     input: { path: input.path, width: input.width, height: input.height },
-    prompt: g.params.prompt,
-    aspect_ratio: g.params.aspect_ratio,
-    num_inference_steps: g.params.num_inference_steps,
-    guidance: g.params.guidance,
     seeds: [g.seed],
-    disable_safety_checker: g.params.disable_safety_checker,
     output_dir: outputDir,
     preview: true,
-    fast: g.params.fast ?? false, // generations stored before fast mode existed lack it
   };
+  const params = g.params as Record<string, unknown>;
+  const defaults = EditRequest.properties as Record<string, { default?: unknown }>;
+  for (const name of ENGINE_PARAMS) {
+    const value = params[name] ?? defaults[name]?.default;
+    if (value !== undefined) msg[name] = value;
+  }
+  return msg as unknown as JobMessage;
 }
 
 export function queuedData(g: Pick<Generation, "id" | "model">, position: number | null, retry = false) {
