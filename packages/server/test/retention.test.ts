@@ -98,3 +98,34 @@ forEachBackend((backend, makeOn) => {
     });
   });
 });
+
+describe("the disk cap on a shared path", () => {
+  it("counts what other processes sharing the path stored (a worker's results) before deciding", async () => {
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const path = await import("node:path");
+    const { FileStore } = await import("../src/storage/files.js");
+    const { Retention } = await import("../src/storage/retention.js");
+    const shared = mkdtempSync(path.join(tmpdir(), "kontext-shared-"));
+    const gateway = new FileStore(shared, { tmpDir: path.join(shared, "gw-tmp") });
+    const worker = new FileStore(shared, { tmpDir: path.join(shared, "wk-tmp") }); // another process
+    await worker.putResult("a.webp", Buffer.alloc(700_000));
+    await worker.putResult("b.webp", Buffer.alloc(700_000));
+    expect(gateway.usageBytes(), "the gateway's own account, before a sweep").toBe(0);
+    const records = {
+      withFilesOldestFirst: () => [],
+      inputInUse: () => false,
+      markExpired() {},
+      forgetIdempotencyBefore() {},
+    };
+    const retention = new Retention(records, gateway, { ttlHours: 1, capBytes: 1024 * 1024 });
+    await retention.sweep();
+    expect(gateway.usageBytes()).toBe(1_400_000);
+    await expect(
+      retention.ensureRoom(),
+      "1.4 MB held by running generations, cap 1 MiB",
+    ).rejects.toMatchObject({
+      code: "storage_full",
+    });
+  });
+});

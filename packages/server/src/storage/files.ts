@@ -115,6 +115,19 @@ export class FileStore {
     return this.objects ? 0 : this.usage;
   }
 
+  /**
+   * Counts inputs/ and results/ again from the disk. On a shared path (KONTEXT_SHARED_DIR) other
+   * processes write and delete there too (workers store results, other gateways inputs), so the
+   * disk cap is checked against a fresh count: retention recounts before each sweep. Half-written
+   * files are another process's writes in progress: skipped, never removed.
+   */
+  recount(): void {
+    if (this.objects) return;
+    let total = 0;
+    for (const d of ["inputs", "results"]) total += sizeUnder(path.join(this.root, d));
+    this.usage = total;
+  }
+
   /** Empties tmp/ (the engines' raw outputs); only at start, when no job is running. */
   clearTmp(): void {
     rmSync(this.tmpRoot, { recursive: true, force: true });
@@ -524,6 +537,15 @@ async function sizeOf(file: string): Promise<number> {
 }
 
 /** Total size of the files under `dir`, deleting leftover temporary (.part) files. */
+function sizeUnder(dir: string): number {
+  let total = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && !e.name.endsWith(PART))
+      total += statSync(path.join(e.parentPath, e.name), { throwIfNoEntry: false })?.size ?? 0;
+  }
+  return total;
+}
+
 function scan(dir: string): number {
   let total = 0;
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {

@@ -74,7 +74,7 @@ export class Retention {
   /** Called before a submission stores anything: frees room, or answers 507. */
   async ensureRoom(): Promise<void> {
     if (this.files.usageBytes() < this.options.capBytes) return;
-    await this.sweep();
+    await this.sweep(); // recounts first: on a shared path others may have written or freed files
     const used = this.files.usageBytes();
     if (used < this.options.capBytes) return;
     throw new ApiError(
@@ -87,6 +87,7 @@ export class Retention {
   }
 
   private async run(): Promise<void> {
+    this.files.recount(); // what other processes sharing the path wrote (workers' results) counts too
     const now = Date.now();
     let expired = 0;
     for (;;) {
