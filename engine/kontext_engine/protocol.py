@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import EngineError, ErrorCode
+from .lora import MAX_ADAPTERS, MAX_SCALE, LoraSpec
 from .resolution import ASPECT_RATIOS, MAX_INPUT_SIDE
 
 VERSION = 1
@@ -22,6 +23,11 @@ MAX_STEPS = 50
 MAX_GUIDANCE = 10.0
 MAX_GENERATIONS = 4
 MAX_SEED = 2**53 - 1  # the largest integer a JavaScript number holds exactly
+MAX_TRUE_CFG = 10.0
+MAX_LORAS = MAX_ADAPTERS
+MAX_LORA_SCALE = MAX_SCALE
+MAX_LORA_NAME = 512
+REFERENCE_METHODS = ("offset", "index")
 
 
 class ProtocolError(EngineError):
@@ -116,6 +122,30 @@ def _boolean(v: Any) -> bool:
     return isinstance(v, bool)
 
 
+def _lora_ok(v: Any) -> bool:
+    return (
+        isinstance(v, dict)
+        and set(v) <= {"name", "scale"}
+        and isinstance(v.get("name"), str)
+        and 1 <= len(v["name"]) <= MAX_LORA_NAME
+        and ("scale" not in v or _finite_in(-MAX_LORA_SCALE, MAX_LORA_SCALE)(v["scale"]))
+    )
+
+
+def _loras_ok(v: Any) -> bool:
+    return isinstance(v, list) and len(v) <= MAX_LORAS and all(_lora_ok(x) for x in v)
+
+
+_LORAS_RULE = (
+    f"a list of at most {MAX_LORAS} objects {{name (1–{MAX_LORA_NAME} characters), "
+    f"scale (optional, finite, −{MAX_LORA_SCALE:g}…{MAX_LORA_SCALE:g})}}"
+)
+
+
+def _to_lora_specs(v: list[dict[str, Any]]) -> tuple[LoraSpec, ...]:
+    return tuple(LoraSpec(x["name"], float(x.get("scale", 1.0))) for x in v)
+
+
 # The request parameters the engine takes (docs/protocol/protocol.schema.json lists the same: the job
 # message's fields other than the envelope; tests/test_protocol.py checks both against each other and
 # against EditRequest). A new parameter is one entry here and one EditRequest field.
@@ -129,6 +159,19 @@ PARAMS: dict[str, Param] = {
     "guidance": Param(_finite_in(0, MAX_GUIDANCE), f"a finite number from 0 to {MAX_GUIDANCE:g}", convert=float),
     "disable_safety_checker": Param(_boolean, "a boolean"),
     "fast": Param(_boolean, "a boolean", required=False, default=False),
+    "negative_prompt": Param(
+        lambda v: isinstance(v, str) and len(v) <= MAX_PROMPT_CHARS,
+        f"a string of at most {MAX_PROMPT_CHARS} characters",
+        required=False,
+    ),
+    "true_cfg_scale": Param(
+        _finite_in(1, MAX_TRUE_CFG), f"a finite number from 1 to {MAX_TRUE_CFG:g}", False, 1.0, float
+    ),
+    "strength": Param(lambda v: _finite_in(0, 1)(v) and v > 0, "a finite number above 0, at most 1", False, 1.0, float),
+    "reference_method": Param(
+        lambda v: v in REFERENCE_METHODS, "one of " + ", ".join(REFERENCE_METHODS), False, "offset"
+    ),
+    "loras": Param(_loras_ok, _LORAS_RULE, False, (), _to_lora_specs),
 }
 
 _ENVELOPE = {"v", "type", "job_id", "input", "seeds", "output_dir", "preview"}

@@ -12,6 +12,7 @@ import pytest
 from kontext_engine import protocol as p
 from kontext_engine.editor import EditRequest
 from kontext_engine.errors import EngineError, ErrorCode
+from kontext_engine.lora import LoraSpec
 from kontext_engine.resolution import ASPECT_RATIOS, MAX_INPUT_SIDE
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "protocol" / "examples"
@@ -36,6 +37,12 @@ def test_every_message_to_the_engine_parses() -> None:
         isinstance(two, p.Job) and two.seeds == (1, 2) and two.preview is False and two.params["disable_safety_checker"]
     )
     assert two.params["fast"] and not job.params["fast"]
+    assert (job.params["negative_prompt"], job.params["true_cfg_scale"], job.params["loras"]) == (None, 1.0, ())
+    full = p.parse((EXAMPLES / "to_engine/job_negative_prompt_loras.json").read_text())
+    assert isinstance(full, p.Job)
+    assert full.params["negative_prompt"] == "blurry" and full.params["true_cfg_scale"] == 2.5
+    assert (full.params["strength"], full.params["reference_method"]) == (0.8, "index")
+    assert full.params["loras"] == (LoraSpec("styles/ghibli", 0.75), LoraSpec("detail", 1.0))
     assert p.parse((EXAMPLES / "to_engine/cancel.json").read_text()) == p.Cancel("gen_01")
     assert p.parse((EXAMPLES / "to_engine/health.json").read_text()) == p.Health("h1")
     assert p.parse((EXAMPLES / "to_engine/shutdown.json").read_text()) == p.Shutdown()
@@ -161,6 +168,9 @@ def problems(value: object, schema: dict, root: dict = SCHEMA, at: str = "") -> 
         elif key in ("minimum", "maximum"):
             if isinstance(value, int | float) and not (value >= rule if key == "minimum" else value <= rule):
                 out.append(f"{where} {key} {rule}")
+        elif key == "exclusiveMinimum":
+            if isinstance(value, int | float) and not value > rule:
+                out.append(f"{where} {key} {rule}")
         elif key == "pattern":
             if isinstance(value, str) and not re.search(rule, value):
                 out.append(f"{where} must match {rule}")
@@ -256,6 +266,11 @@ def python_drift(schema: dict) -> list[str]:
         "seed": (jp["seeds"]["items"]["maximum"], p.MAX_SEED),
         "prompt": (jp["prompt"]["maxLength"], p.MAX_PROMPT_CHARS),
         "input.width": (jp["input"]["properties"]["width"]["maximum"], MAX_INPUT_SIDE),
+        "true_cfg_scale": (jp["true_cfg_scale"]["maximum"], p.MAX_TRUE_CFG),
+        "loras": (jp["loras"]["maxItems"], p.MAX_LORAS),
+        "loras[].scale": (jp["loras"]["items"]["properties"]["scale"]["maximum"], p.MAX_LORA_SCALE),
+        "loras[].name": (jp["loras"]["items"]["properties"]["name"]["maxLength"], p.MAX_LORA_NAME),
+        "reference_method": (jp["reference_method"]["enum"], list(p.REFERENCE_METHODS)),
     }
     out += [f"{k} limit: schema {s}, Python {py}" for k, (s, py) in limits.items() if s != py]
     # every field of every engine → gateway message is one the builders write, and no other
@@ -289,14 +304,14 @@ def test_the_python_side_matches_the_schema() -> None:
 
 def test_a_planted_schema_change_is_python_drift() -> None:
     planted = copy.deepcopy(SCHEMA)
-    planted["$defs"]["job"]["properties"]["strength"] = {"type": "number"}
-    planted["$defs"]["job"]["required"].append("strength")
+    planted["$defs"]["job"]["properties"]["sharpness"] = {"type": "number"}
+    planted["$defs"]["job"]["required"].append("sharpness")
     planted["$defs"]["progress"]["properties"]["eta_s"] = {"type": "number"}
     planted["$defs"]["progress"]["required"].append("eta_s")
     planted["$defs"]["job"]["properties"]["num_inference_steps"]["maximum"] = 100
     drift = python_drift(planted)
-    assert "job fields: only in Python [], only in the schema ['strength']" in drift
-    assert "job required: only in Python [], only in the schema ['strength']" in drift
+    assert "job fields: only in Python [], only in the schema ['sharpness']" in drift
+    assert "job required: only in Python [], only in the schema ['sharpness']" in drift
     assert "progress event fields: only in Python [], only in the schema ['eta_s']" in drift
     assert "progress: eta_s is missing" in drift
     assert "num_inference_steps limit: schema 100, Python 50" in drift

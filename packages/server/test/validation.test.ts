@@ -109,10 +109,40 @@ describe("request validation", () => {
   });
 
   it("rejects unknown fields, naming them", async () => {
-    const res = await post({ input_image: image, prompt: "p", strength: 0.5, negative_prompt: "x" });
+    const res = await post({ input_image: image, prompt: "p", sharpness: 0.5, style: "x" });
     expect(res.statusCode).toBe(400);
-    expect(res.json().error.fields).toEqual(expect.arrayContaining(["strength", "negative_prompt"]));
-    expect(res.json().error.detail).toContain("strength: unknown field");
+    expect(res.json().error.fields).toEqual(expect.arrayContaining(["sharpness", "style"]));
+    expect(res.json().error.detail).toContain("sharpness: unknown field");
+  });
+
+  it.each([
+    [{ strength: 0 }, "strength: must be a number above 0 and at most 1, got 0"],
+    [{ true_cfg_scale: 0.5 }, "true_cfg_scale: must be a number from 1 to 10, got 0.5"],
+    [{ reference_method: "side" }, "reference_method: must be one of offset, index"],
+    [
+      { loras: [{ name: "a", weight: 1 }] },
+      "loras: must be a list of at most 4 objects {name a non-empty string of at most 512 characters, scale a number from -4 to 4}",
+    ],
+    [{ loras: [{ name: "a", scale: 5 }] }, "loras: must be a list"],
+    [{ loras: [1, 2, 3, 4, 5].map((i) => ({ name: `l${i}` })) }, "loras: must be a list"],
+  ])("refuses the issue 15 fields out of range: %j", async (extra, detail) => {
+    const res = await post({ input_image: image, prompt: "p", ...extra });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.fields).toEqual([Object.keys(extra)[0]]);
+    expect(res.json().error.detail).toContain(detail);
+  });
+
+  it("takes the issue 15 fields in range", async () => {
+    const res = await post({
+      input_image: image,
+      prompt: "p",
+      negative_prompt: "",
+      true_cfg_scale: 2,
+      strength: 1,
+      reference_method: "index",
+      loras: [],
+    });
+    expect(res.statusCode).not.toBe(400);
   });
 
   it.each(["input_image", "prompt"])("requires %s", async (field) => {

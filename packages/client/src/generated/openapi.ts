@@ -1550,6 +1550,37 @@ export interface components {
              * @default false
              */
             fast?: boolean;
+            /** @description What the image should not show. Used only with true_cfg_scale above 1, as diffusers' FluxKontextPipeline; the empty string counts as a negative prompt. */
+            negative_prompt?: string;
+            /**
+             * @description True classifier-free guidance with negative_prompt: 1 is off. Above 1 (with a negative_prompt) the transformer runs twice per step, so each step costs about double.
+             * @default 1
+             */
+            true_cfg_scale?: number;
+            /**
+             * @description How much of the input image is redrawn, above 0 up to 1. 1 starts from pure noise (a plain edit); below 1 the edit starts from input_image noised to that level and runs only the last part of the schedule (img2img; needs aspect_ratio match_input_image). A strength that leaves no step to run is refused.
+             * @default 1
+             */
+            strength?: number;
+            /**
+             * @description Where reference images sit in the model's position space: offset (all at index 1, side by side, ComfyUI's default for Kontext) or index (each its own index). See docs/references.md.
+             * @default offset
+             * @enum {string}
+             */
+            reference_method?: "offset" | "index";
+            /**
+             * @description Kontext addition: LoRA adapters applied for this request only, each with its scale. Files come from KONTEXT_LORA_DIR; a name that is not listed, or a file that matches the model's layers poorly, is refused.
+             * @default []
+             */
+            loras?: {
+                /** @description A LoRA file in KONTEXT_LORA_DIR, relative to it, without .safetensors (GET /api/ai/models/flux-kontext-dev/loras lists them). */
+                name: string;
+                /**
+                 * @description The adapter's weight.
+                 * @default 1
+                 */
+                scale?: number;
+            }[];
             /**
              * @description url: the result is served at a stable URL; b64_json: the image is inlined as base64.
              * @default url
@@ -2009,7 +2040,7 @@ export interface components {
             };
             /** @description Why (failed, cancelled). */
             error?: string | null;
-            /** @description Why it failed or was cancelled: one of cancelled, worker_lost, engine_crashed, encode_failed, storage_full, input_missing, input_image_undecodable, content_flagged, shutting_down, internal. */
+            /** @description Why it failed or was cancelled: one of cancelled, worker_lost, engine_crashed, encode_failed, storage_full, input_missing, input_image_undecodable, content_flagged, lora_refused, shutting_down, internal. */
             error_code?: string | null;
         } & {
             [key: string]: unknown;
@@ -2046,6 +2077,37 @@ export interface components {
              * @default false
              */
             fast?: boolean;
+            /** @description What the image should not show. Used only with true_cfg_scale above 1, as diffusers' FluxKontextPipeline; the empty string counts as a negative prompt. */
+            negative_prompt?: string;
+            /**
+             * @description True classifier-free guidance with negative_prompt: 1 is off. Above 1 (with a negative_prompt) the transformer runs twice per step, so each step costs about double.
+             * @default 1
+             */
+            true_cfg_scale?: number;
+            /**
+             * @description How much of the input image is redrawn, above 0 up to 1. 1 starts from pure noise (a plain edit); below 1 the edit starts from input_image noised to that level and runs only the last part of the schedule (img2img; needs aspect_ratio match_input_image). A strength that leaves no step to run is refused.
+             * @default 1
+             */
+            strength?: number;
+            /**
+             * @description Where reference images sit in the model's position space: offset (all at index 1, side by side, ComfyUI's default for Kontext) or index (each its own index). See docs/references.md.
+             * @default offset
+             * @enum {string}
+             */
+            reference_method?: "offset" | "index";
+            /**
+             * @description Kontext addition: LoRA adapters applied for this request only, each with its scale. Files come from KONTEXT_LORA_DIR; a name that is not listed, or a file that matches the model's layers poorly, is refused.
+             * @default []
+             */
+            loras?: {
+                /** @description A LoRA file in KONTEXT_LORA_DIR, relative to it, without .safetensors (GET /api/ai/models/flux-kontext-dev/loras lists them). */
+                name: string;
+                /**
+                 * @description The adapter's weight.
+                 * @default 1
+                 */
+                scale?: number;
+            }[];
             /**
              * @description b64_json (default, as OpenAI's GPT image models) or url (a stable URL on this server).
              * @default b64_json

@@ -24,6 +24,11 @@ export interface JobMessage {
   output_dir: string;
   preview?: boolean;
   fast?: boolean;
+  negative_prompt?: string;
+  true_cfg_scale?: number;
+  strength?: number;
+  reference_method?: "offset" | "index";
+  loras?: { name: string; scale?: number }[];
 }
 export interface CancelMessage {
   v: 1;

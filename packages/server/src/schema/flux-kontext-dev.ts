@@ -20,6 +20,7 @@ export const ASPECT_RATIOS = [
 ] as const;
 export const OUTPUT_FORMATS = ["webp", "jpg", "png"] as const;
 export const RESPONSE_FORMATS = ["url", "b64_json"] as const;
+export const REFERENCE_METHODS = ["offset", "index"] as const;
 export const WEBHOOK_EVENTS = ["start", "progress", "completed"] as const;
 export const MAX_SEED = Number.MAX_SAFE_INTEGER; // the engine takes seeds from 0 to 2^53 − 1
 
@@ -111,6 +112,62 @@ export const EditRequest = Type.Object(
         default: false,
       }),
     ),
+    negative_prompt: Type.Optional(
+      Type.String({
+        description:
+          "What the image should not show. Used only with true_cfg_scale above 1, as diffusers' FluxKontextPipeline; the empty string counts as a negative prompt.",
+        maxLength: 10_000,
+      }),
+    ),
+    true_cfg_scale: Type.Optional(
+      Type.Number({
+        description:
+          "True classifier-free guidance with negative_prompt: 1 is off. Above 1 (with a negative_prompt) the transformer runs twice per step, so each step costs about double.",
+        minimum: 1,
+        maximum: 10,
+        default: 1,
+      }),
+    ),
+    strength: Type.Optional(
+      Type.Number({
+        description:
+          "How much of the input image is redrawn, above 0 up to 1. 1 starts from pure noise (a plain edit); below 1 the edit starts from input_image noised to that level and runs only the last part of the schedule (img2img; needs aspect_ratio match_input_image). A strength that leaves no step to run is refused.",
+        exclusiveMinimum: 0,
+        maximum: 1,
+        default: 1,
+      }),
+    ),
+    reference_method: Type.Optional(
+      stringEnum(REFERENCE_METHODS, {
+        description:
+          "Where reference images sit in the model's position space: offset (all at index 1, side by side, ComfyUI's default for Kontext) or index (each its own index). See docs/references.md.",
+        default: "offset",
+      }),
+    ),
+    loras: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.String({
+              description:
+                "A LoRA file in KONTEXT_LORA_DIR, relative to it, without .safetensors (GET /api/ai/models/flux-kontext-dev/loras lists them).",
+              minLength: 1,
+              maxLength: 512,
+            }),
+            scale: Type.Optional(
+              Type.Number({ description: "The adapter's weight.", minimum: -4, maximum: 4, default: 1 }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        {
+          description:
+            "Kontext addition: LoRA adapters applied for this request only, each with its scale. Files come from KONTEXT_LORA_DIR; a name that is not listed, or a file that matches the model's layers poorly, is refused.",
+          maxItems: 4,
+          default: [],
+        },
+      ),
+    ),
     response_format: Type.Optional(
       stringEnum(RESPONSE_FORMATS, {
         description: "url: the result is served at a stable URL; b64_json: the image is inlined as base64.",
@@ -170,8 +227,11 @@ export const EditRequest = Type.Object(
 export type EditRequestBody = Static<typeof EditRequest>;
 
 /** A request with every default applied. Seed stays optional (random when absent). */
-export type EditParams = Required<Omit<EditRequestBody, "seed" | "webhook" | "webhook_events_filter">> & {
+export type EditParams = Required<
+  Omit<EditRequestBody, "seed" | "negative_prompt" | "webhook" | "webhook_events_filter">
+> & {
   seed?: number;
+  negative_prompt?: string;
   webhook?: string;
   webhook_events_filter?: Array<(typeof WEBHOOK_EVENTS)[number]>;
 };
