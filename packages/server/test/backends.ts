@@ -80,11 +80,11 @@ export async function makeQueueHarness(
 async function makeBullMqHarness(redisUrl: string, opts: HarnessOptions): Promise<QueueHarness> {
   const dataDir = mkdtempSync(path.join(tmpdir(), "kontext-test-"));
   const config = defaultConfig({
-    dataDir,
     redisUrl,
     engineRestartDelayMs: 50,
     jobLockS: 2,
     ...opts.config,
+    dataDir, // the harness's, whatever the config says
   });
   const flush = connectRedis(redisUrl, { kind: "gateway" });
   await flush.flushall(); // each harness starts from an empty Redis

@@ -61,7 +61,8 @@ export interface HarnessOptions {
 /** The app on the embedded SQLite queue, as main.ts composes it (compose.ts), on the fake engine by default. */
 export async function makeHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(tmpdir(), "kontext-test-"));
-  const config = defaultConfig({ dataDir, engineRestartDelayMs: 50, ...opts.config });
+  // the harness's data dir wins over a config's (a test passing a whole defaultConfig() has ./data in it)
+  const config = defaultConfig({ engineRestartDelayMs: 50, ...opts.config, dataDir });
   const c = await compose(config, {
     engineCommand: opts.command ?? fakeEngine(),
     files: opts.files ? opts.files(dataDir) : new FileStore(dataDir),
