@@ -20,7 +20,10 @@ import { checkAdmission, claimFields, newGenerations, onCancel } from "./lifecyc
 import { queuedData } from "./run.js";
 import { finish, type RunEnd, Runner, type RunRecords } from "./runner.js";
 import type { InsertMeta, JobStore } from "./store.js";
-import { FINAL, type Generation, type StoredEvent } from "./types.js";
+import { type EventName, FINAL, type Generation, type Patch, type StoredEvent } from "./types.js";
+
+/** How often a processing generation's row is written with its step (the events carry every step). */
+const PROGRESS_WRITE_MS = 1_000;
 
 export { newGenerations };
 
@@ -33,6 +36,11 @@ export interface QueueOptions {
 
 export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueue {
   private readonly previews = new Map<string, Buffer>();
+  /** Processing generations' latest step, and when the row was last written with it. */
+  private readonly progress = new Map<
+    string,
+    { step: number; totalSteps: number | null; writtenAt: number }
+  >();
   /** Generations claimed and not yet ended (decoding, running, storing). */
   private readonly running = new Set<string>();
   private stopping = false;
@@ -54,9 +62,9 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     this.setMaxListeners(0); // one listener per open event stream
     files.referencesFrom({ inputsInUse: async (hashes) => store.inputsInUse(hashes) });
     this.records = {
-      get: async (id) => store.get(id),
+      get: async (id) => this.read(id),
       apply: async (id, expect, fields, event) => {
-        const r = store.apply(id, expect, fields, event);
+        const r = store.apply(id, expect, this.persisted(id, fields, event?.name), event);
         if (r.event) this.emit("event", r.event); // announced after the commit
         return r;
       },
@@ -144,8 +152,40 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     return saved.map((s) => s.generation);
   }
 
+  /**
+   * What a progress event writes to the row: its step at most once a second (and the last one).
+   * The event itself is always stored (streams replay every step); readers see the latest step
+   * from memory (`read`), so the row costs one write per second instead of one per step.
+   */
+  private persisted(id: string, fields: Patch, event: EventName | undefined): Patch {
+    if (event !== "media_generation_progress" || fields.step === undefined) {
+      if (fields.status !== undefined && fields.status !== "processing") this.progress.delete(id);
+      return fields;
+    }
+    const now = Date.now();
+    const last = this.progress.get(id);
+    const final = fields.totalSteps != null && fields.step >= fields.totalSteps;
+    this.progress.set(id, {
+      step: fields.step,
+      totalSteps: fields.totalSteps ?? null,
+      writtenAt: last?.writtenAt ?? 0,
+    });
+    if (!final && last && now - last.writtenAt < PROGRESS_WRITE_MS) return {};
+    this.progress.set(id, { step: fields.step, totalSteps: fields.totalSteps ?? null, writtenAt: now });
+    return fields;
+  }
+
+  /** The stored generation with its latest step (kept in memory between the row's writes). */
+  private read(id: string): Generation | null {
+    const g = this.store.get(id);
+    const p = g?.status === "processing" ? this.progress.get(id) : undefined;
+    return g && p ? { ...g, step: p.step, totalSteps: p.totalSteps ?? g.totalSteps } : g;
+  }
+
   private withPosition(g: Generation): QueuedGeneration {
-    return { ...g, queuePosition: g.status === "queued" ? this.store.queuePosition(g) : null };
+    const p = g.status === "processing" ? this.progress.get(g.id) : undefined;
+    const current = p ? { ...g, step: p.step, totalSteps: p.totalSteps ?? g.totalSteps } : g;
+    return { ...current, queuePosition: g.status === "queued" ? this.store.queuePosition(g) : null };
   }
 
   async get(id: string): Promise<QueuedGeneration | null> {
@@ -219,7 +259,7 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
 
   /** Cancels a queued generation at once; asks the engine to stop a processing one. */
   async cancel(id: string): Promise<Generation> {
-    const g = this.store.get(id);
+    const g = this.read(id); // with its latest step: a cancel after the last one is refused
     const d = onCancel(g, id);
     if (!g) throw new ApiError("generation_not_found", { id }); // onCancel threw already
     if (d.kind === "finish") {
@@ -268,6 +308,7 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
   private ended(end: RunEnd): void {
     this.running.delete(end.generation.id);
     this.previews.delete(end.generation.id);
+    this.progress.delete(end.generation.id);
     this.dispatch(); // an engine is free again (a retry waits for its engine's restart)
   }
 
