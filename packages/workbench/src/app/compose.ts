@@ -2,6 +2,7 @@
 import { Form } from "../features/form/form.js";
 import { browserImages } from "../features/form/image.js";
 import { Gallery } from "../features/gallery/gallery.js";
+import { Loras } from "../features/loras/loras.js";
 import { Queue } from "../features/queue/queue.js";
 import { Runs } from "../features/run/runs.js";
 import { apiKey, browserApi } from "../features/session/api.js";
@@ -24,6 +25,7 @@ export function compose(): Workbench {
       sweep: new Sweep({ submitOne: (b) => runs.submitOne(b), cancel: (ids) => runs.cancel(ids) }),
       gallery: new Gallery(api),
       queue: new Queue(api, timers),
+      loras: new Loras(api),
     },
     { api, storage, timers },
   );

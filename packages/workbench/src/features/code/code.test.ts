@@ -18,6 +18,15 @@ const BODY = {
   num_inference_steps: 4,
   guidance: 2.5,
   seed: 42,
+  // issue 15's and 16's fields go through every snippet as the form sends them
+  true_cfg_scale: 2.5,
+  negative_prompt: 'blurry, "low" quality',
+  output_resolution: "input",
+  preserve_unedited: true,
+  loras: [
+    { name: "styles/ink wash", scale: 0.85 },
+    { name: "detail", scale: -1.5 },
+  ],
   num_generations: 2,
 };
 const ENDPOINT: Record<Mode, string> = {

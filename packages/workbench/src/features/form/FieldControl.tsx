@@ -8,14 +8,27 @@ interface Props {
   value: unknown;
   error: string | undefined;
   onChange: (value: unknown) => void;
+  /** a line about what the field's value costs or means now (true guidance: twice the time) */
+  notice?: string | undefined;
 }
 
 export const controlId = (name: string) => `f-${name}`;
 
 function rangeHint(f: Field): string | null {
+  if (f.exclusiveMin && f.min !== undefined && f.max !== undefined) return `above ${f.min}, up to ${f.max}`;
   if (f.min !== undefined && f.max !== undefined && f.max - f.min <= 1_000_000) return `${f.min}–${f.max}`;
   if (f.min !== undefined) return `≥ ${f.min}`;
   return null;
+}
+
+/** The field's explanation: its one-line note (the schema's description as a tooltip) or the description. */
+export function Description({ field: f }: { field: Field }) {
+  if (!f.note && !f.description) return null;
+  return (
+    <p className="description" id={`${controlId(f.name)}-desc`} title={f.note ? f.description : undefined}>
+      {f.note ?? f.description}
+    </p>
+  );
 }
 
 export function FieldShell(props: {
@@ -24,6 +37,7 @@ export function FieldShell(props: {
   children: ReactNode;
   asFieldset?: boolean;
   labelFor?: string;
+  notice?: string | undefined;
 }) {
   const { field: f, error } = props;
   const hint = rangeHint(f);
@@ -36,9 +50,10 @@ export function FieldShell(props: {
   );
   const after = (
     <>
-      {f.description && (
-        <p className="description" id={`${controlId(f.name)}-desc`}>
-          {f.description}
+      <Description field={f} />
+      {props.notice && (
+        <p className="field-notice" id={`${controlId(f.name)}-notice`}>
+          {props.notice}
         </p>
       )}
       {error && (
@@ -66,9 +81,13 @@ export function FieldShell(props: {
   );
 }
 
-export function FieldControl({ field: f, value, error, onChange }: Props) {
+export function FieldControl({ field: f, value, error, onChange, notice }: Props) {
   const id = controlId(f.name);
-  const describedBy = [f.description ? `${id}-desc` : "", error ? `${id}-error` : ""]
+  const describedBy = [
+    f.note || f.description ? `${id}-desc` : "",
+    notice ? `${id}-notice` : "",
+    error ? `${id}-error` : "",
+  ]
     .filter(Boolean)
     .join(" ");
   const common = {
@@ -80,7 +99,7 @@ export function FieldControl({ field: f, value, error, onChange }: Props) {
   switch (f.kind) {
     case "textarea":
       return (
-        <FieldShell field={f} error={error}>
+        <FieldShell field={f} error={error} notice={notice}>
           <textarea
             {...common}
             rows={3}
@@ -124,11 +143,7 @@ export function FieldControl({ field: f, value, error, onChange }: Props) {
             />
             {f.label}
           </label>
-          {f.description && (
-            <p className="description" id={`${id}-desc`}>
-              {f.description}
-            </p>
-          )}
+          <Description field={f} />
           {error && (
             <p className="field-error" id={`${id}-error`} role="alert">
               {error}
@@ -136,17 +151,19 @@ export function FieldControl({ field: f, value, error, onChange }: Props) {
           )}
         </div>
       );
-    case "range":
+    case "range": {
+      // an exclusive bound (strength: above 0) is not a value the slider may take
+      const sliderMin = f.exclusiveMin && f.min !== undefined ? f.min + (f.step ?? 0.01) : f.min;
       return (
-        <FieldShell field={f} error={error}>
+        <FieldShell field={f} error={error} notice={notice}>
           <div className="range-row">
             <input
               type="range"
               aria-label={`${f.label} slider`}
-              min={f.min}
+              min={sliderMin}
               max={f.max}
               step={f.step}
-              value={typeof value === "number" && Number.isFinite(value) ? value : (f.min ?? 0)}
+              value={typeof value === "number" && Number.isFinite(value) ? value : (sliderMin ?? 0)}
               onChange={(e) => onChange(Number(e.target.value))}
             />
             <input
@@ -163,6 +180,7 @@ export function FieldControl({ field: f, value, error, onChange }: Props) {
           </div>
         </FieldShell>
       );
+    }
     case "number":
       return (
         <FieldShell field={f} error={error}>
@@ -213,6 +231,7 @@ export function FieldControl({ field: f, value, error, onChange }: Props) {
       );
     }
     case "image":
-      return null; // ImageInput draws it
+    case "adapters":
+      return null; // ImageInput and the LoRA picker draw them
   }
 }

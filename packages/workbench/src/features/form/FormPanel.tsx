@@ -3,6 +3,7 @@
 // view with an error summary that names and focuses what to fix.
 import { type FormEvent, useEffect, useRef, useState } from "react";
 import { useStore } from "../../app/store.js";
+import { LoraPicker } from "../loras/LoraPicker.js";
 import { PromptHelp } from "../prompt/PromptHelp.js";
 import type { Runs } from "../run/runs.js";
 import { SweepControls } from "../sweep/Sweep.js";
@@ -10,7 +11,14 @@ import type { Workbench } from "../workspace/workbench.js";
 import { controlId, FieldControl } from "./FieldControl.js";
 import { ImageInput } from "./ImageInput.js";
 import { outputSize } from "./outputSize.js";
-import { type Field, PRIMARY_FIELDS } from "./schemaForm.js";
+import { displayOrder, type Field, isShown, PRIMARY_FIELDS, shownValue } from "./schemaForm.js";
+
+/** What a field's current value costs, said beside it. */
+function noticeOf(f: Field, values: Record<string, unknown>): string | undefined {
+  if (f.name === "negative_prompt" && typeof values.true_cfg_scale === "number" && values.true_cfg_scale > 1)
+    return `True guidance is on (${values.true_cfg_scale}): the model runs twice per step, so a run takes about twice the time.`;
+  return undefined;
+}
 
 export function FormPanel({ wb }: { wb: Workbench }) {
   const { form, runs } = wb.parts;
@@ -19,8 +27,9 @@ export function FormPanel({ wb }: { wb: Workbench }) {
   const ref = useRef<HTMLFormElement>(null);
   const fields = s.fields;
   const imageField = fields.find((f) => f.kind === "image");
-  const primary = fields.filter((f) => f.kind !== "image" && PRIMARY_FIELDS.includes(f.name));
-  const more = fields.filter((f) => f.kind !== "image" && !PRIMARY_FIELDS.includes(f.name));
+  const shown = displayOrder(fields).filter((f) => f.kind !== "image" && isShown(f, fields, s.values));
+  const primary = shown.filter((f) => PRIMARY_FIELDS.includes(f.name));
+  const more = shown.filter((f) => !PRIMARY_FIELDS.includes(f.name));
   const invalid = Object.keys(s.errors.fields);
   const moreInvalid = more.some((f) => s.errors.fields[f.name]);
 
@@ -38,24 +47,35 @@ export function FormPanel({ wb }: { wb: Workbench }) {
     });
   }, [s.attempt, moreInvalid]);
 
-  const control = (f: Field) => (
-    <FieldControl
-      key={f.name}
-      field={f}
-      value={s.values[f.name]}
-      error={s.errors.fields[f.name]}
-      onChange={(v) => form.setValue(f.name, v)}
-    />
-  );
+  const control = (f: Field) =>
+    f.kind === "adapters" ? (
+      <LoraPicker
+        key={f.name}
+        field={f}
+        loras={wb.parts.loras}
+        value={s.values[f.name]}
+        error={s.errors.fields[f.name]}
+        onChange={(v) => form.setValue(f.name, v)}
+      />
+    ) : (
+      <FieldControl
+        key={f.name}
+        field={f}
+        value={shownValue(f, s.values)}
+        error={s.errors.fields[f.name]}
+        notice={noticeOf(f, s.values)}
+        onChange={(v) => form.setValue(f.name, v)}
+      />
+    );
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
     void wb.submit();
   };
   const aspect = typeof s.values.aspect_ratio === "string" ? s.values.aspect_ratio : "match_input_image";
-  const size = outputSize(
-    aspect,
-    s.image?.width && s.image.height ? { width: s.image.width, height: s.image.height } : null,
-  );
+  const input = s.image?.width && s.image.height ? { width: s.image.width, height: s.image.height } : null;
+  const size = outputSize(aspect, input);
+  const atInput =
+    s.values.output_resolution === "input" && fields.some((f) => f.name === "output_resolution");
   const labelOf = (name: string) =>
     name === "input_image" ? "Input image" : (fields.find((f) => f.name === name)?.label ?? name);
   const generationId = s.image?.ref.kind === "server" ? s.image.ref.generationId : null;
@@ -100,8 +120,20 @@ export function FormPanel({ wb }: { wb: Workbench }) {
         <p className="output-size" aria-live="polite">
           Output size:{" "}
           <strong data-testid="output-size">
-            {size ? `${size.width} × ${size.height}` : "choose an input image"}
+            {atInput
+              ? input
+                ? `${input.width} × ${input.height}`
+                : "the input image's size"
+              : size
+                ? `${size.width} × ${size.height}`
+                : "choose an input image"}
           </strong>
+          {atInput && size && (
+            <span className="hint">
+              {" "}
+              (the model edits at {size.width} × {size.height})
+            </span>
+          )}
         </p>
         <details
           className="more-options"

@@ -16,6 +16,7 @@ import {
 } from "./image.js";
 import {
   asFormSchema,
+  crossFieldErrors,
   defaultValues,
   type Field,
   type FormValues,
@@ -176,7 +177,7 @@ export class Form extends Store<FormState> {
     const { schema, image } = this.state;
     if (!schema) return false;
     const body = { ...this.plainBody(), ...(image ? { input_image: image.previewUrl || "image" } : {}) };
-    const fields = validateRequest(schema, body);
+    const fields = { ...crossFieldErrors(body), ...validateRequest(schema, body) };
     const imageError = this.state.errors.fields.input_image;
     if (imageError && !image) fields.input_image = imageError;
     const errors: FormErrors = { fields, general: null };

@@ -9,12 +9,15 @@ export interface JsonSchemaProp {
   enum?: readonly unknown[];
   default?: unknown;
   minimum?: number;
+  exclusiveMinimum?: number;
   maximum?: number;
   minLength?: number;
+  maxItems?: number;
   maxLength?: number;
   format?: string;
   pattern?: string;
   items?: JsonSchemaProp;
+  properties?: Record<string, JsonSchemaProp>;
   /** false: a field only API clients need (response_format, stream, webhook, ...): not in the form */
   "x-kontext-form"?: boolean;
 }
@@ -39,7 +42,8 @@ export type FieldKind =
   | "range" // a number with both bounds: slider and number box
   | "number" // a number with an open end (e.g. seed): empty means "left out"
   | "boolean"
-  | "choices"; // a list of enum values: one checkbox each
+  | "choices" // a list of enum values: one checkbox each
+  | "adapters"; // a list of {name, scale} objects (loras): the LoRA picker
 
 export interface Field {
   name: string;
@@ -50,9 +54,17 @@ export interface Field {
   integer: boolean;
   default?: unknown;
   min?: number;
+  /** min is an exclusive bound (strength: above 0) */
+  exclusiveMin?: boolean;
   max?: number;
   step?: number;
   options?: string[];
+  /** a list's most items (loras: 4) */
+  maxItems?: number;
+  /** the schema of one item of a list of objects (loras: name, scale) */
+  itemProps?: Record<string, JsonSchemaProp>;
+  /** a one-line explanation shown instead of the schema's (longer) description, which stays as a tooltip */
+  note?: string;
   /** A Kontext addition to the hosted API (left out of requests while at its default). */
   addition: boolean;
 }
@@ -85,14 +97,112 @@ export function labelOf(name: string, prop: JsonSchemaProp): string {
 function kindOf(name: string, prop: JsonSchemaProp): FieldKind {
   if (name === "input_image") return "image";
   if (prop.type === "array" && prop.items?.enum) return "choices";
+  if (prop.type === "array" && prop.items?.properties?.name && prop.items.properties.scale) return "adapters";
   if (prop.enum) return "select";
   if (prop.type === "boolean") return "boolean";
   if (prop.type === "integer" || prop.type === "number") {
-    return prop.minimum !== undefined && prop.maximum !== undefined && prop.maximum - prop.minimum <= 1000
-      ? "range"
-      : "number";
+    const min = prop.minimum ?? prop.exclusiveMinimum;
+    return min !== undefined && prop.maximum !== undefined && prop.maximum - min <= 1000 ? "range" : "number";
   }
   return (prop.maxLength ?? 0) > 200 ? "textarea" : "text";
+}
+
+const NICE_STEPS = [0.1, 0.05, 0.02, 0.01, 0.005, 0.001];
+
+/**
+ * A slider's step: 1 for integers, else the largest round step of at most a hundredth of the
+ * range and 0.1 (guidance 0–10: 0.1; true_cfg_scale 1–10: 0.05; a LoRA's scale −4…4: 0.05;
+ * strength 0–1: 0.01).
+ */
+export function stepOf(prop: JsonSchemaProp): number {
+  if (prop.type === "integer") return 1;
+  const span = (prop.maximum ?? 10) - (prop.minimum ?? prop.exclusiveMinimum ?? 0);
+  return NICE_STEPS.find((s) => s <= span / 100 + 1e-9) ?? 0.001;
+}
+
+/**
+ * One-line explanations for fields whose schema description is written for API readers (long,
+ * with the edge cases); the form shows the line, the description stays as the field's tooltip.
+ */
+export const FIELD_NOTES: Record<string, string> = {
+  output_resolution:
+    "bucket: about one megapixel, as the model works; input: the result at your image's own size.",
+  preserve_unedited:
+    "What the edit did not change keeps the original's pixels, bit for bit; only the changed part is upscaled.",
+};
+
+/**
+ * Fields shown only when another field makes them matter (a rule applies only when the form has
+ * the field it depends on). A hidden field is left out of the request.
+ */
+export const SHOWN_WHEN: Record<
+  string,
+  {
+    after: string;
+    when: (values: FormValues) => boolean;
+    /** sent even empty while shown */
+    empty?: true;
+    /** what the field stands for while shown without a value (the server's default there) */
+    unset?: unknown;
+  }
+> = {
+  // used only with true guidance, which is off at 1; shown, even an empty one counts (as diffusers:
+  // without any negative prompt there is no true guidance at all)
+  negative_prompt: {
+    after: "true_cfg_scale",
+    when: (v) => typeof v.true_cfg_scale === "number" && v.true_cfg_scale > 1,
+    empty: true,
+  },
+  // refused by the server with output_resolution bucket (it has no meaning there)
+  // (the schema gives no default: the server's is true with output_resolution input)
+  preserve_unedited: {
+    after: "output_resolution",
+    when: (v) => v.output_resolution === "input",
+    unset: true,
+  },
+};
+
+/** Whether a field is shown (and sent) with these values. */
+export function isShown(field: Field, fields: readonly Field[], values: FormValues): boolean {
+  const rule = SHOWN_WHEN[field.name];
+  if (!rule || !fields.some((f) => f.name === rule.after)) return true;
+  return rule.when(values);
+}
+
+/** The value a control shows: the form's, or what an unset shown field stands for. */
+export function shownValue(field: Field, values: FormValues): unknown {
+  return values[field.name] ?? SHOWN_WHEN[field.name]?.unset;
+}
+
+/**
+ * What the server checks across fields, checked here first in its words (field → message):
+ * output_resolution input keeps the input's shape, so aspect_ratio must be match_input_image.
+ */
+export function crossFieldErrors(body: FormValues): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (
+    body.output_resolution === "input" &&
+    body.aspect_ratio !== undefined &&
+    body.aspect_ratio !== "match_input_image"
+  )
+    out.aspect_ratio = `must be match_input_image with output_resolution input (the result has the input's own shape), got ${JSON.stringify(body.aspect_ratio)}`;
+  return out;
+}
+
+/** Fields in display order: a dependent field right after the field it depends on. */
+export function displayOrder(fields: readonly Field[]): Field[] {
+  const names = new Set(fields.map((f) => f.name));
+  const dependents = fields.filter((f) => {
+    const rule = SHOWN_WHEN[f.name];
+    return rule !== undefined && names.has(rule.after);
+  });
+  const out: Field[] = [];
+  for (const f of fields) {
+    if (dependents.includes(f)) continue;
+    out.push(f);
+    for (const d of dependents) if (SHOWN_WHEN[d.name]?.after === f.name) out.push(d);
+  }
+  return out;
 }
 
 export function fieldsOf(schema: JsonObjectSchema): Field[] {
@@ -112,12 +222,18 @@ export function fieldsOf(schema: JsonObjectSchema): Field[] {
       };
       if ("default" in prop) field.default = prop.default;
       if (prop.minimum !== undefined) field.min = prop.minimum;
-      if (prop.maximum !== undefined) field.max = prop.maximum;
-      if (prop.type === "integer" || prop.type === "number") {
-        field.step = integer ? 1 : Math.min(0.1, ((prop.maximum ?? 10) - (prop.minimum ?? 0)) / 100);
+      else if (prop.exclusiveMinimum !== undefined) {
+        field.min = prop.exclusiveMinimum;
+        field.exclusiveMin = true;
       }
+      if (prop.maximum !== undefined) field.max = prop.maximum;
+      if (prop.type === "integer" || prop.type === "number") field.step = stepOf(prop);
       const options = prop.enum ?? prop.items?.enum;
       if (options) field.options = options.map(String);
+      if (prop.maxItems !== undefined) field.maxItems = prop.maxItems;
+      if (prop.items?.properties) field.itemProps = prop.items.properties;
+      const note = FIELD_NOTES[name];
+      if (note) field.note = note;
       return field;
     });
 }
@@ -141,8 +257,10 @@ const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
 export function requestBody(modelId: string, fields: readonly Field[], values: FormValues): FormValues {
   const body: FormValues = { model: modelId };
   for (const f of fields) {
-    const v = values[f.name];
-    if (v === undefined || v === null || v === "") continue;
+    if (!isShown(f, fields, values)) continue;
+    const rule = SHOWN_WHEN[f.name];
+    const v = rule?.empty && rule.when(values) ? (values[f.name] ?? "") : values[f.name];
+    if (v === undefined || v === null || (v === "" && !rule?.empty)) continue;
     if (f.addition && same(v, f.default)) continue;
     body[f.name] = v;
   }

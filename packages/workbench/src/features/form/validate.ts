@@ -8,20 +8,29 @@ export function describeRule(p: JsonSchemaProp): string {
   if (p.enum) return `must be one of ${p.enum.join(", ")}`;
   if (p.format === "uri") return "must be an absolute http(s) URL";
   switch (p.type) {
-    case "array":
-      return p.items?.enum
-        ? `must be a non-empty list of distinct values from ${p.items.enum.join(", ")}`
-        : "must be a list";
+    case "array": {
+      if (p.items?.enum) return `must be a non-empty list of distinct values from ${p.items.enum.join(", ")}`;
+      if (p.items?.properties) {
+        const each = Object.entries(p.items.properties)
+          .map(([k, sub]) => `${k} ${describeRule(sub).replace(/^must be /, "")}`)
+          .join(", ");
+        const most = p.maxItems === undefined ? "" : `at most ${p.maxItems} `;
+        return `must be a list of ${most}objects {${each}}`;
+      }
+      return "must be a list";
+    }
     case "integer":
     case "number": {
       const kind = p.type === "integer" ? "an integer" : "a number";
+      if (p.exclusiveMinimum !== undefined && p.maximum !== undefined)
+        return `must be ${kind} above ${p.exclusiveMinimum} and at most ${p.maximum}`;
       if (p.minimum !== undefined && p.maximum !== undefined)
         return `must be ${kind} from ${p.minimum} to ${p.maximum}`;
       if (p.minimum !== undefined) return `must be ${kind} ≥ ${p.minimum}`;
       return `must be ${kind}`;
     }
     case "string": {
-      const parts = ["must be a non-empty string"];
+      const parts = [p.minLength ? "must be a non-empty string" : "must be a string"];
       if (p.pattern === "\\S") parts[0] = "must be a string with at least one non-space character";
       if (p.maxLength !== undefined) parts.push(`of at most ${p.maxLength} characters`);
       return parts.join(" ");

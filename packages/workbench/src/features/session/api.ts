@@ -40,6 +40,8 @@ export interface Api {
   star(id: string, starred: boolean): Promise<void>;
   /** an image on this server, with credentials */
   blob(url: string): Promise<Blob>;
+  /** the model's LoRA listing as the server answers it ({ loras: [...] }) */
+  loras(): Promise<unknown>;
 }
 
 const KEY = "kontext.apiKey";
@@ -177,6 +179,11 @@ export function browserApi(baseUrl: string, key: string | null): Api {
       const res = await authed(url);
       if (!res.ok) throw KontextError.from(res, await res.text());
       return res.blob();
+    },
+    async loras() {
+      const res = await authed(`${baseUrl}/api/ai/models/${MODEL_ID}/loras`);
+      if (!res.ok) throw KontextError.from(res, await res.text());
+      return res.json();
     },
   };
 }

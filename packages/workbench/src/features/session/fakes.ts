@@ -90,6 +90,7 @@ export function fakeApi() {
   let items: HistoryItem[] = [];
   let nextId = 1;
   const completed: Array<(id: string) => void> = [];
+  let listing: unknown = { loras: [] };
   const api: Api = {
     model: async () => {
       throw new Error("no model in this fake");
@@ -145,6 +146,11 @@ export function fakeApi() {
       calls.push(`blob ${url}`);
       return new Blob([new Uint8Array([0xff, 0xd8, 0xff, 0])], { type: "image/jpeg" });
     },
+    loras: async () => {
+      calls.push("loras");
+      if (listing instanceof Error) throw listing;
+      return listing;
+    },
   };
   return {
     api,
@@ -154,6 +160,10 @@ export function fakeApi() {
     generations,
     setItems: (list: HistoryItem[]) => {
       items = list;
+    },
+    /** what GET .../loras answers (an Error: it fails) */
+    setLoras: (body: unknown) => {
+      listing = body;
     },
     push: (id: string, e: KontextEvent) => streams.get(id)?.(e),
     fireCompleted: (id: string) => {

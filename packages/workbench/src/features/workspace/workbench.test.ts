@@ -6,9 +6,11 @@ import path from "node:path";
 import type { Model } from "@kontext/client";
 import { describe, expect, it } from "vitest";
 import { memoryStorage } from "../../app/store.js";
+import { newFieldsSchema } from "../form/fixtures.js";
 import { Form, LOCAL_KEY } from "../form/form.js";
 import type { ImageDeps } from "../form/image.js";
 import { Gallery } from "../gallery/gallery.js";
+import { Loras } from "../loras/loras.js";
 import { Queue } from "../queue/queue.js";
 import { progressEvent, startedEvent, succeededEvent } from "../run/fixtures.js";
 import { Runs } from "../run/runs.js";
@@ -44,9 +46,9 @@ const flush = async () => {
   for (let i = 0; i < 10; i++) await Promise.resolve();
 };
 
-function setup(storage = memoryStorage(), blobs = memoryBlobs()) {
+function setup(storage = memoryStorage(), blobs = memoryBlobs(), json_request_schema: unknown = schema) {
   const server = fakeApi();
-  server.api.model = async () => model;
+  server.api.model = async () => ({ ...model, json_request_schema }) as Model;
   const timers = fakeTimers();
   const runs = new Runs({ api: server.api, timers });
   const wb = new Workbench(
@@ -57,6 +59,7 @@ function setup(storage = memoryStorage(), blobs = memoryBlobs()) {
       sweep: new Sweep({ submitOne: (b) => runs.submitOne(b), cancel: (ids) => runs.cancel(ids) }),
       gallery: new Gallery(server.api),
       queue: new Queue(server.api, timers),
+      loras: new Loras(server.api),
     },
     { api: server.api, storage, timers },
   );
@@ -153,6 +156,52 @@ describe("the workbench controller", () => {
     expect(runs.get().tracked.g4?.step).toBe(21);
     await wb.cancelRun();
     expect(server.calls).toContain("cancel g4");
+    wb.close();
+  });
+
+  it("lists the server's LoRAs, sends the chosen ones with the new fields, and keeps them across a reload", async () => {
+    const storage = memoryStorage();
+    const first = setup(storage, memoryBlobs(), newFieldsSchema());
+    first.server.setLoras({ loras: [{ name: "ink", format: "kohya", matched: 342, total: 342, ok: true }] });
+    await first.wb.init();
+    await flush();
+    expect(first.server.calls).toContain("loras");
+    expect(first.wb.parts.loras.file("ink")?.format).toBe("kohya");
+    const { form } = first.wb.parts;
+    await first.wb.pickFile(photo());
+    form.setValue("prompt", "ink style");
+    form.setValue("loras", [{ name: "ink", scale: 0.75 }]);
+    form.setValue("true_cfg_scale", 2);
+    form.setValue("negative_prompt", "blurry");
+    form.setValue("output_resolution", "input");
+    await first.wb.submit();
+    expect(first.server.submitted[0]).toMatchObject({
+      prompt: "ink style",
+      loras: [{ name: "ink", scale: 0.75 }],
+      true_cfg_scale: 2,
+      negative_prompt: "blurry",
+      output_resolution: "input",
+    });
+    expect(first.server.submitted[0]).not.toHaveProperty("preserve_unedited"); // the server's default
+    first.timers.advance(1000);
+    first.wb.close();
+
+    const again = setup(storage, memoryBlobs(), newFieldsSchema());
+    await again.wb.init();
+    expect(again.wb.parts.form.get().values).toMatchObject({
+      loras: [{ name: "ink", scale: 0.75 }],
+      true_cfg_scale: 2,
+      negative_prompt: "blurry",
+      output_resolution: "input",
+    });
+    again.wb.close();
+  });
+
+  it("does not ask for a LoRA listing when the model takes no adapters", async () => {
+    const { loras: _none, ...properties } = schema.properties;
+    const { server, wb } = setup(memoryStorage(), memoryBlobs(), { ...schema, properties });
+    await wb.init();
+    expect(server.calls).not.toContain("loras");
     wb.close();
   });
 

@@ -8,6 +8,7 @@ import { type ChainAction, type ChainState, chainReducer, NO_CHAIN, tipOf } from
 import type { Form } from "../form/form.js";
 import type { Gallery } from "../gallery/gallery.js";
 import { type HistoryItem, reuseParams } from "../gallery/history.js";
+import type { Loras } from "../loras/loras.js";
 import type { Queue } from "../queue/queue.js";
 import type { Runs } from "../run/runs.js";
 import { type Api, isUnauthorized } from "../session/api.js";
@@ -42,6 +43,7 @@ export interface Parts {
   sweep: Sweep;
   gallery: Gallery;
   queue: Queue;
+  loras: Loras;
 }
 
 export interface WorkbenchDeps {
@@ -78,11 +80,13 @@ export class Workbench extends Store<WorkbenchState> {
 
   /** Loads the model, restores the workspace, follows what still runs, and keeps it all fresh. */
   async init(): Promise<void> {
-    const { session, form, runs, sweep, gallery, queue } = this.parts;
+    const { session, form, runs, sweep, gallery, queue, loras } = this.parts;
     session.watchHealth();
     const model = await session.load();
     const ws = loadWorkspace(this.deps.storage);
     if (model) form.setSchema(model.id, model.json_request_schema, ws?.values);
+    // the LoRA picker's listing, when the model takes adapters (not awaited: it may be slow)
+    if (form.get().fields.some((f) => f.kind === "adapters")) void loras.load();
     if (ws) {
       this.update({ chain: ws.chain ?? NO_CHAIN, compared: ws.compared ?? [] });
       if (ws.sweep)

@@ -1,0 +1,73 @@
+// Test fixture: the model's request schema with issue 15's and 16's fields, as
+// packages/server/src/schema/flux-kontext-dev.ts words them (the committed openapi.json may not
+// have them yet). Used by the unit tests only.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+
+/** The committed schema with the new fields as packages/server/src/schema/flux-kontext-dev.ts words them. */
+export function newFieldsSchema(): Record<string, unknown> & { properties: Record<string, unknown> } {
+  const openapi = JSON.parse(
+    readFileSync(path.resolve(import.meta.dirname, "../../../../server/openapi.json"), "utf8"),
+  );
+  const s = structuredClone(openapi.components.schemas.FluxKontextDevRequest);
+  Object.assign(s.properties, {
+    negative_prompt: {
+      type: "string",
+      description: "What the image should not show. Used only with true_cfg_scale above 1.",
+      maxLength: 10_000,
+    },
+    true_cfg_scale: {
+      type: "number",
+      description: "True classifier-free guidance with negative_prompt: 1 is off.",
+      minimum: 1,
+      maximum: 10,
+      default: 1,
+    },
+    strength: {
+      type: "number",
+      description: "How much of the input image is redrawn, above 0 up to 1.",
+      exclusiveMinimum: 0,
+      maximum: 1,
+      default: 1,
+    },
+    reference_method: {
+      type: "string",
+      enum: ["offset", "index"],
+      description: "Where reference images sit.",
+      default: "offset",
+    },
+    loras: {
+      type: "array",
+      description: "Kontext addition: LoRA adapters applied for this request only, each with its scale.",
+      maxItems: 4,
+      default: [],
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["name"],
+        properties: {
+          name: { type: "string", minLength: 1, maxLength: 512, description: "A LoRA file." },
+          scale: {
+            type: "number",
+            minimum: -4,
+            maximum: 4,
+            default: 1,
+            description: "The adapter's weight.",
+          },
+        },
+      },
+    },
+    output_resolution: {
+      type: "string",
+      enum: ["bucket", "input"],
+      description: "Kontext addition: bucket (about one megapixel) or input (the input's own size).",
+      default: "bucket",
+    },
+    preserve_unedited: {
+      type: "boolean",
+      description:
+        "Kontext addition, with output_resolution input only (default true there): pixels the edit did not change are the original's.",
+    },
+  });
+  return s;
+}
