@@ -7,7 +7,7 @@ import { TransformComponent, TransformWrapper } from "react-zoom-pan-pinch";
 import { AuthImage, useAuthUrl } from "../../app/AuthImage.js";
 import { useStore } from "../../app/store.js";
 import type { ViewMode, Workbench } from "../workspace/workbench.js";
-import { diffLabels, type ViewItem } from "./compare.js";
+import { type ChangeMask, diffLabels, maskCaption, type ViewItem } from "./compare.js";
 
 const MODES: Record<ViewMode, string> = {
   single: "Zoom",
@@ -22,6 +22,7 @@ export function Viewer({ wb }: { wb: Workbench }) {
   const ref = useRef<HTMLDialogElement>(null);
   const [flip, setFlip] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
+  const [showMask, setShowMask] = useState(false);
   useEffect(() => {
     const d = ref.current;
     if (!d) return;
@@ -49,6 +50,7 @@ export function Viewer({ wb }: { wb: Workbench }) {
       onKeyDown={(e) => {
         if ((e.target as HTMLElement).closest("input, select, textarea")) return;
         if (e.key === "t" && mode === "toggle") setFlip(!flip);
+        if (e.key === "m" && current?.mask && (mode === "single" || !pairable)) setShowMask(!showMask);
         if (mode === "single" && items.length > 1 && (e.key === "ArrowRight" || e.key === "ArrowLeft"))
           wb.setViewer({ index: (index + (e.key === "ArrowRight" ? 1 : items.length - 1)) % items.length });
       }}
@@ -78,7 +80,12 @@ export function Viewer({ wb }: { wb: Workbench }) {
           </div>
           <div className="viewer-stage">
             {mode === "single" || !pairable || !a || !b ? (
-              <Zoom item={current} label={labels[index] ?? ""} />
+              <Zoom
+                item={current}
+                label={labels[index] ?? ""}
+                showMask={showMask}
+                onMask={current.mask ? () => setShowMask(!showMask) : null}
+              />
             ) : mode === "before-after" ? (
               <BeforeAfter before={b} after={a} beforeLabel={bLabel} afterLabel={aLabel} />
             ) : mode === "side-by-side" ? (
@@ -175,6 +182,11 @@ export function Viewer({ wb }: { wb: Workbench }) {
                 </button>
               ))}
           </div>
+          {current.mask && (
+            <p className="mask-caption" data-testid="mask-caption">
+              Change mask: {maskCaption(current.mask)}
+            </p>
+          )}
           {history && (
             <p className="description">{describe(history as unknown as Record<string, unknown>)}</p>
           )}
@@ -192,7 +204,8 @@ function describe(h: Record<string, unknown>): string {
   return `${String(h.status)} · ${parts.join(" · ")}`;
 }
 
-function Zoom({ item, label }: { item: ViewItem; label: string }) {
+function Zoom(props: { item: ViewItem; label: string; showMask: boolean; onMask: (() => void) | null }) {
+  const { item, label, showMask, onMask } = props;
   return (
     <TransformWrapper minScale={0.5} maxScale={16} centerOnInit>
       {({ zoomIn, zoomOut, resetTransform }) => (
@@ -208,14 +221,44 @@ function Zoom({ item, label }: { item: ViewItem; label: string }) {
             <button type="button" className="secondary" onClick={() => resetTransform()}>
               Fit
             </button>
+            {onMask && (
+              <button
+                type="button"
+                className={showMask ? "" : "secondary"}
+                aria-pressed={showMask}
+                aria-keyshortcuts="m"
+                onClick={onMask}
+              >
+                Change mask <kbd>M</kbd>
+              </button>
+            )}
             <span className="description">Scroll or pinch to zoom, drag to pan</span>
           </fieldset>
           <TransformComponent wrapperClass="zoom-wrapper" contentClass="zoom-content">
-            <AuthImage src={item.url} alt={`${item.kind === "input" ? "Input" : "Result"}: ${label}`} />
+            <div className="mask-frame">
+              <AuthImage src={item.url} alt={`${item.kind === "input" ? "Input" : "Result"}: ${label}`} />
+              {showMask && item.mask && <MaskOverlay mask={item.mask} />}
+            </div>
           </TransformComponent>
         </div>
       )}
     </TransformWrapper>
+  );
+}
+
+/** The changed region tinted over the image: the mask's grey levels as the tint's coverage. */
+function MaskOverlay({ mask }: { mask: ChangeMask }) {
+  const url = useAuthUrl(mask.url);
+  if (!url) return null;
+  const image = `url("${url}")`;
+  return (
+    <div
+      className="change-mask"
+      data-testid="change-mask"
+      role="img"
+      aria-label={`Change mask: ${maskCaption(mask)}`}
+      style={{ maskImage: image, WebkitMaskImage: image }}
+    />
   );
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { historyItem } from "../session/fakes.js";
-import { diffLabels, inputItem, resultItem, type ViewItem } from "./compare.js";
+import { type ChangeMask, diffLabels, inputItem, maskCaption, resultItem, type ViewItem } from "./compare.js";
 
 const r = (id: string, extra: Record<string, unknown>) =>
   resultItem(historyItem(id, null, extra)) as ViewItem;
@@ -17,5 +17,28 @@ describe("compare captions", () => {
       "same parameters",
       "same parameters",
     ]);
+  });
+});
+
+describe("the change mask", () => {
+  it("comes with a result that has one, captioned with how much of the frame changed", () => {
+    const plain = r("p", {});
+    expect(plain.mask).toBeNull();
+    const edited = r("e", {
+      change_mask_url: "http://127.0.0.1:8080/results/e.mask.png",
+      changed_fraction: 0.1234,
+      whole_frame: false,
+    });
+    expect(edited.mask).toEqual({
+      url: "http://127.0.0.1:8080/results/e.mask.png",
+      fraction: 0.1234,
+      wholeFrame: false,
+    });
+    expect(maskCaption(edited.mask as ChangeMask)).toBe("changed 12 % of the frame");
+    expect(maskCaption({ url: "m", fraction: 0.003, wholeFrame: false })).toBe("changed < 1 % of the frame");
+    expect(maskCaption({ url: "m", fraction: 0, wholeFrame: false })).toBe("changed 0 % of the frame");
+    expect(maskCaption({ url: "m", fraction: 0.93, wholeFrame: true })).toMatch(/^whole frame/);
+    // deleted files: no mask to show
+    expect(r("d", { change_mask_url: null, changed_fraction: 0.2 }).mask).toBeNull();
   });
 });

@@ -11,6 +11,38 @@ export interface ViewItem {
   params: Record<string, unknown>;
   width: number | null;
   height: number | null;
+  /** what the edit changed (output_resolution input): null when the generation has no mask */
+  mask?: ChangeMask | null;
+}
+
+/** A finished generation's change mask (issue 16): a greyscale PNG, white where it changed. */
+export interface ChangeMask {
+  url: string;
+  /** 0–1 of the frame, null when not given */
+  fraction: number | null;
+  /** the change covered most of the frame: the result is the upscaled output */
+  wholeFrame: boolean;
+}
+
+/** The change mask a generation carries (change_mask_url, changed_fraction, whole_frame), if any. */
+export function changeMaskOf(g: object): ChangeMask | null {
+  const r = g as Record<string, unknown>;
+  if (typeof r.change_mask_url !== "string" || r.change_mask_url === "") return null;
+  const f = r.changed_fraction;
+  return {
+    url: r.change_mask_url,
+    fraction: typeof f === "number" && Number.isFinite(f) ? Math.min(1, Math.max(0, f)) : null,
+    wholeFrame: r.whole_frame === true,
+  };
+}
+
+/** "changed 12 % of the frame"; "whole frame" when the change covered it (then the upscaled output). */
+export function maskCaption(m: ChangeMask): string {
+  if (m.wholeFrame) return "whole frame: the change covered most of it, so this is the upscaled output";
+  if (m.fraction === null) return "changed part of the frame";
+  const pct = m.fraction * 100;
+  const shown = pct > 0 && pct < 1 ? "< 1" : pct > 99 && pct < 100 ? "> 99" : String(Math.round(pct));
+  return `changed ${shown} % of the frame`;
 }
 
 /** Parameters a caption may name, in the order a person reads them. */
@@ -39,6 +71,7 @@ export function resultItem(h: HistoryItem): ViewItem | null {
     params,
     width: h.width,
     height: h.height,
+    mask: changeMaskOf(h),
   };
 }
 
