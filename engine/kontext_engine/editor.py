@@ -32,6 +32,11 @@ T5_MAX_TOKENS = 512  # what FLUX.1 Kontext was trained with; longer prompts are 
 CLIP_MAX_TOKENS = 77
 
 
+def resize_condition(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A condition image as the model sees it: (h, w, 3) uint8 resized to size (w, h), Lanczos, no crop."""
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+
+
 @dataclass(frozen=True)
 class EditRequest:
     image: np.ndarray | None  # (H, W, 3) uint8 RGB, input_image as decoded by the gateway; None: text-to-image
@@ -51,6 +56,10 @@ class EditRequest:
     negative_prompt: str | None = None  # with true_cfg_scale > 1: a second transformer pass per step
     true_cfg_scale: float = 1.0
     loras: tuple[LoraSpec, ...] = ()  # LoRA adapters (name, scale) for this request only: docs/loras.md
+    # "input": the server puts each output back at the input's size (full_resolution.py, after edit);
+    # the Editor itself always works at the bucket. preserve_unedited (None: true with "input").
+    output_resolution: str = "bucket"
+    preserve_unedited: bool | None = None
 
 
 @dataclass
@@ -165,7 +174,7 @@ class Editor:
         hit = self.conditions.get(key)
         if hit is not None:
             return hit, lh, lw, True
-        resized = np.asarray(Image.fromarray(image).resize((cw, ch), Image.Resampling.LANCZOS))
+        resized = resize_condition(image, (cw, ch))
         # (1, 3, h, w) over (1, h, w, 3) memory, as diffusers' image processor hands the VAE its
         # input: the convolutions then take the same (channels-last) kernels and the same sums.
         x = torch.from_numpy(resized[None].astype(np.float32) / 255.0).permute(0, 3, 1, 2) * 2 - 1

@@ -23,6 +23,7 @@ MAX_STEPS = 50
 MAX_GUIDANCE = 10.0
 MAX_GENERATIONS = 4
 MAX_SEED = 2**53 - 1  # the largest integer a JavaScript number holds exactly
+OUTPUT_RESOLUTIONS = ("bucket", "input")
 MAX_TRUE_CFG = 10.0
 MAX_LORAS = MAX_ADAPTERS
 MAX_LORA_SCALE = MAX_SCALE
@@ -172,6 +173,9 @@ PARAMS: dict[str, Param] = {
         lambda v: v in REFERENCE_METHODS, "one of " + ", ".join(REFERENCE_METHODS), False, "offset"
     ),
     "loras": Param(_loras_ok, _LORAS_RULE, False, (), _to_lora_specs),
+    # full_resolution.py, after the edit: the outputs at the input's own size
+    "output_resolution": Param(lambda v: v in OUTPUT_RESOLUTIONS, "one of bucket, input", False, "bucket"),
+    "preserve_unedited": Param(_boolean, "a boolean", required=False),  # None: true with output_resolution input
 }
 
 _ENVELOPE = {"v", "type", "job_id", "input", "seeds", "output_dir", "preview"}

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
+from . import full_resolution
 from . import protocol as p
 from .editor import Editor, EditRequest
 from .errors import EngineError
@@ -140,7 +141,10 @@ class EngineServer:
         try:
             image = read_rgb(job.input)
             req = EditRequest(image, seeds=job.seeds, **job.params)
+            full_resolution.check(req)
             width, height = output_size(req.aspect_ratio, job.input.width, job.input.height)
+            if full_resolution.wanted(req):
+                width, height = job.input.width, job.input.height
             self.send(p.started_event(job.job_id, width, height, job.seeds))
 
             def on_step(step: int, total: int, preview: Callable[[], tuple[bytes, int, int]]) -> None:
@@ -161,12 +165,18 @@ class EngineServer:
                 self.send(p.progress_event(job.job_id, step, total, shown))
 
             result = self.editor.edit(req, on_step)
-            paths = write_outputs(Path(job.output_dir), result.images)
+            outputs, timings = result.images, result.timings_ms
+            fields = [{"width": result.width, "height": result.height} for _ in outputs]
+            if full_resolution.wanted(req):  # each output at the input's own size
+                outputs, fields, ms = full_resolution.put_back(
+                    req, outputs, Path(job.output_dir), self.editor.max_condition_tokens
+                )
+                timings = {**timings, "preserve": ms, "total": round(timings["total"] + ms, 1)}
+            paths = write_outputs(Path(job.output_dir), outputs)
             images = [
-                {"path": str(path), "width": result.width, "height": result.height, "seed": seed}
-                for path, seed in zip(paths, job.seeds, strict=True)
+                {"path": str(path), **f, "seed": seed} for path, f, seed in zip(paths, fields, job.seeds, strict=True)
             ]
-            self.send(p.result_event(job.job_id, images, result.timings_ms, result.cache, result.prompt_tokens))
+            self.send(p.result_event(job.job_id, images, timings, result.cache, result.prompt_tokens))
         except EngineError as e:
             self.send(p.error_event(job.job_id, e))
         except Exception as e:  # a bug or out of memory: report it, keep serving

@@ -43,6 +43,10 @@ def test_every_message_to_the_engine_parses() -> None:
     assert full.params["negative_prompt"] == "blurry" and full.params["true_cfg_scale"] == 2.5
     assert (full.params["strength"], full.params["reference_method"]) == (0.8, "index")
     assert full.params["loras"] == (LoraSpec("styles/ghibli", 0.75), LoraSpec("detail", 1.0))
+    assert (job.params["output_resolution"], job.params["preserve_unedited"]) == ("bucket", None)
+    at_input = p.parse((EXAMPLES / "to_engine/job_output_resolution_input.json").read_text())
+    assert isinstance(at_input, p.Job)
+    assert (at_input.params["output_resolution"], at_input.params["preserve_unedited"]) == ("input", True)
     assert p.parse((EXAMPLES / "to_engine/cancel.json").read_text()) == p.Cancel("gen_01")
     assert p.parse((EXAMPLES / "to_engine/health.json").read_text()) == p.Health("h1")
     assert p.parse((EXAMPLES / "to_engine/shutdown.json").read_text()) == p.Shutdown()
@@ -74,6 +78,8 @@ def test_the_optional_environment_and_prompt_tokens_match_their_golden_examples(
     result = load("from_engine/result_with_prompt_tokens.json")
     built = p.result_event("gen_01", result["images"], result["timings_ms"], result["cache"], result["prompt_tokens"])
     assert built == result
+    full = load("from_engine/result_full_resolution.json")
+    assert p.result_event("gen_03", full["images"], full["timings_ms"], full["cache"]) == full
 
 
 def test_encoded_events_are_single_json_lines() -> None:
@@ -191,6 +197,7 @@ def built_events() -> list[dict]:
     """One of each event, built by the engine's builders with every optional field."""
     ready = load("from_engine/ready_with_environment.json")
     result = load("from_engine/result_with_prompt_tokens.json")
+    full = load("from_engine/result_full_resolution.json")  # output_resolution input
     return [
         p.ready_event(ready["model"], "cuda:0", "bfloat16", True, "fp8", True),
         p.ready_event(ready["model"], "cuda:0", "bfloat16", True, "fp8", True, ready["environment"]),
@@ -199,6 +206,7 @@ def built_events() -> list[dict]:
         p.progress_event("gen_01", 1, 28),
         p.progress_event("gen_01", 2, 28, load("from_engine/progress_with_preview.json")["preview"]),
         p.result_event("gen_01", result["images"], result["timings_ms"], result["cache"], result["prompt_tokens"]),
+        p.result_event("gen_03", full["images"], full["timings_ms"], full["cache"]),
         p.error_event("gen_01", EngineError("invalid_request", "bad", "input.width")),
         p.error_event(None, EngineError("malformed_message", "bad json")),
         p.health_event(None, "idle", None, 0, "cpu", 1.23),

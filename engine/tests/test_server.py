@@ -99,6 +99,34 @@ def test_a_job_streams_started_progress_and_result(engine: EngineProcess, tmp_pa
     assert not list((tmp_path / "ok1").glob(".*tmp"))  # no temporary files left behind
 
 
+def test_output_resolution_input_returns_the_input_size_and_the_change_mask(
+    engine: EngineProcess, tmp_path: Path
+) -> None:
+    image = photo(640, 480)
+    path = tmp_path / "big.rgb"
+    path.write_bytes(image.tobytes())
+    at_input = {"input": {"path": str(path), "width": 640, "height": 480}, "aspect_ratio": "match_input_image"}
+    engine.send(job(tmp_path, "full1", **at_input, output_resolution="input"))
+    events = engine.until("result")
+    assert events[0]["type"] == "started" and (events[0]["width"], events[0]["height"]) == (640, 480)
+    result = events[-1]
+    im = result["images"][0]
+    assert (im["width"], im["height"]) == (640, 480)
+    assert Path(im["path"]).stat().st_size == 640 * 480 * 3
+    assert Path(im["mask_path"]).stat().st_size == 640 * 480
+    # the tiny model's output is noise: most of the frame changes, so it is the upscaled output
+    assert 0.6 < im["changed_fraction"] <= 1 and im["whole_frame"] is True
+    assert result["timings_ms"]["preserve"] >= 0
+
+    engine.send(job(tmp_path, "full2", **at_input, output_resolution="input", preserve_unedited=False))
+    im = engine.until("result")[-1]["images"][0]
+    assert (im["width"], im["height"]) == (640, 480) and "mask_path" not in im
+
+    engine.send(job(tmp_path, "full3", output_resolution="input"))  # aspect_ratio 1:1
+    error = engine.until("error")[-1]
+    assert (error["job_id"], error["code"], error["field"]) == ("full3", "invalid_request", "aspect_ratio")
+
+
 def test_bad_messages_get_errors_and_the_engine_keeps_serving(engine: EngineProcess, tmp_path: Path) -> None:
     engine.send("{nope")
     assert engine.next()["code"] == "malformed_message"

@@ -48,6 +48,9 @@ const gen = (over: Partial<Generation> = {}): Generation => ({
   resultHash: null,
   parentId: null,
   starred: false,
+  maskFile: null,
+  changedFraction: null,
+  wholeFrame: null,
   ...over,
 });
 const running = { maxAttempts: 2, stopping: false };

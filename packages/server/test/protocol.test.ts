@@ -87,6 +87,7 @@ describe("gateway → engine golden examples", () => {
         strength: 1,
         reference_method: "offset",
         loras: [],
+        output_resolution: "bucket",
         response_format: "url",
         num_generations: 1,
         stream: false,

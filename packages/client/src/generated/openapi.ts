@@ -1582,6 +1582,14 @@ export interface components {
                 scale?: number;
             }[];
             /**
+             * @description Kontext addition: bucket returns the model's ~1 MP image; input returns the edit at the input's own width and height (needs aspect_ratio match_input_image, inputs up to 8192 px a side).
+             * @default bucket
+             * @enum {string}
+             */
+            output_resolution?: "bucket" | "input";
+            /** @description Kontext addition, with output_resolution input only (default true there): pixels the edit did not change are the original's, bit for bit, and a change mask is returned (docs/preserve.md). */
+            preserve_unedited?: boolean;
+            /**
              * @description url: the result is served at a stable URL; b64_json: the image is inlined as base64.
              * @default url
              * @enum {string}
@@ -1653,6 +1661,11 @@ export interface components {
                 /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
                 truncated: boolean;
             };
+            change_mask_url?: string | null;
+            /** @description Kontext addition: the fraction of the frame the edit changed (0–1, before feathering). */
+            changed_fraction?: number;
+            /** @description Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended. */
+            whole_frame?: boolean;
         };
         QueueResponse: {
             generations: {
@@ -1707,6 +1720,11 @@ export interface components {
                 /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
                 truncated: boolean;
             };
+            change_mask_url?: string | null;
+            /** @description Kontext addition: the fraction of the frame the edit changed (0–1, before feathering). */
+            changed_fraction?: number;
+            /** @description Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended. */
+            whole_frame?: boolean;
         } & {
             [key: string]: unknown;
         };
@@ -1753,6 +1771,11 @@ export interface components {
                     /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
                     truncated: boolean;
                 };
+                change_mask_url?: string | null;
+                /** @description Kontext addition: the fraction of the frame the edit changed (0–1, before feathering). */
+                changed_fraction?: number;
+                /** @description Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended. */
+                whole_frame?: boolean;
             } & {
                 [key: string]: unknown;
             })[];
@@ -1804,6 +1827,11 @@ export interface components {
                 /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
                 truncated: boolean;
             };
+            change_mask_url?: string | null;
+            /** @description Kontext addition: the fraction of the frame the edit changed (0–1, before feathering). */
+            changed_fraction?: number;
+            /** @description Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended. */
+            whole_frame?: boolean;
             parent_generation_id: string | null;
             /** @description The input image as it was sent (GET /api/history/:id/input). */
             input_url: string;
@@ -1862,6 +1890,11 @@ export interface components {
                     /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
                     truncated: boolean;
                 };
+                change_mask_url?: string | null;
+                /** @description Kontext addition: the fraction of the frame the edit changed (0–1, before feathering). */
+                changed_fraction?: number;
+                /** @description Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended. */
+                whole_frame?: boolean;
                 parent_generation_id: string | null;
                 /** @description The input image as it was sent (GET /api/history/:id/input). */
                 input_url: string;
@@ -2038,6 +2071,11 @@ export interface components {
                 /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
                 truncated: boolean;
             };
+            change_mask_url?: string | null;
+            /** @description Kontext addition: the fraction of the frame the edit changed (0–1, before feathering). */
+            changed_fraction?: number;
+            /** @description Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended. */
+            whole_frame?: boolean;
             /** @description Why (failed, cancelled). */
             error?: string | null;
             /** @description Why it failed or was cancelled: one of cancelled, worker_lost, engine_crashed, encode_failed, storage_full, input_missing, input_image_undecodable, content_flagged, lora_refused, shutting_down, internal. */
@@ -2108,6 +2146,14 @@ export interface components {
                  */
                 scale?: number;
             }[];
+            /**
+             * @description Kontext addition: bucket returns the model's ~1 MP image; input returns the edit at the input's own width and height (needs aspect_ratio match_input_image, inputs up to 8192 px a side).
+             * @default bucket
+             * @enum {string}
+             */
+            output_resolution?: "bucket" | "input";
+            /** @description Kontext addition, with output_resolution input only (default true there): pixels the edit did not change are the original's, bit for bit, and a change mask is returned (docs/preserve.md). */
+            preserve_unedited?: boolean;
             /**
              * @description b64_json (default, as OpenAI's GPT image models) or url (a stable URL on this server).
              * @default b64_json

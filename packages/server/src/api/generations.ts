@@ -4,6 +4,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
 import { ApiError, fieldInvalid, generationFailure } from "../errors.js";
+import { ENGINE_MAX_SIDE, orientedSize } from "../images/codec.js";
 import { idempotencyKeyOf, requestHash } from "../jobs/idempotency.js";
 import type { InsertMeta, ListFilter } from "../jobs/job-queue.js";
 import type { Generation, StoredEvent } from "../jobs/types.js";
@@ -11,9 +12,10 @@ import { FINAL } from "../jobs/types.js";
 import { type EditParams, type EditRequestBody, MODEL_ID, withDefaults } from "../schema/flux-kontext-dev.js";
 import { findModel } from "../schema/models.js";
 import { validateBody } from "../schema/validate.js";
+import type { StoredInput } from "../storage/files.js";
 import { ownerScope, ownGeneration } from "./auth.js";
 import { limitParam, readListQuery, statusParam } from "./query.js";
-import { promptTokensOf, renderEvent, renderGeneration } from "./render.js";
+import { changeOf, promptTokensOf, renderEvent, renderGeneration } from "./render.js";
 import { lastEventId, SseStream, wantsEventStream } from "./sse.js";
 
 export const ListQuery = Type.Object(
@@ -46,7 +48,42 @@ function parseRequest(body: unknown, endpoint: "edit" | "queue"): EditParams {
       "true",
     );
   }
+  checkOutputResolution(params);
   return params;
+}
+
+/** output_resolution and preserve_unedited together with the rest of the request (400 naming the field). */
+function checkOutputResolution(p: EditParams): void {
+  if (p.output_resolution !== "input") {
+    if (p.preserve_unedited !== undefined)
+      throw fieldInvalid(
+        "preserve_unedited",
+        "applies only with output_resolution input (a bucket-sized result has no original pixels to keep)",
+        String(p.preserve_unedited),
+      );
+    return;
+  }
+  if (p.aspect_ratio !== "match_input_image")
+    throw fieldInvalid(
+      "aspect_ratio",
+      "must be match_input_image with output_resolution input (the result has the input's own shape)",
+      p.aspect_ratio,
+    );
+}
+
+/**
+ * output_resolution input needs the engine to receive the input at its own size: at most
+ * ENGINE_MAX_SIDE px a side (larger inputs are shrunk for the engine). 400 naming the limit.
+ */
+async function checkInputSize(params: EditParams, input: StoredInput): Promise<void> {
+  if (params.output_resolution !== "input" || input.format === "raw") return;
+  const { width, height } = await orientedSize(input.path);
+  if (width <= ENGINE_MAX_SIDE && height <= ENGINE_MAX_SIDE) return;
+  throw fieldInvalid(
+    "output_resolution",
+    `input needs an input image of at most ${ENGINE_MAX_SIDE} px a side (the engine's limit, ENGINE_MAX_SIDE); this one is ${width}×${height}`,
+    "input",
+  );
 }
 
 function findModelOrThrow() {
@@ -93,9 +130,10 @@ export async function submit(
       const meta: InsertMeta = { owner, baseUrl: req ? ctx.baseUrl(req) : ctx.config.publicUrl };
       if (key) meta.idempotency = { key, requestHash: hash };
       // The input stays pinned until its generations are written; a refusal removes what it stored.
-      return await ctx.images.withInput(upload ?? params.input_image, (input) =>
-        ctx.queue.submit(params, input, count, meta),
-      );
+      return await ctx.images.withInput(upload ?? params.input_image, async (input) => {
+        await checkInputSize(params, input);
+        return ctx.queue.submit(params, input, count, meta);
+      });
     } finally {
       release();
     }
@@ -265,6 +303,7 @@ async function syncResponse(ctx: AppContext, g: Generation, base: string): Promi
       ? { queue: g.timings.queue, inference: g.timings.inference, encode: g.timings.encode }
       : null,
     ...promptTokensOf(g),
+    ...changeOf(g, base),
   };
 }
 

@@ -1,6 +1,7 @@
 // How generations and their events look on the wire (hosted field names plus Kontext's).
 import type { AppContext } from "../context.js";
 import type { QueuedGeneration } from "../jobs/job-queue.js";
+import { changeData } from "../jobs/run.js";
 import type { Generation, PromptTokens, StoredEvent } from "../jobs/types.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -40,8 +41,19 @@ export function renderGeneration(
       ? { queue: g.timings.queue, inference: g.timings.inference, encode: g.timings.encode }
       : null,
     ...promptTokensOf(g),
+    ...changeOf(g, base),
     attempts: g.attempts,
   };
+}
+
+/**
+ * `{change_mask_url, changed_fraction, whole_frame}` of an output_resolution input edit with
+ * preserve_unedited (the URL absolute; null once the files are deleted), else nothing.
+ */
+export function changeOf(g: Generation, base: string): Record<string, unknown> {
+  const data = changeData(g);
+  if (typeof data.change_mask_url === "string") data.change_mask_url = `${base}${data.change_mask_url}`;
+  return data;
 }
 
 /** `{prompt_tokens}` when the engine reported them (engines before it did not): for spreading into a response. */
@@ -60,6 +72,7 @@ export async function renderEvent(
   if (typeof data.url === "string" && data.url.startsWith("/")) {
     const path = data.url;
     data.url = `${base}${path}`;
+    if (typeof data.change_mask_url === "string") data.change_mask_url = `${base}${data.change_mask_url}`;
     if (inline) {
       const bytes = await ctx.files.readResult(path.slice("/results/".length));
       if (bytes) data.b64_json = bytes.toString("base64");

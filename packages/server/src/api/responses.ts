@@ -45,6 +45,31 @@ const PromptTokens = Type.Object(
   { description: "Kontext addition: how much of the prompt the text encoders read." },
 );
 
+/** What an output_resolution input edit with preserve_unedited changed (absent otherwise). */
+const Change = {
+  change_mask_url: Type.Optional(
+    Nullable(
+      Type.String({
+        description:
+          "Kontext addition (output_resolution input with preserve_unedited): the change mask, a greyscale PNG at the result's size (255 = edited, 0 = the original's pixels, between = the feathered edge); null once deleted.",
+      }),
+    ),
+  ),
+  changed_fraction: Type.Optional(
+    Type.Number({
+      description: "Kontext addition: the fraction of the frame the edit changed (0–1, before feathering).",
+      minimum: 0,
+      maximum: 1,
+    }),
+  ),
+  whole_frame: Type.Optional(
+    Type.Boolean({
+      description:
+        "Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended.",
+    }),
+  ),
+};
+
 export const EditResponse = Type.Object({
   model: Type.String({ description: "The model that ran." }),
   created: Type.Integer({ description: "Unix time (s) the image was made." }),
@@ -63,6 +88,7 @@ export const EditResponse = Type.Object({
   output_format: Type.String({ description: "webp, jpg or png." }),
   timings: Timings,
   prompt_tokens: Type.Optional(PromptTokens),
+  ...Change,
 });
 
 export const QueueResponse = Type.Object({
@@ -111,6 +137,7 @@ export const GenerationView = Type.Object(
     width: Type.Union([Type.Integer(), Type.Null()]),
     height: Type.Union([Type.Integer(), Type.Null()]),
     prompt_tokens: Type.Optional(PromptTokens),
+    ...Change,
   },
   { description: "A generation; the request parameters are included as well.", additionalProperties: true },
 );
@@ -235,6 +262,7 @@ export const CompletedEvent = Type.Object(
     height: Type.Optional(Type.Integer()),
     timings: Type.Optional(Type.Union([Timings, Type.Null()])),
     prompt_tokens: Type.Optional(PromptTokens),
+    ...Change,
     error: Type.Optional(
       Type.Union([Type.String(), Type.Null()], { description: "Why (failed, cancelled)." }),
     ),

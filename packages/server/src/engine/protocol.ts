@@ -29,6 +29,10 @@ export interface JobMessage {
   strength?: number;
   reference_method?: "offset" | "index";
   loras?: { name: string; scale?: number }[];
+  /** input: each output put back at the input's size after the edit (docs/preserve.md) */
+  output_resolution?: "bucket" | "input";
+  /** with output_resolution input only; left out: true there */
+  preserve_unedited?: boolean;
 }
 export interface CancelMessage {
   v: 1;
@@ -114,6 +118,12 @@ export interface ResultImage {
   width: number;
   height: number;
   seed: number;
+  /** output_resolution input with preserve_unedited: the change mask, raw 8-bit greyscale at width × height */
+  mask_path?: string;
+  /** the fraction of the frame the edit changed (before feathering) */
+  changed_fraction?: number;
+  /** the edit covered most of the frame: the image is the plain upscaled output */
+  whole_frame?: boolean;
 }
 /** How much of the prompt each text encoder read: T5 keeps 512 tokens, CLIP 77. */
 export interface PromptTokens {

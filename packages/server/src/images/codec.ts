@@ -156,8 +156,11 @@ export async function encodeOutput(
   height: number,
   format: OutputFormat,
   quality: number,
+  alpha?: Buffer | null,
 ): Promise<Buffer> {
-  const img = sharp(rgb, { raw: { width, height, channels: 3 } });
+  let img = sharp(rgb, { raw: { width, height, channels: 3 } });
+  // An input's alpha given back (output_resolution input): only png and webp keep it.
+  if (alpha && format !== "jpg") img = img.joinChannel(alpha, { raw: { width, height, channels: 1 } });
   const q = Math.max(1, quality); // sharp's quality starts at 1; 0 means "smallest" here
   switch (format) {
     case "webp":
@@ -167,6 +170,42 @@ export async function encodeOutput(
     case "png":
       return img.png().toBuffer();
   }
+}
+
+/**
+ * The alpha channel of an encoded input, EXIF orientation applied, as raw 8-bit bytes at
+ * width × height (resized when the input was larger); null when the input has none.
+ */
+export async function alphaOf(bytes: Buffer, width: number, height: number): Promise<Buffer | null> {
+  const meta = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
+  if (!meta.hasAlpha) return null;
+  return decodeSlot(async () => {
+    const { data, info } = await sharp(bytes, { limitInputPixels: false, pages: 1 })
+      .rotate()
+      .extractChannel("alpha")
+      .resize({ width, height, fit: "fill" })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 1 || info.width !== width || info.height !== height)
+      throw new Error(`the input's alpha decoded to ${info.width}×${info.height}×${info.channels}`);
+    return data;
+  });
+}
+
+/** An encoded image's own size, EXIF orientation applied (before any cap), from its header. */
+export async function orientedSize(file: string): Promise<{ width: number; height: number }> {
+  const meta = await sharp(file, { limitInputPixels: false }).metadata();
+  const w = meta.width ?? 0;
+  const h = meta.pageHeight ?? meta.height ?? 0;
+  return (meta.orientation ?? 1) >= 5 ? { width: h, height: w } : { width: w, height: h };
+}
+
+/** A change mask (raw 8-bit greyscale, width × height) as a greyscale PNG. */
+export async function encodeMask(grey: Buffer, width: number, height: number): Promise<Buffer> {
+  return sharp(grey, { raw: { width, height, channels: 1 } })
+    .toColourspace("b-w")
+    .png()
+    .toBuffer();
 }
 
 /**

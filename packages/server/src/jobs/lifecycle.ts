@@ -117,6 +117,8 @@ export function onStored(r: {
   height: number;
   timings: Generation["timings"];
   resultHash: string;
+  /** output_resolution input with preserve_unedited: the change mask's file and what it says */
+  change?: { maskFile: string; changedFraction: number; wholeFrame: boolean };
 }): Decision {
   return {
     kind: "finish",
@@ -127,6 +129,7 @@ export function onStored(r: {
       height: r.height,
       timings: r.timings,
       resultHash: r.resultHash, // links edit chains
+      ...r.change,
     },
   };
 }

@@ -242,7 +242,13 @@ function pairs(fields: Record<string, unknown>): string[] {
 
 function fromHash(h: Record<string, string>): Generation | null {
   if (!h.status) return null;
-  const g: Record<string, unknown> = { starred: false }; // written before starring existed: not starred
+  // written before starring (not starred) or the change mask (none) existed
+  const g: Record<string, unknown> = {
+    starred: false,
+    maskFile: null,
+    changedFraction: null,
+    wholeFrame: null,
+  };
   for (const [k, v] of Object.entries(h)) g[k] = JSON.parse(v);
   return g as unknown as Generation;
 }
@@ -410,6 +416,9 @@ export class RedisJobStore {
         baseUrl: meta.baseUrl ?? null,
         expiredAt: null,
         starred: false,
+        maskFile: null,
+        changedFraction: null,
+        wholeFrame: null,
         resultHash: null,
         parentId: await this.parentOf(meta.owner ?? null, g.input.hash),
       });

@@ -2,12 +2,13 @@
 // of each event, and turning the engine's raw RGB result into the stored output file.
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import type { JobMessage, ProgressMessage, StartedMessage } from "../engine/protocol.js";
+import type { JobMessage, ProgressMessage, ResultImage, StartedMessage } from "../engine/protocol.js";
 import { ENGINE_PARAMS } from "../engine/protocol-schema.js";
 import { ApiError, generationError } from "../errors.js";
-import { decodeInputInto, encodeOutput } from "../images/codec.js";
+import { alphaOf, decodeInputInto, encodeMask, encodeOutput } from "../images/codec.js";
 import { EditRequest } from "../schema/flux-kontext-dev.js";
 import type { FileStore } from "../storage/files.js";
+import { RESULT_URL_PREFIX } from "./job-queue.js";
 import type { Generation, Timings } from "./types.js";
 
 /** The raw RGB file an engine reads for one run, and its size. */
@@ -135,12 +136,31 @@ export function completedData(done: Generation, resultUrl: string | null): Recor
       timings: done.timings ? timings : null,
     });
     if (prompt_tokens) data.prompt_tokens = prompt_tokens;
+    Object.assign(data, changeData(done));
   } else {
     data.error = done.errorMessage;
     data.error_code = done.errorCode;
   }
   return data;
 }
+
+/** The change mask's URL and what it says (output_resolution input with preserve_unedited), else nothing. */
+export function changeData(g: Generation): Record<string, unknown> {
+  if (g.changedFraction === null) return {};
+  return {
+    change_mask_url: g.maskFile && g.expiredAt === null ? `${RESULT_URL_PREFIX}${g.maskFile}` : null,
+    changed_fraction: g.changedFraction,
+    whole_frame: g.wholeFrame ?? false,
+  };
+}
+
+/** The change mask's result file name beside a result's (same id and random part). */
+export function maskName(resultFile: string): string {
+  return resultFile.replace(/\.(webp|jpg|png)$/, "-mask.png");
+}
+
+/** Whether the generation asked for its result at the input's own size. */
+const atInputSize = (g: Generation) => g.params.output_resolution === "input";
 
 export interface EncodedResult {
   resultFile: string;
@@ -149,25 +169,62 @@ export interface EncodedResult {
   timings: Timings;
   /** sha256 of the stored bytes: an input with the same bytes continues this edit chain. */
   resultHash: string;
+  /** output_resolution input with preserve_unedited: the stored change mask and what it says */
+  change?: { maskFile: string; changedFraction: number; wholeFrame: boolean };
 }
 
-/** Encodes the engine's raw RGB output in the requested format and stores it as the result. */
+/**
+ * The alpha channel of the generation's stored input, at width × height, when the result is at
+ * the input's size in a format that keeps it (png, webp); null otherwise.
+ */
+async function inputAlpha(
+  files: FileStore,
+  g: Generation,
+  width: number,
+  height: number,
+): Promise<Buffer | null> {
+  if (!atInputSize(g) || g.params.output_format === "jpg") return null;
+  const unpin = await files.pinInput(g.input.hash);
+  try {
+    const stored = await files.findInput(g.input.hash);
+    if (!stored || stored.format === "raw") return null; // raw RGB has no alpha
+    const bytes = await readFile(stored.path).catch(() => null);
+    return bytes ? await alphaOf(bytes, width, height) : null;
+  } finally {
+    unpin();
+  }
+}
+
+/**
+ * Encodes the engine's raw RGB output in the requested format and stores it as the result; with
+ * output_resolution input, the input's alpha goes back on png and webp, and the engine's change
+ * mask (raw greyscale) is stored beside it as a greyscale PNG.
+ */
 export async function storeResult(
   files: FileStore,
   g: Generation,
-  image: { path: string; width: number; height: number },
+  image: Omit<ResultImage, "seed">,
   engineTimings: Record<string, number>,
 ): Promise<EncodedResult> {
   const t0 = performance.now();
   const rgb = await readFile(image.path);
+  const alpha = await inputAlpha(files, g, image.width, image.height);
   const encoded = await encodeOutput(
     rgb,
     image.width,
     image.height,
     g.params.output_format,
     g.params.output_quality,
+    alpha,
   );
   const name = files.resultName(g.id, g.params.output_format);
+  let change: EncodedResult["change"];
+  if (image.mask_path !== undefined && image.changed_fraction !== undefined) {
+    const mask = await encodeMask(await readFile(image.mask_path), image.width, image.height);
+    const maskFile = maskName(name);
+    await files.putResult(maskFile, mask);
+    change = { maskFile, changedFraction: image.changed_fraction, wholeFrame: image.whole_frame ?? false };
+  }
   await files.putResult(name, encoded, g.params.response_format === "b64_json"); // answered from memory
   const encodeMs = performance.now() - t0;
   const { prompt_tokens, ...engine } = engineTimings as Record<string, unknown>; // see withPromptTokens
@@ -183,6 +240,7 @@ export async function storeResult(
       ...(isPromptTokens(prompt_tokens) ? { prompt_tokens } : {}),
     },
     resultHash: createHash("sha256").update(encoded).digest("hex"),
+    ...(change ? { change } : {}),
   };
 }
 

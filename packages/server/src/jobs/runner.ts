@@ -3,6 +3,7 @@
 // The embedded queue (sqlite-queue.ts) and the Redis worker (worker.ts) both run generations
 // here; they differ only in how they claim one and what they do when it goes back to the queue.
 import path from "node:path";
+import type { ResultImage } from "../engine/protocol.js";
 import type { Engines, JobListener } from "../engine/supervisor.js";
 import { type GenerationErrorCode, generationError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
@@ -76,7 +77,7 @@ export interface RunnerOptions {
 type Outcome =
   | {
       kind: "result";
-      image: { path: string; width: number; height: number } | undefined;
+      image: ResultImage | undefined;
       timings: Record<string, number>;
     }
   | { kind: "error"; code: GenerationErrorCode; message: string };

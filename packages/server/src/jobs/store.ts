@@ -107,6 +107,9 @@ interface Row {
   base_url: string | null;
   expired_at: number | null;
   starred: number;
+  mask_file: string | null;
+  changed_fraction: number | null;
+  whole_frame: number | null;
 }
 
 /** The columns of the fields a run changes (the rest are written once, at insert). */
@@ -127,6 +130,9 @@ const COLUMNS: Partial<Record<keyof Generation, (v: never) => [string, unknown]>
   resultHash: (v: string | null) => ["result_hash", v],
   expiredAt: (v: number | null) => ["expired_at", v],
   starred: (v: boolean) => ["starred", v ? 1 : 0],
+  maskFile: (v: string | null) => ["mask_file", v],
+  changedFraction: (v: number | null) => ["changed_fraction", v],
+  wholeFrame: (v: boolean | null) => ["whole_frame", v === null ? null : v ? 1 : 0],
 };
 
 function toRow(fields: Patch): Record<string, unknown> {
@@ -169,6 +175,9 @@ function fromRow(r: Row): Generation {
     baseUrl: r.base_url,
     expiredAt: r.expired_at,
     starred: r.starred === 1,
+    maskFile: r.mask_file ?? null,
+    changedFraction: r.changed_fraction ?? null,
+    wholeFrame: r.whole_frame === null || r.whole_frame === undefined ? null : r.whole_frame === 1,
   };
 }
 
@@ -565,6 +574,9 @@ function migrate(db: Database.Database): void {
     ["base_url", "TEXT"],
     ["expired_at", "INTEGER"],
     ["starred", "INTEGER NOT NULL DEFAULT 0"],
+    ["mask_file", "TEXT"],
+    ["changed_fraction", "REAL"],
+    ["whole_frame", "INTEGER"],
   ] as const) {
     if (!have.has(name)) db.exec(`ALTER TABLE generations ADD COLUMN ${name} ${type}`);
   }

@@ -48,6 +48,12 @@ export interface Generation {
   parentId: string | null;
   /** Starred in the workbench's history (PATCH /api/history/:id). */
   starred: boolean;
+  /** output_resolution input with preserve_unedited: the change mask's result file (greyscale PNG). */
+  maskFile: string | null;
+  /** The fraction of the frame the edit changed, with the mask. */
+  changedFraction: number | null;
+  /** The edit covered most of the frame: the result is the plain upscaled output. */
+  wholeFrame: boolean | null;
 }
 
 /** A change to a generation's stored fields. */

@@ -20,6 +20,7 @@ export const ASPECT_RATIOS = [
 ] as const;
 export const OUTPUT_FORMATS = ["webp", "jpg", "png"] as const;
 export const RESPONSE_FORMATS = ["url", "b64_json"] as const;
+export const OUTPUT_RESOLUTIONS = ["bucket", "input"] as const;
 export const REFERENCE_METHODS = ["offset", "index"] as const;
 export const WEBHOOK_EVENTS = ["start", "progress", "completed"] as const;
 export const MAX_SEED = Number.MAX_SAFE_INTEGER; // the engine takes seeds from 0 to 2^53 − 1
@@ -168,6 +169,19 @@ export const EditRequest = Type.Object(
         },
       ),
     ),
+    output_resolution: Type.Optional(
+      stringEnum(OUTPUT_RESOLUTIONS, {
+        description:
+          "Kontext addition: bucket returns the model's ~1 MP image; input returns the edit at the input's own width and height (needs aspect_ratio match_input_image, inputs up to 8192 px a side).",
+        default: "bucket",
+      }),
+    ),
+    preserve_unedited: Type.Optional(
+      Type.Boolean({
+        description:
+          "Kontext addition, with output_resolution input only (default true there): pixels the edit did not change are the original's, bit for bit, and a change mask is returned (docs/preserve.md).",
+      }),
+    ),
     response_format: Type.Optional(
       stringEnum(RESPONSE_FORMATS, {
         description: "url: the result is served at a stable URL; b64_json: the image is inlined as base64.",
@@ -228,10 +242,15 @@ export type EditRequestBody = Static<typeof EditRequest>;
 
 /** A request with every default applied. Seed stays optional (random when absent). */
 export type EditParams = Required<
-  Omit<EditRequestBody, "seed" | "negative_prompt" | "webhook" | "webhook_events_filter">
+  Omit<
+    EditRequestBody,
+    "seed" | "negative_prompt" | "preserve_unedited" | "webhook" | "webhook_events_filter"
+  >
 > & {
   seed?: number;
   negative_prompt?: string;
+  /** Only with output_resolution input; left out: true there. */
+  preserve_unedited?: boolean;
   webhook?: string;
   webhook_events_filter?: Array<(typeof WEBHOOK_EVENTS)[number]>;
 };

@@ -132,6 +132,7 @@ export class Retention {
    */
   async removeFiles(g: Generation, inUse?: () => boolean | Promise<boolean>): Promise<void> {
     if (g.resultFile) await this.files.removeResult(g.resultFile);
+    if (g.maskFile) await this.files.removeResult(g.maskFile); // output_resolution input's change mask
     await this.files.removeInputIfUnused(g.input.hash, inUse);
   }
 }

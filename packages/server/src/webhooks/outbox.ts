@@ -51,6 +51,8 @@ const FILTER_OF: Partial<Record<StoredEvent["event"], "start" | "progress" | "co
 export function deliveryBody(g: Generation, e: StoredEvent, at: number): string {
   const { preview: _preview, ...data } = e.data; // previews stay on the event streams
   if (typeof data.url === "string" && data.url.startsWith("/")) data.url = `${g.baseUrl ?? ""}${data.url}`;
+  if (typeof data.change_mask_url === "string" && data.change_mask_url.startsWith("/"))
+    data.change_mask_url = `${g.baseUrl ?? ""}${data.change_mask_url}`;
   return JSON.stringify({ type: e.event, timestamp: new Date(at).toISOString(), data });
 }
 
