@@ -74,6 +74,11 @@ describe("output_resolution input (real engine, tiny model)", () => {
     const completed = h.store.eventsOf(id).find((e) => e.event === "media_generation_completed");
     expect(completed?.data).toMatchObject({ changed_fraction: body.changed_fraction, whole_frame: true });
     expect(String(completed?.data.change_mask_url)).toMatch(/^\/results\/.+-mask\.png$/);
+
+    // Deleting the generation removes its mask with its result.
+    expect((await h.app.inject({ method: "DELETE", url: `/api/history/${id}` })).statusCode).toBe(200);
+    for (const url of [body.images[0].url, body.change_mask_url])
+      expect((await h.app.inject({ url: new URL(url).pathname })).statusCode, url).toBe(404);
   }, 240_000);
 
   for (const format of ["png", "webp"] as const) {

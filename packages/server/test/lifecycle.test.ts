@@ -115,6 +115,11 @@ describe("engine events", () => {
       fields: { resultFile: "g1.webp", width: 8, height: 8, timings: null, resultHash: "r" },
     });
   });
+  it("a stored change mask (output_resolution input) is kept with the result", () => {
+    const change = { maskFile: "g1-x-mask.png", changedFraction: 0.04, wholeFrame: false };
+    const stored = { resultFile: "g1-x.png", width: 4000, height: 3000, timings: null, resultHash: "r" };
+    expect(onStored({ ...stored, change })).toMatchObject({ fields: { ...stored, ...change } });
+  });
   it("a store failure is storage_full for the disk cap, encode_failed otherwise", () => {
     expect(onStoreFailed(new ApiError("storage_full", { reason: "cap" }))).toMatchObject({
       fields: { errorCode: "storage_full" },
