@@ -205,14 +205,14 @@ describe("engine SIGKILLed at random steps (real engine, tiny model)", () => {
       const id = res.json().generations[0].generation_id as string;
       const step = Math.floor(Math.random() * 6); // 0: before the first step (text and VAE encode)
       await waitFor(
-        () => {
-          const g = h.store.get(id);
+        async () => {
+          const g = await h.queue.get(id); // its latest step (the row is written once a second)
           return g?.status === "processing" && g.step >= step;
         },
         120_000,
         `generation ${i} at step ${step}`,
       );
-      killedAt.push(h.store.get(id)?.step ?? -1);
+      killedAt.push((await h.queue.get(id))?.step ?? -1);
       h.engine.killEngine(0);
       await waitFor(
         () => h.store.get(id)?.status === "succeeded" || h.store.get(id)?.status === "failed",
