@@ -19,6 +19,8 @@ createRoot(root).render(
   </StrictMode>,
 );
 void workbench.init();
+// A reload within the save's 250 ms would lose the last change: the workspace is written on the way out.
+window.addEventListener("pagehide", () => workbench.flush());
 // Errors outside React's rendering (a failed promise in a handler) are said in the workspace's
 // notice line, not lost in the console; rendering errors are caught by each panel's Boundary.
 window.addEventListener("unhandledrejection", (e) => {

@@ -27,7 +27,14 @@ const check = (values: Record<string, unknown>) =>
 describe("the new request fields in the form", () => {
   it("gets a control for each: sliders with round steps, a list of adapters, a choice, a checkbox", () => {
     expect(field("negative_prompt").kind).toBe("textarea");
-    expect(field("true_cfg_scale")).toMatchObject({ kind: "range", min: 1, max: 10, step: 0.05, default: 1 });
+    expect(field("true_cfg_scale")).toMatchObject({
+      label: "True guidance",
+      kind: "range",
+      min: 1,
+      max: 10,
+      step: 0.05,
+      default: 1,
+    });
     expect(field("guidance").step).toBe(0.1); // as before
     expect(field("strength")).toMatchObject({
       kind: "range",

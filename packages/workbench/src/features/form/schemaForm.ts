@@ -86,9 +86,14 @@ export const PRIMARY_FIELDS = [
   "seed",
 ];
 
+/** Labels where the parameter's name reads badly (the schema's title, when it has one, wins). */
+export const FIELD_LABELS: Record<string, string> = { true_cfg_scale: "True guidance" };
+
 /** "num_inference_steps" → "Inference steps"; "disable_safety_checker" → "Disable safety checker". */
 export function labelOf(name: string, prop: JsonSchemaProp): string {
   if (prop.title) return prop.title;
+  const label = FIELD_LABELS[name];
+  if (label) return label;
   const words = name.replace(/^num_/, "").split("_");
   const text = words.join(" ");
   return text.charAt(0).toUpperCase() + text.slice(1);

@@ -38,7 +38,7 @@ export function changeMaskOf(g: object): ChangeMask | null {
 
 /** "changed 12 % of the frame"; "whole frame" when the change covered it (then the upscaled output). */
 export function maskCaption(m: ChangeMask): string {
-  if (m.wholeFrame) return "whole frame: the change covered most of it, so this is the upscaled output";
+  if (m.wholeFrame) return "whole frame (the edit covered most of it: this is the model's output, upscaled)";
   if (m.fraction === null) return "changed part of the frame";
   const pct = m.fraction * 100;
   const shown = pct > 0 && pct < 1 ? "< 1" : pct > 99 && pct < 100 ? "> 99" : String(Math.round(pct));

@@ -183,14 +183,15 @@ describe("the workbench controller", () => {
       output_resolution: "input",
     });
     expect(first.server.submitted[0]).not.toHaveProperty("preserve_unedited"); // the server's default
-    first.timers.advance(1000);
+    form.setValue("true_cfg_scale", 2.5);
+    first.wb.flush(); // the page goes away before the save's timer
     first.wb.close();
 
     const again = setup(storage, memoryBlobs(), newFieldsSchema());
     await again.wb.init();
     expect(again.wb.parts.form.get().values).toMatchObject({
       loras: [{ name: "ink", scale: 0.75 }],
-      true_cfg_scale: 2,
+      true_cfg_scale: 2.5,
       negative_prompt: "blurry",
       output_resolution: "input",
     });

@@ -134,6 +134,13 @@ export class Workbench extends Store<WorkbenchState> {
     this.saveTimer = this.deps.timers.setTimeout(() => this.save(), 250);
   }
 
+  /** Writes a pending save now (the page is going away); nothing before the workspace is restored. */
+  flush(): void {
+    if (!this.state.ready) return;
+    this.deps.timers.clearTimeout(this.saveTimer);
+    this.save();
+  }
+
   save(): void {
     const { form, runs, sweep } = this.parts;
     const s = sweep.get();
