@@ -8,6 +8,7 @@ input's size. docs/preserve.md says how.
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,15 @@ def check(req: EditRequest) -> None:
         )
 
 
-def seen_by_model(req: EditRequest, max_condition_tokens: int) -> np.ndarray:
-    """The input as the model saw it: resized to the size Editor.encode_conditions encoded it at."""
+Resize = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
+
+
+def seen_by_model(req: EditRequest, max_condition_tokens: int, resize: Resize = resize_condition) -> np.ndarray:
+    """The input as the model saw it: resized to the size Editor.encode_conditions encoded it at
+    (`resize`: Editor.resized, which hands back the editor's own copy when it has it)."""
     assert req.image is not None
     size = conditioning.encode_sizes(req, max_condition_tokens)[0]
-    return resize_condition(req.image, size)
+    return resize(req.image, size)
 
 
 def full_size(req: EditRequest, seen: np.ndarray, output: np.ndarray) -> FullSize:
@@ -76,13 +81,17 @@ def full_size(req: EditRequest, seen: np.ndarray, output: np.ndarray) -> FullSiz
 
 
 def put_back(
-    req: EditRequest, outputs: list[np.ndarray], directory: Path, max_condition_tokens: int
+    req: EditRequest,
+    outputs: list[np.ndarray],
+    directory: Path,
+    max_condition_tokens: int,
+    resize: Resize = resize_condition,
 ) -> tuple[list[np.ndarray], list[dict[str, Any]], float]:
     """Every output at the input's size; the result event's fields of each (width, height and,
     with preserve_unedited, mask_path written into `directory`, changed_fraction, whole_frame);
     and the ms it took."""
     t = time.perf_counter()
-    seen = seen_by_model(req, max_condition_tokens)
+    seen = seen_by_model(req, max_condition_tokens, resize)
     images, fields = [], []
     for i, out in enumerate(outputs):
         done = full_size(req, seen, out)

@@ -169,7 +169,7 @@ class EngineServer:
             fields = [{"width": result.width, "height": result.height} for _ in outputs]
             if full_resolution.wanted(req):  # each output at the input's own size
                 outputs, fields, ms = full_resolution.put_back(
-                    req, outputs, Path(job.output_dir), self.editor.max_condition_tokens
+                    req, outputs, Path(job.output_dir), self.editor.max_condition_tokens, self.editor.resized
                 )
                 timings = {**timings, "preserve": ms, "total": round(timings["total"] + ms, 1)}
             paths = write_outputs(Path(job.output_dir), outputs)

@@ -57,3 +57,14 @@ def test_requests_it_cannot_serve_are_refused_naming_the_field(kwargs: dict, fie
     with pytest.raises(EngineError) as e:
         full_resolution.check(EditRequest(photo(40, 30), "p", **kwargs))
     assert e.value.code == "invalid_request" and e.value.field == field
+
+
+def test_the_editor_hands_back_the_input_as_it_resized_it(editor) -> None:  # type: ignore[no-untyped-def]
+    image = photo(640, 480, seed=3)
+    req = EditRequest(image, "p", output_resolution="input")
+    editor.conditions.clear()  # a cache hit would not resize
+    editor.encode_condition(image, conditioning.encode_sizes(req, editor.max_condition_tokens)[0])
+    seen = full_resolution.seen_by_model(req, editor.max_condition_tokens, editor.resized)
+    assert seen is editor._last_resized[2]  # no second Lanczos pass
+    assert np.array_equal(seen, full_resolution.seen_by_model(req, editor.max_condition_tokens))
+    assert editor.resized(image.copy(), seen.shape[1::-1]) is not seen  # another array: resized anew
