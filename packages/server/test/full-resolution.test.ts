@@ -2,6 +2,8 @@
 // model, CPU), the change mask and the input's alpha back; and the three refusals.
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import type { Generation } from "../src/jobs/types.js";
+import { deliveryBody } from "../src/webhooks/outbox.js";
 import { type Harness, makeHarness, realEngine } from "./helpers.js";
 
 const command = realEngine(inject("python"), inject("tinyModelDir"));
@@ -158,5 +160,26 @@ describe("output_resolution refusals", () => {
     expect(res.json().error.detail).toMatch(/8200×16/);
     // the same input at bucket resolution is fine (shrunk for the engine as always)
     expect((await post({ input_image: dataUri(wide, "image/png") })).statusCode).toBe(200);
+  });
+});
+
+describe("the change mask in webhooks", () => {
+  it("a completed event's change_mask_url goes out absolute, beside changed_fraction and whole_frame", () => {
+    const g = { baseUrl: "https://kontext.example" } as Generation;
+    const data = {
+      url: "/results/g1-x.png",
+      change_mask_url: "/results/g1-x-mask.png",
+      changed_fraction: 0.04,
+      whole_frame: false,
+    };
+    const body = JSON.parse(
+      deliveryBody(g, { id: 1, generationId: "g1", event: "media_generation_completed", data }, 0),
+    );
+    expect(body.data).toEqual({
+      url: "https://kontext.example/results/g1-x.png",
+      change_mask_url: "https://kontext.example/results/g1-x-mask.png",
+      changed_fraction: 0.04,
+      whole_frame: false,
+    });
   });
 });
