@@ -4,7 +4,8 @@
 // empty state, the listing with format, matched layers and a refused file, up to four adapters
 // with scale sliders, kept across a reload, sent and in copied code, a refusal beside it), and
 // the change mask over a result in the viewer. The LoRA listing is answered by the test
-// (page.route): a LoRA for the tiny model is not something this test can make. Screenshots at
+// (page.route) but for the empty state: a LoRA for the tiny model is not something this test
+// can make. Screenshots at
 // 1440×900 and 390×844, light and dark, in test-results/screenshots/ (12-… to 15-…).
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,8 +23,8 @@ let server: Server;
 let browser: Browser;
 let page: Page;
 const pageErrors: string[] = [];
-/** what the LoRA listing answers now */
-let listing: unknown = { loras: [] };
+/** what the LoRA listing answers now (null: the server's own answer) */
+let listing: unknown = null;
 
 const shot = (name: string, fullPage = false) =>
   page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
@@ -95,7 +96,9 @@ beforeAll(async () => {
   page = await context.newPage();
   page.on("pageerror", (err) => pageErrors.push(err.message));
   await page.route("**/api/ai/models/flux-kontext-dev/loras", (route) =>
-    route.fulfill({ contentType: "application/json", body: JSON.stringify(listing) }),
+    listing === null
+      ? route.continue()
+      : route.fulfill({ contentType: "application/json", body: JSON.stringify(listing) }),
   );
   await page.goto(server.url);
   await page.waitForFunction(
@@ -157,8 +160,8 @@ describe("issue 15 and 16 fields in the workbench (real server, tiny engine)", (
     await shot("12-options-1440x900-light");
   });
 
-  it("says how to add LoRAs when the server has none", async () => {
-    listing = { loras: [] };
+  it("says how to add LoRAs when the server has none (its own listing: no KONTEXT_LORA_DIR here)", async () => {
+    listing = null;
     await page.reload();
     await openMore();
     await picker().scrollIntoViewIfNeeded();

@@ -1,7 +1,8 @@
 // A LoRA listing as GET /api/ai/models/flux-kontext-dev/loras answers it: a file that loads, one
-// the doctor refuses, one without a size list of prefixes. For unit and browser tests.
+// the doctor refuses, one without the optional fields. For unit and browser tests.
 export const LISTING = {
-  loras: [
+  object: "list",
+  data: [
     {
       name: "styles/ink-wash",
       size_bytes: 171_966_464,

@@ -34,6 +34,8 @@ describe("the LoRA listing", () => {
 
   it("survives what it cannot read: no body, a bare list, entries without a name", () => {
     expect(parseListing(null)).toEqual([]);
+    expect(parseListing({ object: "list", data: [] })).toEqual([]);
+    expect(parseListing({ loras: [{ name: "x", ok: true }] }).map((f) => f.name)).toEqual(["x"]);
     expect(parseListing({})).toEqual([]);
     expect(parseListing([{ name: "a" }, { size_bytes: 3 }, "x"]).map((f) => f.name)).toEqual(["a"]);
     const [bare] = parseListing([{ name: "a", ok: false }]);

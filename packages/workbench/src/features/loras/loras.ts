@@ -1,5 +1,6 @@
-// LoRA adapters for a request: the server's listing (GET /api/ai/models/:id/loras: each file in
-// KONTEXT_LORA_DIR with its size, detected format and how many of its layers match the model),
+// LoRA adapters for a request: the server's listing (GET /api/ai/models/:id/loras, { object:
+// "list", data: [...] }: each file in KONTEXT_LORA_DIR with its size, detected format and how
+// many of its modules match a layer of the model, the engine's doctor report),
 // and the form's `loras` value (up to the schema's maxItems of { name, scale }) changed by pure
 // functions. No React here.
 import { Store } from "../../app/store.js";
@@ -35,9 +36,10 @@ export interface ScaleRule {
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
 const str = (v: unknown): string | null => (typeof v === "string" && v !== "" ? v : null);
 
-/** The listing's body, read defensively ({ loras: [...] }, or a bare list). */
+/** The listing's body, read defensively ({ object: "list", data: [...] }; { loras: [...] } or a bare list too). */
 export function parseListing(raw: unknown): LoraFile[] {
-  const list = Array.isArray(raw) ? raw : ((raw as { loras?: unknown } | null)?.loras ?? []);
+  const body = raw as { data?: unknown; loras?: unknown } | null;
+  const list = Array.isArray(raw) ? raw : (body?.data ?? body?.loras ?? []);
   if (!Array.isArray(list)) return [];
   return list
     .filter((x): x is Record<string, unknown> => typeof x === "object" && x !== null && str(x.name) !== null)

@@ -90,7 +90,7 @@ export function fakeApi() {
   let items: HistoryItem[] = [];
   let nextId = 1;
   const completed: Array<(id: string) => void> = [];
-  let listing: unknown = { loras: [] };
+  let listing: unknown = { object: "list", data: [] };
   const api: Api = {
     model: async () => {
       throw new Error("no model in this fake");

@@ -162,7 +162,10 @@ describe("the workbench controller", () => {
   it("lists the server's LoRAs, sends the chosen ones with the new fields, and keeps them across a reload", async () => {
     const storage = memoryStorage();
     const first = setup(storage, memoryBlobs(), newFieldsSchema());
-    first.server.setLoras({ loras: [{ name: "ink", format: "kohya", matched: 342, total: 342, ok: true }] });
+    first.server.setLoras({
+      object: "list",
+      data: [{ name: "ink", format: "kohya", matched: 342, total: 342, ok: true }],
+    });
     await first.wb.init();
     await flush();
     expect(first.server.calls).toContain("loras");
