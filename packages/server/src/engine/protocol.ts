@@ -140,7 +140,7 @@ export interface ResultMessage {
   job_id: string;
   images: ResultImage[];
   timings_ms: Record<string, number>;
-  cache: { prompt: boolean; condition: boolean };
+  cache: { prompt: boolean; condition: boolean; negative_prompt?: boolean };
   prompt_tokens?: PromptTokens;
 }
 export interface ErrorMessage {
