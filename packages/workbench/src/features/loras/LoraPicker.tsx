@@ -1,7 +1,7 @@
 // The LoRA picker: the server's listing (format and matched layers; files it refuses greyed out
 // with their reason), up to the schema's limit of chosen adapters each with a scale slider, and
 // what to do when the folder is empty. Its value is the form's `loras` field.
-import { useEffect, useState } from "react";
+import { type ReactNode, useEffect, useState } from "react";
 import { useStore } from "../../app/store.js";
 import { controlId } from "../form/FieldControl.js";
 import type { Field } from "../form/schemaForm.js";
@@ -55,6 +55,13 @@ export function LoraPicker({ field, loras, value, error, onChange }: Props) {
                 <div className="lora-head">
                   <strong className="lora-name">{l.name}</strong>
                   {file && <span className="hint">{matchLabel(file)}</span>}
+                </div>
+                <ScaleRow
+                  lora={l}
+                  rule={rule}
+                  first={i === 0 ? id : undefined}
+                  onScale={(v) => onChange(setScale(chosen, i, v))}
+                >
                   <button
                     type="button"
                     className="secondary"
@@ -63,13 +70,7 @@ export function LoraPicker({ field, loras, value, error, onChange }: Props) {
                   >
                     Remove
                   </button>
-                </div>
-                <ScaleRow
-                  lora={l}
-                  rule={rule}
-                  first={i === 0 ? id : undefined}
-                  onScale={(v) => onChange(setScale(chosen, i, v))}
-                />
+                </ScaleRow>
                 {s.files && !file && (
                   <p className="field-error">Not in the server’s listing: the run will be refused.</p>
                 )}
@@ -104,6 +105,7 @@ function ScaleRow(props: {
   rule: ScaleRule;
   first: string | undefined;
   onScale: (v: number) => void;
+  children: ReactNode;
 }) {
   const { lora, rule, onScale } = props;
   // the number box keeps what is typed ("-", "0.") until it is a number
@@ -137,6 +139,7 @@ function ScaleRow(props: {
         }}
         onBlur={() => setText(String(lora.scale))}
       />
+      {props.children}
     </div>
   );
 }
