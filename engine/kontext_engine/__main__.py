@@ -73,7 +73,14 @@ def serve(args: argparse.Namespace) -> int:
         attention = attention_backend(device, model.dtype, tc.num_attention_heads, tc.attention_head_dim, 8704)
         logging.info("attention: %s (1024² edit, 8704 tokens)", attention)
         safety = None if args.no_safety_checker else SafetyChecker(safety_dir, device, args.safety_threshold)
-        editor = Editor(model, safety, args.prompt_cache, args.condition_cache)
+        editor = Editor(
+            model,
+            safety,
+            args.prompt_cache,
+            args.condition_cache,
+            lora_dir=args.lora_dir,
+            **({} if args.max_condition_tokens is None else {"max_condition_tokens": args.max_condition_tokens}),
+        )
         buckets = warmup_buckets(args.warmup_buckets, speed.compiled)
         if speed.compiled and buckets:
             logging.info(
@@ -160,6 +167,13 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--events-fd", type=int, default=3, help="file descriptor the engine writes events to")
     s.add_argument("--prompt-cache", type=int, default=32, help="prompt embeddings kept (LRU)")
     s.add_argument("--condition-cache", type=int, default=16, help="condition-image latents kept (LRU)")
+    s.add_argument(
+        "--max-condition-tokens",
+        type=int,
+        help="cap on the condition images' tokens together, at least 4116 (default 12288 = 3 × 4096; attention "
+        "grows with the square of the sequence: docs/references.md)",
+    )
+    s.add_argument("--lora-dir", type=Path, help="LoRA adapters (.safetensors, subfolders allowed): docs/loras.md")
     t = sub.add_parser("tiny", help="write the tiny model (see kontext_engine.tiny)")
     t.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)

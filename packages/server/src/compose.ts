@@ -9,6 +9,7 @@ import type { FastifyInstance } from "fastify";
 import { buildApp } from "./app.js";
 import { ApiKeys, authRequired } from "./auth/keys.js";
 import { type Config, ConfigError } from "./config.js";
+import { LoraCatalogue } from "./engine/loras.js";
 import type { EngineCommand } from "./engine/process.js";
 import { RemoteEngines } from "./engine/remote.js";
 import { type Engines, Supervisor } from "./engine/supervisor.js";
@@ -250,6 +251,7 @@ export async function compose(config: Config, opts: ComposeOptions = {}): Promis
         ...opts.webhookOptions,
       }),
       retention,
+      loras: new LoraCatalogue(config.loraDir, opts.engineCommand ?? null),
       logger: opts.logger,
       workbenchDir: opts.workbenchDir,
     });

@@ -20,6 +20,10 @@ export interface Config {
   compile: boolean | "auto";
   warmupBuckets: string;
   lowMemory: boolean;
+  /** LoRA adapters (.safetensors) requests may name; null: none. */
+  loraDir: string | null;
+  /** Cap on the condition images' tokens together (the engine's --max-condition-tokens). */
+  maxConditionTokens: number;
   maxQueue: number;
   resultTtlHours: number;
   publicUrl: string | null;
@@ -155,6 +159,24 @@ export const SETTINGS: readonly Setting[] = [
     default: false,
     description:
       "`true` for 16 GB cards: the transformer, CLIP and the VAE stay on the GPU, T5's blocks stay in pinned host memory and stream in while a new prompt is encoded, and the VAE decodes one generation at a time; with fp8 or fp8-weights about 14.3 GB at peak. A new prompt costs one pass of T5's weights over PCIe.",
+  },
+  {
+    key: "loraDir",
+    env: "KONTEXT_LORA_DIR",
+    kind: "path",
+    default: null,
+    nullable: true,
+    description:
+      "A directory of LoRA adapters (`.safetensors`, subfolders allowed) that requests name in `loras` (relative, without `.safetensors`); nothing outside it is read. GET /api/ai/models/flux-kontext-dev/loras lists it. Unset: no LoRAs.",
+  },
+  {
+    key: "maxConditionTokens",
+    env: "KONTEXT_MAX_CONDITION_TOKENS",
+    kind: "int",
+    default: 12288,
+    min: 4116,
+    description:
+      "Cap on the condition images' tokens together (input_image and references; about 4096 tokens per 1 MP image; at least 4116, the largest bucket; more references than fit are scaled down, not refused). Attention grows with the square of the sequence: each 4096 tokens more makes a step markedly slower and needs more memory (docs/references.md has the figures).",
   },
   {
     key: "maxQueue",

@@ -3,6 +3,7 @@
 import type { FastifyRequest } from "fastify";
 import type { ApiKeys } from "./auth/keys.js";
 import type { Config } from "./config.js";
+import type { LoraCatalogue } from "./engine/loras.js";
 import type { Engines } from "./engine/supervisor.js";
 import type { ImageIngest } from "./images/ingest.js";
 import type { Idempotency } from "./jobs/idempotency.js";
@@ -27,6 +28,8 @@ export interface AppDeps {
   /** Webhook deliveries (from the SQLite rows or Redis: compose.ts picks the outbox). */
   webhooks: Webhooks;
   retention: Retention;
+  /** KONTEXT_LORA_DIR's adapters: the listing and the check of a request's loras. */
+  loras: LoraCatalogue;
   logger?: boolean | { level: string };
   /** The built workbench (packages/workbench/dist), served at `/`; left out, `/` is not served. */
   workbenchDir?: string;

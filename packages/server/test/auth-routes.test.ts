@@ -102,6 +102,7 @@ describe("API keys cannot be skipped", () => {
     ["GET", "/api/events", undefined],
     ["GET", "/api/ai/models", undefined],
     ["GET", "/api/ai/models/flux-kontext-dev", undefined],
+    ["GET", "/api/ai/models/flux-kontext-dev/loras", undefined],
     ["GET", "/api/history", undefined],
     ["GET", `/api/history/${id}/input`, undefined],
     ["GET", `/api/history/${id}/thumbnail`, undefined],

@@ -1083,6 +1083,62 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/ai/models/{id}/loras": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Kontext addition: the LoRA adapters in KONTEXT_LORA_DIR with the engine's report of each (empty when unset) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The LoRA files */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["LoraList"];
+                    };
+                };
+                /** @description Error envelope */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/results/{name}": {
         parameters: {
             query?: never;
@@ -1977,6 +2033,30 @@ export interface components {
             } & {
                 [key: string]: unknown;
             })[];
+        };
+        LoraList: {
+            /** @constant */
+            object: "list";
+            data: {
+                /** @description What a request's loras[].name says: the path in KONTEXT_LORA_DIR without .safetensors. */
+                name: string;
+                /** @description The file's size. */
+                size_bytes: number;
+                /** @description The detected key format (diffusers/PEFT, kohya, BFL-native, fal); null when unreadable. */
+                format: string | null;
+                /** @description LoRA modules that match a layer of the model. */
+                matched: number;
+                /** @description LoRA modules in the file (text encoder modules not counted). */
+                total: number;
+                /** @description Key prefixes that match no layer. */
+                unmatched_prefixes: string[];
+                /** @description Text encoder modules in the file (not applied). */
+                text_encoder_modules: number;
+                /** @description Usable: readable and at least 90 % of its modules matched. */
+                ok: boolean;
+                /** @description Why it is not ok. */
+                error: string | null;
+            }[];
         };
         /** @description The hosted error envelope. */
         Error: {

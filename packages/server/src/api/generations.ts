@@ -116,6 +116,7 @@ export async function submit(
   upload?: Buffer,
 ): Promise<Generation[]> {
   const params = parseRequest(body, endpoint);
+  await ctx.loras.check(params.loras); // a LoRA not listed or refused by the doctor: 400, nothing queued
   const owner = req ? (ownerScope(ctx, req).owner ?? null) : null;
   const key = idempotencyKeyOf(req?.headers["idempotency-key"]);
   const hash = key ? requestHash(endpoint, body) : "";

@@ -4,6 +4,7 @@
 import { MODELS } from "../schema/models.js";
 import { ListQuery } from "./generations.js";
 import { HistoryQuery, StarBody, ThumbnailQuery } from "./history.js";
+import { LoraList } from "./models.js";
 import {
   OpenAIErrorBody,
   OpenAIImagesResponse,
@@ -237,6 +238,14 @@ export function buildOpenApi(): Record<string, unknown> {
           responses: { "200": json(ref("Model"), "The model"), ...errors(401, 404) },
         },
       },
+      "/api/ai/models/{id}/loras": {
+        get: {
+          summary:
+            "Kontext addition: the LoRA adapters in KONTEXT_LORA_DIR with the engine's report of each (empty when unset)",
+          parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
+          responses: { "200": json(ref("LoraList"), "The LoRA files"), ...errors(401, 404) },
+        },
+      },
       "/results/{name}": {
         get: {
           summary: "A result file at its stable URL",
@@ -316,6 +325,7 @@ export function buildOpenApi(): Record<string, unknown> {
         DeleteResponse: plain(DeleteResponse),
         Model: plain(ModelView),
         ModelList: plain(ModelList),
+        LoraList: plain(LoraList),
         Error: plain(ErrorEnvelope),
         QueuedEvent: plain(QueuedEvent),
         StartedEvent: plain(StartedEvent),

@@ -43,5 +43,7 @@ export function engineCommand(
   args.push("--compile", compile);
   if (compile !== "off") args.push("--compile-cache", path.join(config.dataDir, "compile-cache"));
   if (config.lowMemory) args.push("--low-memory");
+  if (config.loraDir) args.push("--lora-dir", config.loraDir);
+  args.push("--max-condition-tokens", String(config.maxConditionTokens));
   return { file: python, args, cwd: engineDir, env: seen.env };
 }
