@@ -99,6 +99,19 @@ describe("kontext edit", () => {
     expect(u.stderr).toContain("stength: unknown field");
   });
 
+  it("passes --strength, --true-cfg-scale, --negative-prompt and --lora as request fields", async () => {
+    const base = ["edit", "-i", "in.png", "-p", "p", "-o", "bad.webp"];
+    const s = await kontext([...base, "--strength", "0"]);
+    expect(s.code).toBe(1);
+    expect(s.stderr).toContain("strength: must be a number above 0 and at most 1, got 0");
+    const t = await kontext([...base, "--negative-prompt", "blur", "--true-cfg-scale", "11"]);
+    expect(t.stderr).toContain("true_cfg_scale: must be a number from 1 to 10, got 11");
+    const l = await kontext([...base, "--lora", "styles/a:0.5", "--lora", "b"]);
+    expect(l.code).toBe(1);
+    expect(l.stderr).toContain("(HTTP 400, lora_refused)");
+    expect(existsSync(path.join(dir, "bad.webp"))).toBe(false);
+  });
+
   it("usage mistakes exit 2: a missing input file, an output name without a format, a missing option", async () => {
     const missing = await kontext(["edit", "-i", "nope.png", "-p", "p", "-o", "o.webp"]);
     expect([missing.code, missing.stderr.trim()]).toEqual([

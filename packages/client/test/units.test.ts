@@ -2,6 +2,7 @@
 // option parsing and the PNG encoder.
 import { inflateSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
+import { parseLora } from "../src/cli/main.js";
 import { formatOfPath, parseSets, typedValue } from "../src/cli/params.js";
 import { encodePng } from "../src/cli/png.js";
 import { ProgressBar, renderBar } from "../src/cli/progress.js";
@@ -86,5 +87,14 @@ describe("encodePng", () => {
     const idatLen = png.readUInt32BE(33);
     const raw = inflateSync(png.subarray(41, 41 + idatLen));
     expect([...raw]).toEqual([0, 0, 0, 7, 10, 0, 7, 20, 0, 7, 0, 0, 20, 7, 10, 20, 7, 20, 20, 7]);
+  });
+});
+
+describe("--lora name[:scale]", () => {
+  it("takes the scale after the last colon when it is a number", () => {
+    expect(parseLora("styles/ghibli")).toEqual({ name: "styles/ghibli" });
+    expect(parseLora("styles/ghibli:0.75")).toEqual({ name: "styles/ghibli", scale: 0.75 });
+    expect(parseLora("a:b:-1")).toEqual({ name: "a:b", scale: -1 });
+    expect(parseLora("odd:name")).toEqual({ name: "odd:name" });
   });
 });

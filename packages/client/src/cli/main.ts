@@ -23,6 +23,14 @@ function clientOf(cmd: Command): Kontext {
 const print = (s: string) => process.stdout.write(`${s}\n`);
 const json = (v: unknown) => print(JSON.stringify(v, null, 2));
 
+/** `--lora name[:scale]`: the scale is what follows the last colon when it is a number. */
+export function parseLora(spec: string): { name: string; scale?: number } {
+  const at = spec.lastIndexOf(":");
+  const tail = at > 0 ? spec.slice(at + 1) : "";
+  if (tail !== "" && Number.isFinite(Number(tail))) return { name: spec.slice(0, at), scale: Number(tail) };
+  return { name: spec };
+}
+
 export function buildProgram(): Command {
   const program = new Command("kontext")
     .description("Kontext: edit images with FLUX.1 Kontext [dev] on a Kontext server")
@@ -45,6 +53,21 @@ export function buildProgram(): Command {
     .option("-f, --format <format>", "output_format: webp, png or jpg (default: from the output file's name)")
     .option("-q, --quality <q>", "output_quality, 0–100 (default 80; png ignores it)")
     .option("--no-safety-checker", "disable_safety_checker: skip the safety classifier")
+    .option(
+      "--negative-prompt <text>",
+      "negative_prompt: what the image should not show (with --true-cfg-scale above 1)",
+    )
+    .option(
+      "--true-cfg-scale <x>",
+      "true_cfg_scale, 1–10 (default 1 = off; above 1 each step costs about double)",
+    )
+    .option("--strength <x>", "strength, above 0 up to 1 (default 1; below 1 starts from the input: img2img)")
+    .option(
+      "--lora <name[:scale]>",
+      "a LoRA from the server's KONTEXT_LORA_DIR, scale −4…4 (default 1; repeatable, up to 4)",
+      collect,
+      [],
+    )
     .option("--set <key=value>", "any other request field (repeatable)", collect, [])
     .action(async (o, cmd: Command) => {
       const fields: Record<string, unknown> = parseSets(o.set as string[]);
@@ -56,12 +79,16 @@ export function buildProgram(): Command {
         ["aspectRatio", "aspect_ratio"],
         ["format", "output_format"],
         ["quality", "output_quality"],
+        ["trueCfgScale", "true_cfg_scale"],
+        ["strength", "strength"],
       ];
       for (const [opt, field] of map) {
         if (o[opt] !== undefined)
           fields[field] = opt === "model" || opt === "aspectRatio" ? o[opt] : typedValue(o[opt]);
       }
       if (o.safetyChecker === false) fields.disable_safety_checker = true;
+      if (o.negativePrompt !== undefined) fields.negative_prompt = o.negativePrompt;
+      if ((o.lora as string[]).length > 0) fields.loras = (o.lora as string[]).map(parseLora);
       await runEdit(clientOf(cmd), { input: o.input, prompt: o.prompt, output: o.output, fields });
     });
 
