@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument(
         "--max-condition-tokens",
         type=int,
-        help="cap on the condition images' tokens together, at least 4116 (default 12288 = 3 × 4096; attention "
+        help="cap on the condition images' tokens together, at least 4150 (default 12288 = 3 × 4096; attention "
         "grows with the square of the sequence: docs/references.md)",
     )
     s.add_argument("--lora-dir", type=Path, help="LoRA adapters (.safetensors, subfolders allowed): docs/loras.md")

@@ -174,9 +174,9 @@ export const SETTINGS: readonly Setting[] = [
     env: "KONTEXT_MAX_CONDITION_TOKENS",
     kind: "int",
     default: 12288,
-    min: 4116,
+    min: 4150,
     description:
-      "Cap on the condition images' tokens together (input_image and references; about 4096 tokens per 1 MP image; at least 4116, the largest bucket; more references than fit are scaled down, not refused). Attention grows with the square of the sequence: each 4096 tokens more makes a step markedly slower and needs more memory (docs/references.md has the figures).",
+      "Cap on the condition images' tokens together (input_image and references; about 4096 tokens per 1 MP image; at least 4150, the largest bucket; more references than fit are scaled down, not refused). Attention grows with the square of the sequence: each 4096 tokens more makes a step markedly slower and needs more memory (docs/references.md has the figures).",
   },
   {
     key: "maxQueue",
