@@ -18,9 +18,9 @@ import { ImageIngest } from "./images/ingest.js";
 import { BullMqJobQueue } from "./jobs/bullmq-queue.js";
 import { Idempotency } from "./jobs/idempotency.js";
 import type { JobQueue } from "./jobs/job-queue.js";
-import { SqliteJobQueue } from "./jobs/queue.js";
-import { RedisJobStore } from "./jobs/redis-store.js";
-import { JobStore } from "./jobs/store.js";
+import { RedisRecords } from "./jobs/redis-records.js";
+import { SqliteJobQueue } from "./jobs/sqlite-queue.js";
+import { SqliteRecords } from "./jobs/sqlite-records.js";
 import { JobWorker } from "./jobs/worker.js";
 import { Metrics } from "./metrics.js";
 import { metricsListener } from "./metrics-listener.js";
@@ -59,7 +59,7 @@ export interface Composition {
   files: FileStore;
   metrics: Metrics;
   /** SQLite: every generation without Redis; with Redis, what the gateway keeps of its own. */
-  store: JobStore;
+  store: SqliteRecords;
   /** The queue the HTTP API runs on: SQLite, or BullMQ on Redis (null in a worker). */
   queue: JobQueue | null;
   /** The embedded SQLite queue (queue itself, when there is no Redis). */
@@ -157,7 +157,7 @@ export async function compose(config: Config, opts: ComposeOptions = {}): Promis
   }
 
   // The queue: embedded SQLite, or BullMQ on Redis (then this process is a gateway, a worker or both).
-  const store = new JobStore(path.join(config.dataDir, "kontext.db")); // webhook outbox; all jobs without Redis
+  const store = new SqliteRecords(path.join(config.dataDir, "kontext.db")); // webhook outbox; all jobs without Redis
   let queue: JobQueue | null = null;
   let sqliteQueue: SqliteJobQueue | null = null;
   let engines: Engines | null = null;
@@ -184,7 +184,7 @@ export async function compose(config: Config, opts: ComposeOptions = {}): Promis
     if (engine) {
       const workerRedis = connect("worker");
       worker = new JobWorker(
-        new RedisJobStore(workerRedis),
+        new RedisRecords(workerRedis),
         workerRedis,
         connect("worker"),
         engine,
@@ -198,7 +198,7 @@ export async function compose(config: Config, opts: ComposeOptions = {}): Promis
       );
     }
     if (serves) {
-      const redisStore = new RedisJobStore(connect("gateway"));
+      const redisStore = new RedisRecords(connect("gateway"));
       const b = new BullMqJobQueue(redisStore, connect("gateway"), connect("worker"), {
         maxQueue: config.maxQueue,
         log,

@@ -8,7 +8,7 @@ import type { Engines } from "./engine/supervisor.js";
 import type { ImageIngest } from "./images/ingest.js";
 import type { Idempotency } from "./jobs/idempotency.js";
 import type { JobQueue } from "./jobs/job-queue.js";
-import type { JobStore } from "./jobs/store.js";
+import type { SqliteRecords } from "./jobs/sqlite-records.js";
 import type { Metrics } from "./metrics.js";
 import type { FileStore } from "./storage/files.js";
 import type { Retention } from "./storage/retention.js";
@@ -16,7 +16,7 @@ import type { Webhooks } from "./webhooks/sender.js";
 
 /** What buildApp is given: every service built (compose.ts), plus how to log and what to serve at `/`. */
 export interface AppDeps {
-  store: JobStore;
+  store: SqliteRecords;
   queue: JobQueue;
   engine: Engines;
   images: ImageIngest;

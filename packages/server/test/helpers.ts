@@ -9,8 +9,8 @@ import { type ComposeOptions, type Composition, compose } from "../src/compose.j
 import { type Config, defaultConfig } from "../src/config.js";
 import type { EngineCommand } from "../src/engine/process.js";
 import type { Supervisor } from "../src/engine/supervisor.js";
-import type { SqliteJobQueue } from "../src/jobs/queue.js";
-import type { JobStore } from "../src/jobs/store.js";
+import type { SqliteJobQueue } from "../src/jobs/sqlite-queue.js";
+import type { SqliteRecords } from "../src/jobs/sqlite-records.js";
 import { FileStore } from "../src/storage/files.js";
 import { waitFor } from "./support.js";
 
@@ -36,7 +36,7 @@ export function realEngine(python: string, modelDir: string): (device: string | 
 export interface Harness {
   app: FastifyInstance;
   config: Config;
-  store: JobStore;
+  store: SqliteRecords;
   queue: SqliteJobQueue;
   engine: Supervisor;
   files: FileStore;

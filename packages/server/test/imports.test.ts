@@ -167,13 +167,15 @@ describe("gateway imports", () => {
 
   it("fails on a planted cycle, a planted upward import and a module in no layer", () => {
     const graph = sourceGraph();
-    // a cycle inside one layer (jobs/types.ts → jobs/store.ts → jobs/types.ts)
-    graph.set("jobs/types.ts", [...(graph.get("jobs/types.ts") ?? []), "jobs/store.ts"]);
+    // a cycle inside one layer (jobs/types.ts → jobs/sqlite-records.ts → jobs/types.ts)
+    graph.set("jobs/types.ts", [...(graph.get("jobs/types.ts") ?? []), "jobs/sqlite-records.ts"]);
     // an upward import: storage imports the routes
     graph.set("storage/files.ts", [...(graph.get("storage/files.ts") ?? []), "api/generations.ts"]);
     graph.set("stray.ts", []);
     const found = violations(graph, layers);
-    expect(found).toContainEqual(expect.stringMatching(/^import cycle: .*jobs\/store\.ts ↔ jobs\/types\.ts/));
+    expect(found).toContainEqual(
+      expect.stringMatching(/^import cycle: .*jobs\/sqlite-records\.ts ↔ jobs\/types\.ts/),
+    );
     expect(found).toContain("storage/files.ts (io) imports api/generations.ts (routes): upward");
     expect(found).toContain("stray.ts is in no layer of the README's gateway layers table");
   });

@@ -19,9 +19,9 @@ import sharp from "sharp";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { decodeInput } from "../src/images/codec.js";
 import { ImageIngest } from "../src/images/ingest.js";
-import { SqliteJobQueue } from "../src/jobs/queue.js";
-import { RedisJobStore } from "../src/jobs/redis-store.js";
-import { JobStore } from "../src/jobs/store.js";
+import { RedisRecords } from "../src/jobs/redis-records.js";
+import { SqliteJobQueue } from "../src/jobs/sqlite-queue.js";
+import { SqliteRecords } from "../src/jobs/sqlite-records.js";
 import { Metrics } from "../src/metrics.js";
 import { connectRedis } from "../src/redis/connection.js";
 import { withDefaults } from "../src/schema/flux-kontext-dev.js";
@@ -284,7 +284,7 @@ describe("inputs are kept as sent", () => {
 /** A queue whose one engine records the job and the input file it is handed. */
 function recordingQueue(root: string) {
   const files = new FileStore(root);
-  const store = new JobStore(":memory:");
+  const store = new SqliteRecords(":memory:");
   const seen: Array<{
     job: { job_id: string; input: { path: string; width: number; height: number } };
     rgb: Buffer;
@@ -419,14 +419,14 @@ describe("the same rules on the Redis backend", () => {
     const orphan = await png(20);
     await h.files.putInput(sha(orphan), orphan, { width: 64, height: 64, format: "png" });
     for (const hash of [...accepted, sha(orphan)]) age(root, hash);
-    await new Retention(new JobStore(":memory:"), h.files, { ttlHours: 168, capBytes: 1e12 }).sweep();
+    await new Retention(new SqliteRecords(":memory:"), h.files, { ttlHours: 168, capBytes: 1e12 }).sweep();
     expect(storedHashes(root)).toEqual(accepted);
 
     // Generations written before the input set existed are found by scanning them once.
     const r = connectRedis(redis.url, { kind: "gateway" });
     try {
       await r.del("kontext:inputs", "kontext:inputs:indexed");
-      const store = new RedisJobStore(r);
+      const store = new RedisRecords(r);
       expect(await store.inputsInUse([...accepted, sha(orphan)])).toEqual(accepted);
     } finally {
       r.disconnect();

@@ -8,8 +8,8 @@ import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import type { JobListener } from "../src/engine/supervisor.js";
 import { ImageIngest } from "../src/images/ingest.js";
-import { SqliteJobQueue } from "../src/jobs/queue.js";
-import { JobStore } from "../src/jobs/store.js";
+import { SqliteJobQueue } from "../src/jobs/sqlite-queue.js";
+import { SqliteRecords } from "../src/jobs/sqlite-records.js";
 import { Metrics } from "../src/metrics.js";
 import { withDefaults } from "../src/schema/flux-kontext-dev.js";
 import { FileStore } from "../src/storage/files.js";
@@ -18,7 +18,7 @@ import { waitFor } from "./helpers.js";
 describe("progress on the embedded queue", () => {
   it("stores every step's event, writes the row's step at most once a second, shows the latest at once", async () => {
     const files = new FileStore(mkdtempSync(path.join(tmpdir(), "kontext-progress-")));
-    const store = new JobStore(":memory:");
+    const store = new SqliteRecords(":memory:");
     let listener: JobListener | null = null;
     const engines = {
       status: () => [{ state: listener ? "busy" : "idle" }] as never,

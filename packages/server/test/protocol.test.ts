@@ -39,7 +39,7 @@ describe("gateway → engine golden examples", () => {
 
   it("the job the queue builds has exactly the fields of the golden job", async () => {
     const golden = JSON.parse(read("to_engine", "job.json")) as Record<string, unknown>;
-    const { SqliteJobQueue } = await import("../src/jobs/queue.js");
+    const { SqliteJobQueue } = await import("../src/jobs/sqlite-queue.js");
     let sent: Record<string, unknown> | null = null;
     const engines = {
       status: () => [{ state: "idle" }] as never, // a job is claimed only for an idle engine
@@ -52,13 +52,13 @@ describe("gateway → engine golden examples", () => {
       off: () => engines,
       stop: async () => {},
     };
-    const { JobStore } = await import("../src/jobs/store.js");
+    const { SqliteRecords } = await import("../src/jobs/sqlite-records.js");
     const { FileStore } = await import("../src/storage/files.js");
     const { Metrics } = await import("../src/metrics.js");
     const { mkdtempSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const files = new FileStore(mkdtempSync(path.join(tmpdir(), "kontext-proto-")));
-    const store = new JobStore(":memory:");
+    const store = new SqliteRecords(":memory:");
     const q = new SqliteJobQueue(store, files, engines, new Metrics(), { maxQueue: 10 });
     // The stored original (an 800×600 PNG) is decoded into the job's tmp dir for the engine.
     const sharp = (await import("sharp")).default;

@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AddressPolicy } from "../src/images/address.js";
-import { RedisJobStore } from "../src/jobs/redis-store.js";
+import { RedisRecords } from "../src/jobs/redis-records.js";
 import { connectRedis } from "../src/redis/connection.js";
 import { RedisOutbox } from "../src/webhooks/outbox.js";
 import { Webhooks } from "../src/webhooks/sender.js";
@@ -219,7 +219,7 @@ for (const backend of ["sqlite", "bullmq"] as BackendName[])
       it("two gateways sending from one Redis deliver each message once", async () => {
         // A second gateway's sender on the same Redis, beside the harness's own.
         const conn = connectRedis(redis?.url as string, { kind: "gateway" });
-        const other = new Webhooks(new RedisOutbox(new RedisJobStore(conn), new EventEmitter(), 20), {
+        const other = new Webhooks(new RedisOutbox(new RedisRecords(conn), new EventEmitter(), 20), {
           secret: SECRET,
           policy: new AddressPolicy(["127.0.0.1"]),
         }).start();

@@ -1606,20 +1606,20 @@ export interface components {
              * @default false
              */
             fast?: boolean;
-            /** @description What the image should not show. Used only with true_cfg_scale above 1, as diffusers' FluxKontextPipeline; the empty string counts as a negative prompt. */
+            /** @description Kontext addition: what the image should not show. Used only with true_cfg_scale above 1, as diffusers' FluxKontextPipeline; the empty string counts as a negative prompt. */
             negative_prompt?: string;
             /**
-             * @description True classifier-free guidance with negative_prompt: 1 is off. Above 1 (with a negative_prompt) the transformer runs twice per step, so each step costs about double.
+             * @description Kontext addition: true classifier-free guidance with negative_prompt: 1 is off. Above 1 (with a negative_prompt) the transformer runs twice per step, so each step costs about double.
              * @default 1
              */
             true_cfg_scale?: number;
             /**
-             * @description How much of the input image is redrawn, above 0 up to 1. 1 starts from pure noise (a plain edit); below 1 the edit starts from input_image noised to that level and runs only the last part of the schedule (img2img; needs aspect_ratio match_input_image). A strength that leaves no step to run is refused.
+             * @description Kontext addition: how much of the input image is redrawn, above 0 up to 1. 1 starts from pure noise (a plain edit); below 1 the edit starts from input_image noised to that level and runs only the last part of the schedule (img2img; needs aspect_ratio match_input_image). A strength that leaves no step to run is refused.
              * @default 1
              */
             strength?: number;
             /**
-             * @description Where reference images sit in the model's position space: offset (all at index 1, side by side, ComfyUI's default for Kontext) or index (each its own index). See docs/references.md.
+             * @description Kontext addition: where reference images sit in the model's position space: offset (all at index 1, side by side, ComfyUI's default for Kontext) or index (each its own index). See docs/references.md.
              * @default offset
              * @enum {string}
              */
@@ -2195,20 +2195,20 @@ export interface components {
              * @default false
              */
             fast?: boolean;
-            /** @description What the image should not show. Used only with true_cfg_scale above 1, as diffusers' FluxKontextPipeline; the empty string counts as a negative prompt. */
+            /** @description Kontext addition: what the image should not show. Used only with true_cfg_scale above 1, as diffusers' FluxKontextPipeline; the empty string counts as a negative prompt. */
             negative_prompt?: string;
             /**
-             * @description True classifier-free guidance with negative_prompt: 1 is off. Above 1 (with a negative_prompt) the transformer runs twice per step, so each step costs about double.
+             * @description Kontext addition: true classifier-free guidance with negative_prompt: 1 is off. Above 1 (with a negative_prompt) the transformer runs twice per step, so each step costs about double.
              * @default 1
              */
             true_cfg_scale?: number;
             /**
-             * @description How much of the input image is redrawn, above 0 up to 1. 1 starts from pure noise (a plain edit); below 1 the edit starts from input_image noised to that level and runs only the last part of the schedule (img2img; needs aspect_ratio match_input_image). A strength that leaves no step to run is refused.
+             * @description Kontext addition: how much of the input image is redrawn, above 0 up to 1. 1 starts from pure noise (a plain edit); below 1 the edit starts from input_image noised to that level and runs only the last part of the schedule (img2img; needs aspect_ratio match_input_image). A strength that leaves no step to run is refused.
              * @default 1
              */
             strength?: number;
             /**
-             * @description Where reference images sit in the model's position space: offset (all at index 1, side by side, ComfyUI's default for Kontext) or index (each its own index). See docs/references.md.
+             * @description Kontext addition: where reference images sit in the model's position space: offset (all at index 1, side by side, ComfyUI's default for Kontext) or index (each its own index). See docs/references.md.
              * @default offset
              * @enum {string}
              */

@@ -20,7 +20,7 @@ import {
   resultUrlPath,
 } from "./job-queue.js";
 import { checkAdmission, newGenerations, onCancel } from "./lifecycle.js";
-import { EVENTS_CHANNEL, type RedisJobStore } from "./redis-store.js";
+import { EVENTS_CHANNEL, type RedisRecords } from "./redis-records.js";
 import { finish, type RunRecords } from "./runner.js";
 import { FINAL, type Generation, type StoredEvent } from "./types.js";
 
@@ -53,7 +53,7 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
    * (a worker-kind connection: BullMQ needs one that waits through outages).
    */
   constructor(
-    private readonly store: RedisJobStore,
+    private readonly store: RedisRecords,
     private readonly subscriber: Redis,
     connection: Redis,
     private readonly options: BullMqQueueOptions,

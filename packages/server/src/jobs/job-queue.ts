@@ -1,5 +1,5 @@
 // The one JobQueue interface the API is written against. Two backends implement it: the embedded
-// SQLite queue (queue.ts: one process, local engines) and BullMQ on Redis (bullmq-queue.ts:
+// SQLite queue (sqlite-queue.ts: one process, local engines) and BullMQ on Redis (bullmq-queue.ts:
 // stateless gateways, workers on GPU machines). test/queue-conformance.test.ts runs the same
 // suite against both.
 import type { EventEmitter } from "node:events";

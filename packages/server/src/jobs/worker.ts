@@ -10,7 +10,7 @@ import type { Redis } from "../redis/connection.js";
 import type { FileStore } from "../storage/files.js";
 import { type JobData, QUEUE_NAME } from "./bullmq-queue.js";
 import { claimFields, onWorkerLost, type Policy } from "./lifecycle.js";
-import { CANCEL_CHANNEL, type RedisJobStore } from "./redis-store.js";
+import { CANCEL_CHANNEL, type RedisRecords } from "./redis-records.js";
 import { queuedData } from "./run.js";
 import { finish, Runner, type RunRecords } from "./runner.js";
 import { FINAL } from "./types.js";
@@ -38,7 +38,7 @@ export class JobWorker {
 
   /** `connection` is for BullMQ; `subscriber` receives cancellations. */
   constructor(
-    private readonly store: RedisJobStore,
+    private readonly store: RedisRecords,
     private readonly connection: Redis,
     private readonly subscriber: Redis,
     private readonly engines: Supervisor,

@@ -116,14 +116,14 @@ export const EditRequest = Type.Object(
     negative_prompt: Type.Optional(
       Type.String({
         description:
-          "What the image should not show. Used only with true_cfg_scale above 1, as diffusers' FluxKontextPipeline; the empty string counts as a negative prompt.",
+          "Kontext addition: what the image should not show. Used only with true_cfg_scale above 1, as diffusers' FluxKontextPipeline; the empty string counts as a negative prompt.",
         maxLength: 10_000,
       }),
     ),
     true_cfg_scale: Type.Optional(
       Type.Number({
         description:
-          "True classifier-free guidance with negative_prompt: 1 is off. Above 1 (with a negative_prompt) the transformer runs twice per step, so each step costs about double.",
+          "Kontext addition: true classifier-free guidance with negative_prompt: 1 is off. Above 1 (with a negative_prompt) the transformer runs twice per step, so each step costs about double.",
         minimum: 1,
         maximum: 10,
         default: 1,
@@ -132,7 +132,7 @@ export const EditRequest = Type.Object(
     strength: Type.Optional(
       Type.Number({
         description:
-          "How much of the input image is redrawn, above 0 up to 1. 1 starts from pure noise (a plain edit); below 1 the edit starts from input_image noised to that level and runs only the last part of the schedule (img2img; needs aspect_ratio match_input_image). A strength that leaves no step to run is refused.",
+          "Kontext addition: how much of the input image is redrawn, above 0 up to 1. 1 starts from pure noise (a plain edit); below 1 the edit starts from input_image noised to that level and runs only the last part of the schedule (img2img; needs aspect_ratio match_input_image). A strength that leaves no step to run is refused.",
         exclusiveMinimum: 0,
         maximum: 1,
         default: 1,
@@ -141,7 +141,7 @@ export const EditRequest = Type.Object(
     reference_method: Type.Optional(
       stringEnum(REFERENCE_METHODS, {
         description:
-          "Where reference images sit in the model's position space: offset (all at index 1, side by side, ComfyUI's default for Kontext) or index (each its own index). See docs/references.md.",
+          "Kontext addition: where reference images sit in the model's position space: offset (all at index 1, side by side, ComfyUI's default for Kontext) or index (each its own index). See docs/references.md.",
         default: "offset",
       }),
     ),

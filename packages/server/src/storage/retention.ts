@@ -11,8 +11,8 @@ import type { Generation } from "../jobs/types.js";
 import type { FileStore } from "./files.js";
 
 /**
- * What retention needs of the generations' records, on either backend: the SQLite JobStore and
- * the RedisJobStore both have it (the queue backend's records are the ones swept).
+ * What retention needs of the generations' records, on either backend: the SQLite SqliteRecords and
+ * the RedisRecords both have it (the queue backend's records are the ones swept).
  */
 export interface RetentionRecords {
   /** Finished generations still holding files, finished before `before`, oldest first. */

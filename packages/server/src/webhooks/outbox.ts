@@ -1,13 +1,13 @@
 // Where webhook deliveries wait to be sent: the outbox. The sender (sender.ts) takes due
 // deliveries, sends them and records the outcome; the outbox decides how deliveries get in.
 //   SqliteOutbox: rows in the embedded job store, added as this process's queue emits events.
-//   RedisOutbox: added by the same Lua script that writes the event (redis-store.ts), so a
+//   RedisOutbox: added by the same Lua script that writes the event (redis-records.ts), so a
 //     delivery exists exactly when its event does; any gateway may send it, each claimed by one.
 import type { EventEmitter } from "node:events";
 import type { QueueEvents } from "../jobs/job-queue.js";
-import type { RedisJobStore } from "../jobs/redis-store.js";
-import { WEBHOOKS_DUE, webhookKey, webhooksOfKey } from "../jobs/redis-store.js";
-import type { JobStore } from "../jobs/store.js";
+import type { RedisRecords } from "../jobs/redis-records.js";
+import { WEBHOOKS_DUE, webhookKey, webhooksOfKey } from "../jobs/redis-records.js";
+import type { SqliteRecords } from "../jobs/sqlite-records.js";
 import type { Generation, StoredEvent } from "../jobs/types.js";
 
 export interface Delivery {
@@ -65,7 +65,7 @@ export function wantsWebhook(g: Generation, e: StoredEvent): boolean {
 /** The embedded default: deliveries are rows in the SQLite job store. */
 export class SqliteOutbox implements WebhookOutbox {
   constructor(
-    private readonly store: JobStore,
+    private readonly store: SqliteRecords,
     private readonly events: EventEmitter<QueueEvents>,
   ) {}
 
@@ -132,7 +132,7 @@ return items
  */
 export class RedisOutbox implements WebhookOutbox {
   constructor(
-    private readonly store: RedisJobStore,
+    private readonly store: RedisRecords,
     private readonly events: EventEmitter<QueueEvents>,
     private readonly pollMs = 1_000,
   ) {}

@@ -27,7 +27,7 @@ import { createHash } from "node:crypto";
 import type { EngineStatus } from "../engine/supervisor.js";
 import type { Redis } from "../redis/connection.js";
 import type { HistoryFilter, InsertMeta, ListFilter } from "./job-queue.js";
-import type { NewGeneration } from "./store.js";
+import type { NewGeneration } from "./sqlite-records.js";
 import {
   type EventName,
   FINAL,
@@ -259,7 +259,7 @@ export interface WorkerBeat {
   engines: EngineStatus[];
 }
 
-export class RedisJobStore {
+export class RedisRecords {
   private inputsIndexed = false;
   private inputRefsIndexed = false;
   private withFilesIndexed = false;

@@ -19,7 +19,7 @@ import {
 import { checkAdmission, claimFields, newGenerations, onCancel } from "./lifecycle.js";
 import { queuedData } from "./run.js";
 import { finish, type RunEnd, Runner, type RunRecords } from "./runner.js";
-import type { InsertMeta, JobStore } from "./store.js";
+import type { InsertMeta, SqliteRecords } from "./sqlite-records.js";
 import { type EventName, FINAL, type Generation, type Patch, type StoredEvent } from "./types.js";
 
 /** How often a processing generation's row is written with its step (the events carry every step). */
@@ -52,7 +52,7 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
   private readonly records: RunRecords;
 
   constructor(
-    private readonly store: JobStore,
+    private readonly store: SqliteRecords,
     private readonly files: FileStore,
     private readonly engines: Engines,
     private readonly metrics: Metrics,

@@ -1,5 +1,5 @@
-// The job store: generations and their events in SQLite (better-sqlite3, WAL). A generation is
-// written before the request that made it is acknowledged.
+// The SQLite records: generations and their events (and idempotency keys, webhook deliveries) in
+// SQLite (better-sqlite3, WAL). A generation is written before the request that made it is acknowledged.
 import Database from "better-sqlite3";
 import {
   type EventName,
@@ -192,7 +192,7 @@ export interface WebhookDelivery {
   attempts: number;
 }
 
-export class JobStore {
+export class SqliteRecords {
   private readonly db: Database.Database;
   private readonly stmts;
   /** apply()'s statements, one per combination of expected statuses and columns written. */
