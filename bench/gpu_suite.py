@@ -519,8 +519,8 @@ def stub_vae(editor: Editor) -> None:
     """Random condition tokens instead of the VAE encode and a blank decode (same shapes)."""
     from kontext_engine.resolution import condition_size
 
-    def encode_condition(image: np.ndarray) -> tuple[torch.Tensor, int, int, bool]:
-        lh, lw = sampler.latent_grid(*condition_size(image.shape[1], image.shape[0]))
+    def encode_condition(image: np.ndarray, size: tuple[int, int] | None = None) -> tuple[torch.Tensor, int, int, bool]:
+        lh, lw = sampler.latent_grid(*(size or condition_size(image.shape[1], image.shape[0])))
         return torch.randn(1, lh * lw // 4, 64).to(editor.m.device, editor.m.dtype), lh, lw, False
 
     editor.encode_condition = encode_condition  # type: ignore[method-assign]

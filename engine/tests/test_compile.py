@@ -31,8 +31,8 @@ def compiled_editor(tiny_dir: Path) -> Iterator[tuple[Editor, list[int]]]:
     compile_transformer(model.transformer, model.device, None, backend=counting)
     editor = Editor(model, None, prompt_cache_size=0, condition_cache_size=0)
 
-    def encode_condition(image: np.ndarray) -> tuple[torch.Tensor, int, int, bool]:
-        lh, lw = sampler.latent_grid(*condition_size(image.shape[1], image.shape[0]))
+    def encode_condition(image: np.ndarray, size: tuple[int, int] | None = None) -> tuple[torch.Tensor, int, int, bool]:
+        lh, lw = sampler.latent_grid(*(size or condition_size(image.shape[1], image.shape[0])))
         return torch.randn(1, lh * lw // 4, 64), lh, lw, False
 
     editor.encode_condition = encode_condition  # type: ignore[method-assign]
