@@ -2,30 +2,21 @@
 
 import pytest
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, FluxKontextPipeline
+from diffusers import FluxKontextPipeline
 from PIL import Image
 
 from kontext_engine.editor import Editor, EditRequest
 from kontext_engine.loading import KontextModel
 
+from . import reference_pipelines as ref
 from .conftest import photo
 
-TOLERANCE = 1e-4
+TOLERANCE = ref.TOLERANCE
 
 
 @pytest.fixture(scope="module")
 def reference(model: KontextModel, tiny_dir) -> FluxKontextPipeline:
-    pipe = FluxKontextPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(tiny_dir / "scheduler"),
-        vae=model.vae,
-        text_encoder=model.clip,
-        tokenizer=model.clip_tokenizer,
-        text_encoder_2=model.t5,
-        tokenizer_2=model.t5_tokenizer,
-        transformer=model.transformer,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return ref.kontext(model, tiny_dir)
 
 
 CASES = [

@@ -91,6 +91,22 @@ export async function makeHarness(opts: HarnessOptions = {}): Promise<Harness> {
 }
 
 /** A small PNG as a data URI. */
+/** A PNG of noise, `side` × `side`: stored as sent, about side × side × 3 bytes (1.1 MB for 600). */
+export async function noisePngDataUri(seed: number, side = 600): Promise<string> {
+  const png = await sharp({
+    create: {
+      width: side,
+      height: side,
+      channels: 3,
+      background: { r: seed, g: 10, b: 10 },
+      noise: { type: "gaussian", mean: 128, sigma: 60 },
+    },
+  })
+    .png()
+    .toBuffer();
+  return `data:image/png;base64,${png.toString("base64")}`;
+}
+
 export async function pngDataUri(width = 32, height = 24, color = { r: 200, g: 30, b: 30 }): Promise<string> {
   const buf = await sharp({ create: { width, height, channels: 3, background: color } })
     .png()

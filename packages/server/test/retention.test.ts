@@ -2,27 +2,10 @@
 // with a gateway and a worker sharing one file store (KONTEXT_SHARED_DIR's layout), so what
 // retention sweeps is the backend's own records, not the gateway's SQLite file.
 import { existsSync } from "node:fs";
-import sharp from "sharp";
 import { afterEach, describe, expect, it } from "vitest";
 import { forEachBackend, type QueueHarness } from "./backends.js";
-import { fakeEngine, pngDataUri } from "./helpers.js";
+import { fakeEngine, noisePngDataUri, pngDataUri } from "./helpers.js";
 import { poll } from "./support.js";
-
-/** A PNG of noise: about side × side × 3 bytes on disk (1.1 MB for 600). */
-async function noise(seed: number, side = 600): Promise<string> {
-  const png = await sharp({
-    create: {
-      width: side,
-      height: side,
-      channels: 3,
-      background: { r: seed, g: 10, b: 10 },
-      noise: { type: "gaussian", mean: 128, sigma: 60 },
-    },
-  })
-    .png()
-    .toBuffer();
-  return `data:image/png;base64,${png.toString("base64")}`;
-}
 
 forEachBackend((backend, makeOn) => {
   describe(`retention and the disk cap on the ${backend} queue`, () => {
@@ -75,24 +58,24 @@ forEachBackend((backend, makeOn) => {
     it("evicts the oldest finished generation's files when over the cap; 507 while only running ones hold files", async () => {
       // 1 MiB cap; each 600×600 noise input takes about 1.1 MB.
       h = await makeOn({ config: { storageCapMb: 1 }, command: fakeEngine({ FAKE_STEP_MS: "40" }) });
-      const a = idOf(await submit(h, await noise(1)));
+      const a = idOf(await submit(h, await noisePngDataUri(1)));
       expect((await finished(h, a)).status).toBe("succeeded");
       const aHash = (await h.queue.get(a))?.input.hash as string;
 
-      const bRes = await submit(h, await noise(2), 50); // over the cap: a's files make room
+      const bRes = await submit(h, await noisePngDataUri(2), 50); // over the cap: a's files make room
       expect(bRes.statusCode, bRes.body).toBe(200);
       const b = idOf(bRes);
       expect(await h.files.findInput(aHash), "a's input evicted").toBeNull();
       expect(await view(h, a)).toMatchObject({ status: "succeeded", result_url: null });
 
-      const full = await submit(h, await noise(3)); // b is queued or running: nothing can go
+      const full = await submit(h, await noisePngDataUri(3)); // b is queued or running: nothing can go
       expect(full.statusCode, "the third submission, while b holds the only big file").toBe(507);
       expect(full.json().error.type).toBe("storage_full");
       expect(full.headers["retry-after"]).toBeDefined();
 
       await h.app.inject({ method: "DELETE", url: `/api/ai/queue/${b}` });
       expect((await finished(h, b)).status).toBe("cancelled");
-      const again = await submit(h, await noise(3));
+      const again = await submit(h, await noisePngDataUri(3));
       expect(again.statusCode, `once b is finished: ${again.body}`).toBe(200);
       expect((await finished(h, idOf(again))).status).toBe("succeeded");
     });

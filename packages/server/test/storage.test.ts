@@ -2,27 +2,10 @@
 // against the fake engine.
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
-import sharp from "sharp";
 import { afterEach, describe, expect, it } from "vitest";
 import { FileStore } from "../src/storage/files.js";
 import { Retention } from "../src/storage/retention.js";
-import { fakeEngine, type Harness, makeHarness, pngDataUri, waitFor } from "./helpers.js";
-
-/** A PNG of noise: inputs/ keeps its bytes, about side × side × 3 (1.1 MB for 600). */
-async function bigImage(seed: number, side = 600): Promise<string> {
-  const png = await sharp({
-    create: {
-      width: side,
-      height: side,
-      channels: 3,
-      background: { r: seed, g: 10, b: 10 },
-      noise: { type: "gaussian", mean: 128, sigma: 60 },
-    },
-  })
-    .png()
-    .toBuffer();
-  return `data:image/png;base64,${png.toString("base64")}`;
-}
+import { fakeEngine, type Harness, makeHarness, noisePngDataUri, pngDataUri, waitFor } from "./helpers.js";
 
 const filesUnder = (dir: string): string[] =>
   readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -66,12 +49,12 @@ describe("storage", () => {
   it("evicts the oldest finished generations' files beyond the cap; 507 while nothing can be freed", async () => {
     // 1 MiB cap; each 600×600 noise input takes about 1.1 MB
     h = await makeHarness({ config: { storageCapMb: 1 }, command: fakeEngine({ FAKE_STEP_MS: "50" }) });
-    const a = idOf(await queue(await bigImage(1)));
+    const a = idOf(await queue(await noisePngDataUri(1)));
     await waitFor(() => h?.store.get(a)?.status === "succeeded", 20_000, "a");
     const aInput = h.store.get(a)?.input.path as string;
 
     // Over the cap: a is the oldest finished, so its files go and b is taken.
-    const bRes = await queue(await bigImage(2), { num_inference_steps: 50 });
+    const bRes = await queue(await noisePngDataUri(2), { num_inference_steps: 50 });
     expect(bRes.statusCode, bRes.body).toBe(200);
     const b = idOf(bRes);
     expect(existsSync(aInput)).toBe(false);
@@ -79,7 +62,7 @@ describe("storage", () => {
     expect(h.store.get(a)?.status).toBe("succeeded");
 
     // b is processing and holds the only big file: nothing can be freed.
-    const full = await queue(await bigImage(3));
+    const full = await queue(await noisePngDataUri(3));
     expect(full.statusCode).toBe(507);
     expect(full.headers["retry-after"]).toBeDefined();
     expect(full.json().error.type).toBe("storage_full");
@@ -91,7 +74,7 @@ describe("storage", () => {
     // Once b is finished its files may go, and submissions are taken again.
     await h.app.inject({ method: "DELETE", url: `/api/ai/queue/${b}` });
     await waitFor(() => h?.store.get(b)?.status === "cancelled", 20_000, "b cancelled");
-    const again = await queue(await bigImage(3));
+    const again = await queue(await noisePngDataUri(3));
     expect(again.statusCode, again.body).toBe(200);
     await waitFor(() => h?.store.get(idOf(again))?.status === "succeeded", 20_000, "c");
   });
