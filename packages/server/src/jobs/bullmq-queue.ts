@@ -61,12 +61,7 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     super();
     this.setMaxListeners(0); // one listener per open event stream
     this.bull = new Queue<JobData>(QUEUE_NAME, { connection });
-    this.records = {
-      get: (id) => store.get(id),
-      apply: (id, expect, fields, event) => store.apply(id, expect, fields, event),
-      setPreview: (id, jpeg) => store.setPreview(id, jpeg),
-      positionIfQueued: async (g) => (await store.queuePositionOf(g.id)) ?? 0,
-    };
+    this.records = store; // RedisRecords is a runner's records as it is
     options.files?.referencesFrom({ inputsInUse: (hashes) => store.inputsInUse(hashes) });
   }
 

@@ -483,6 +483,11 @@ export class RedisRecords {
     return this.redis.zrank(`${P}status:queued`, g.id);
   }
 
+  /** Where a generation put back in the queue stands (0 until its status says queued): RunRecords. */
+  async positionIfQueued(g: Generation): Promise<number> {
+    return (await this.queuePositionOf(g.id)) ?? 0;
+  }
+
   /** The same by id alone (one command): null when it is not queued, or unknown. */
   async queuePositionOf(id: string): Promise<number | null> {
     return this.redis.zrank(`${P}status:queued`, id);

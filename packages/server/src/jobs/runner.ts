@@ -127,7 +127,7 @@ export class Runner {
       const before = beforeRun(g, this.o.policy());
       if (before.kind !== "continue") return await this.end(g, before);
 
-      const outcome = await this.onEngine(g, input, taken);
+      const outcome = await this.runOnEngine(g, input, taken);
       onEngine(false);
       g = (await records.get(g.id)) ?? g;
       if (outcome.kind === "error") {
@@ -175,7 +175,7 @@ export class Runner {
   }
 
   /** One attempt on the first idle engine; its events are written in order as they come. */
-  private onEngine(g: Generation, input: EngineInput, taken: () => void): Promise<Outcome> {
+  private runOnEngine(g: Generation, input: EngineInput, taken: () => void): Promise<Outcome> {
     const { records, engines, metrics } = this.o;
     const id = g.id;
     let writes = Promise.resolve();

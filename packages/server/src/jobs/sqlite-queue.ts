@@ -178,14 +178,17 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
   /** The stored generation with its latest step (kept in memory between the row's writes). */
   private read(id: string): Generation | null {
     const g = this.store.get(id);
-    const p = g?.status === "processing" ? this.progress.get(id) : undefined;
-    return g && p ? { ...g, step: p.step, totalSteps: p.totalSteps ?? g.totalSteps } : g;
+    return g && this.current(g);
+  }
+
+  /** `g` with the latest step of its run, when it is processing. */
+  private current(g: Generation): Generation {
+    const p = g.status === "processing" ? this.progress.get(g.id) : undefined;
+    return p ? { ...g, step: p.step, totalSteps: p.totalSteps ?? g.totalSteps } : g;
   }
 
   private withPosition(g: Generation): QueuedGeneration {
-    const p = g.status === "processing" ? this.progress.get(g.id) : undefined;
-    const current = p ? { ...g, step: p.step, totalSteps: p.totalSteps ?? g.totalSteps } : g;
-    return { ...current, queuePosition: g.status === "queued" ? this.store.queuePosition(g) : null };
+    return { ...this.current(g), queuePosition: g.status === "queued" ? this.store.queuePosition(g) : null };
   }
 
   async get(id: string): Promise<QueuedGeneration | null> {

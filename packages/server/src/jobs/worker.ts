@@ -47,12 +47,7 @@ export class JobWorker {
     private readonly options: WorkerOptions,
   ) {
     this.maxAttempts = options.maxAttempts ?? 2;
-    this.records = {
-      get: (id) => store.get(id),
-      apply: (id, expect, fields, event) => store.apply(id, expect, fields, event),
-      setPreview: (id, jpeg) => store.setPreview(id, jpeg),
-      positionIfQueued: async (g) => (await store.queuePositionOf(g.id)) ?? 0,
-    };
+    this.records = store; // RedisRecords is a runner's records as it is
     this.runner = new Runner({
       records: this.records,
       files,
