@@ -410,8 +410,13 @@ class LoraLibrary:
 
 
 def used_reports(adapters: Sequence[tuple[Adapter, float]]) -> list[dict[str, Any]]:
-    """What a generation records: each adapter's doctor report, its scale and its file's sha256."""
-    return [{**a.report.as_dict(), "scale": scale, "sha256": a.sha256} for a, scale in adapters]
+    """What a generation records (the result message's `loras`): each adapter's doctor report, its
+    scale and its file's sha256. `ok` and `error` are left out: an adapter that was applied passed."""
+    out = []
+    for a, scale in adapters:
+        report = {k: v for k, v in a.report.as_dict().items() if k not in ("ok", "error")}
+        out.append({**report, "scale": scale, "sha256": a.sha256})
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -307,10 +307,13 @@ def result_event(
     timings_ms: dict[str, float],
     cache: dict[str, bool],
     prompt_tokens: dict[str, int | bool] | None = None,
+    loras: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {"job_id": job_id, "images": images, "timings_ms": timings_ms, "cache": cache}
     if prompt_tokens:  # optional: {t5, t5_max, clip, clip_max, truncated} (Editor.prompt_tokens)
         fields["prompt_tokens"] = prompt_tokens
+    if loras:  # only when the job named LoRAs: the doctor's report of each (lora.used_reports)
+        fields["loras"] = loras
     return _event("result", **fields)
 
 

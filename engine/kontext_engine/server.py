@@ -176,7 +176,7 @@ class EngineServer:
             images = [
                 {"path": str(path), **f, "seed": seed} for path, f, seed in zip(paths, fields, job.seeds, strict=True)
             ]
-            self.send(p.result_event(job.job_id, images, timings, result.cache, result.prompt_tokens))
+            self.send(p.result_event(job.job_id, images, timings, result.cache, result.prompt_tokens, result.loras))
         except EngineError as e:
             self.send(p.error_event(job.job_id, e))
         except Exception as e:  # a bug or out of memory: report it, keep serving

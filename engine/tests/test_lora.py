@@ -346,7 +346,8 @@ def test_matches_diffusers_load_lora_weights(
     err = (ours.latents - final["latents"]).abs().max().item()
     print(f"parity {name} scale {scale}: max |Δ latents| = {err:.2e}")
     assert err <= TOLERANCE
-    assert [r["name"] for r in ours.loras] == [name] and ours.loras[0]["scale"] == scale and ours.loras[0]["ok"]
+    assert [r["name"] for r in ours.loras] == [name] and ours.loras[0]["scale"] == scale
+    assert ours.loras[0]["matched"] == ours.loras[0]["total"] > 0 and len(ours.loras[0]["sha256"]) == 64
 
 
 def test_requests_in_a_row_equal_each_alone(lora_editor: Editor) -> None:

@@ -71,7 +71,7 @@ def test_events_the_engine_builds_match_the_golden_examples() -> None:
     assert p.health_event("h1", "busy", "gen_01", 0, "cuda:0", 73.2) == health
 
 
-def test_the_optional_environment_and_prompt_tokens_match_their_golden_examples() -> None:
+def test_the_optional_environment_prompt_tokens_and_loras_match_their_golden_examples() -> None:
     ready = load("from_engine/ready_with_environment.json")
     built = p.ready_event(ready["model"], "cuda:0", "bfloat16", True, "fp8", True, ready["environment"])
     assert built == {**ready, "pid": built["pid"]}
@@ -80,6 +80,9 @@ def test_the_optional_environment_and_prompt_tokens_match_their_golden_examples(
     assert built == result
     full = load("from_engine/result_full_resolution.json")
     assert p.result_event("gen_03", full["images"], full["timings_ms"], full["cache"]) == full
+    loras = load("from_engine/result_with_loras.json")
+    built = p.result_event("gen_04", loras["images"], loras["timings_ms"], loras["cache"], None, loras["loras"])
+    assert built == loras
 
 
 def test_encoded_events_are_single_json_lines() -> None:
@@ -198,6 +201,7 @@ def built_events() -> list[dict]:
     ready = load("from_engine/ready_with_environment.json")
     result = load("from_engine/result_with_prompt_tokens.json")
     full = load("from_engine/result_full_resolution.json")  # output_resolution input
+    loras = load("from_engine/result_with_loras.json")
     return [
         p.ready_event(ready["model"], "cuda:0", "bfloat16", True, "fp8", True),
         p.ready_event(ready["model"], "cuda:0", "bfloat16", True, "fp8", True, ready["environment"]),
@@ -207,6 +211,7 @@ def built_events() -> list[dict]:
         p.progress_event("gen_01", 2, 28, load("from_engine/progress_with_preview.json")["preview"]),
         p.result_event("gen_01", result["images"], result["timings_ms"], result["cache"], result["prompt_tokens"]),
         p.result_event("gen_03", full["images"], full["timings_ms"], full["cache"]),
+        p.result_event("gen_04", loras["images"], loras["timings_ms"], loras["cache"], None, loras["loras"]),
         p.error_event("gen_01", EngineError("invalid_request", "bad", "input.width")),
         p.error_event(None, EngineError("malformed_message", "bad json")),
         p.health_event(None, "idle", None, 0, "cpu", 1.23),

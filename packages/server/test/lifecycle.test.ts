@@ -51,6 +51,7 @@ const gen = (over: Partial<Generation> = {}): Generation => ({
   maskFile: null,
   changedFraction: null,
   wholeFrame: null,
+  loraReport: null,
   ...over,
 });
 const running = { maxAttempts: 2, stopping: false };
@@ -119,6 +120,24 @@ describe("engine events", () => {
     const change = { maskFile: "g1-x-mask.png", changedFraction: 0.04, wholeFrame: false };
     const stored = { resultFile: "g1-x.png", width: 4000, height: 3000, timings: null, resultHash: "r" };
     expect(onStored({ ...stored, change })).toMatchObject({ fields: { ...stored, ...change } });
+  });
+  it("the engine's LoRA report is kept with the result; a run without LoRAs keeps none", () => {
+    const stored = { resultFile: "g1-x.png", width: 8, height: 8, timings: null, resultHash: "r" };
+    const loras = [
+      {
+        name: "styles/demo",
+        scale: 0.5,
+        sha256: "a".repeat(64),
+        size_bytes: 1234,
+        format: "bfl" as const,
+        matched: 24,
+        total: 24,
+        unmatched_prefixes: [],
+        text_encoder_modules: 0,
+      },
+    ];
+    expect(onStored({ ...stored, loras })).toMatchObject({ fields: { loraReport: loras } });
+    expect(onStored({ ...stored, loras: undefined })).not.toHaveProperty("fields.loraReport");
   });
   it("a store failure is storage_full for the disk cap, encode_failed otherwise", () => {
     expect(onStoreFailed(new ApiError("storage_full", { reason: "cap" }))).toMatchObject({

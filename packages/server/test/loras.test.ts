@@ -1,12 +1,15 @@
 // LoRA adapters end to end (issue 15): KONTEXT_LORA_DIR listed by GET /api/ai/models/:id/loras
-// with the engine's doctor report, a request naming an adapter runs it on the real tiny engine, and
-// a name that is not listed or a file the doctor refuses is a 400 naming `loras`, nothing queued.
+// with the engine's doctor report, a request naming an adapter runs it on the real tiny engine (on
+// both queue backends) and the generation carries the report, and a name that is not listed or a
+// file the doctor refuses is a 400 naming `loras`, nothing queued.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { type Harness, makeHarness, pngDataUri, realEngine } from "./helpers.js";
+import { forEachBackend, type QueueHarness } from "./backends.js";
+import { type Harness, makeHarness, parseSse, pngDataUri, realEngine } from "./helpers.js";
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 
@@ -35,12 +38,21 @@ save_file({"foo.bar.lora_A.weight": torch.zeros(R, 8), "foo.bar.lora_B.weight": 
           str(d / "unmatched.safetensors"))
 `;
 
+const sharedLoraDir = mkdtempSync(path.join(tmpdir(), "kontext-loras-"));
+const sha256Of = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
+
+beforeAll(() => {
+  execFileSync(inject("python"), ["-c", WRITE_LORAS, sharedLoraDir], {
+    cwd: path.join(here, "../../../engine"),
+  });
+}, 120_000);
+afterAll(() => rmSync(sharedLoraDir, { recursive: true, force: true }));
+
 describe("LoRA adapters (real engine, tiny model)", () => {
   let h: Harness;
   let image: string;
-  const loraDir = mkdtempSync(path.join(tmpdir(), "kontext-loras-"));
+  const loraDir = sharedLoraDir;
   beforeAll(async () => {
-    execFileSync(inject("python"), ["-c", WRITE_LORAS, loraDir], { cwd: path.join(here, "../../../engine") });
     const engine = realEngine(inject("python"), inject("tinyModelDir"));
     h = await makeHarness({
       config: { loraDir },
@@ -92,14 +104,76 @@ describe("LoRA adapters (real engine, tiny model)", () => {
     const after = h.store.count("queued") + h.store.count("processing") + h.store.count("succeeded");
     expect(after).toBe(before);
   }, 120_000);
+});
 
-  it("a run with the LoRA differs from one without", async () => {
-    const plain = await edit({});
-    expect(plain.statusCode, plain.body).toBe(200);
-    const styled = await edit({ loras: [{ name: "styles/demo", scale: 1 }] });
-    expect(styled.statusCode, styled.body).toBe(200);
-    expect(styled.json().images[0].b64_json).not.toBe(plain.json().images[0].b64_json);
-  }, 400_000);
+// The doctor's report of each adapter a generation ran with, on both queue backends: in the sync
+// response, the generation, its completed event and the history, as the engine reported it.
+forEachBackend((backend, make) => {
+  describe(`the LoRA report on the generation (${backend}, real engine)`, () => {
+    let h: QueueHarness;
+    let image: string;
+    beforeAll(async () => {
+      const engine = realEngine(inject("python"), inject("tinyModelDir"));
+      h = await make({
+        config: { loraDir: sharedLoraDir },
+        command: (device) => {
+          const c = engine(device);
+          return { ...c, args: [...c.args, "--lora-dir", sharedLoraDir] };
+        },
+      });
+      image = await pngDataUri(64, 48);
+    }, 180_000);
+    afterAll(async () => h?.close());
+
+    const edit = (extra: Record<string, unknown>) =>
+      h.app.inject({
+        method: "POST",
+        url: "/api/ai/images/edit",
+        payload: { input_image: image, prompt: "a red square", num_inference_steps: 4, seed: 3, ...extra },
+      });
+
+    it("a run with the LoRA differs from one without, and reports the adapter wherever the generation is shown", async () => {
+      const plain = await edit({ response_format: "b64_json", output_format: "png" });
+      expect(plain.statusCode, plain.body).toBe(200);
+      expect(plain.json()).not.toHaveProperty("lora_report");
+      const styled = await edit({
+        response_format: "b64_json",
+        output_format: "png",
+        loras: [{ name: "styles/demo", scale: 0.5 }],
+      });
+      expect(styled.statusCode, styled.body).toBe(200);
+      expect(styled.json().images[0].b64_json).not.toBe(plain.json().images[0].b64_json);
+
+      const report = styled.json().lora_report;
+      expect(report).toEqual([
+        {
+          name: "styles/demo",
+          scale: 0.5,
+          sha256: sha256Of(path.join(sharedLoraDir, "styles/demo.safetensors")),
+          size_bytes: statSync(path.join(sharedLoraDir, "styles/demo.safetensors")).size,
+          format: "bfl",
+          matched: 27, // every module of the file: 3 outer + 2 × (2 × 5 double + 2 single)
+          total: 27,
+          unmatched_prefixes: [],
+          text_encoder_modules: 0,
+        },
+      ]);
+      const id = styled.json().generation_id as string;
+      const view = (await h.app.inject({ url: `/api/ai/queue/${id}` })).json();
+      expect(view.lora_report).toEqual(report);
+      expect(view.loras).toEqual([{ name: "styles/demo", scale: 0.5 }]); // the request, as sent
+      const events = parseSse((await h.app.inject({ url: `/api/ai/queue/${id}/events` })).body);
+      expect(events.at(-1)?.event).toBe("media_generation_completed");
+      expect(events.at(-1)?.data).toMatchObject({ status: "succeeded", lora_report: report });
+      const history = (await h.app.inject({ url: "/api/history" })).json().generations;
+      const item = history.find((g: { generation_id: string }) => g.generation_id === id);
+      expect(item.lora_report).toEqual(report);
+      const other = history.find(
+        (g: { generation_id: string }) => g.generation_id === plain.json().generation_id,
+      );
+      expect(other).not.toHaveProperty("lora_report");
+    }, 400_000);
+  });
 });
 
 describe("LoRA listing without KONTEXT_LORA_DIR", () => {

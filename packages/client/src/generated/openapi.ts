@@ -1717,6 +1717,30 @@ export interface components {
                 /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
                 truncated: boolean;
             };
+            /** @description Kontext addition, only when it ran with `loras`: each adapter as applied, in the request's order, with the LoRA doctor's report of its file (docs/loras.md). */
+            lora_report?: {
+                /** @description The adapter's name in KONTEXT_LORA_DIR (as requested). */
+                name: string;
+                /** @description The scale it ran at. */
+                scale: number;
+                /** @description sha256 of the file that was applied. */
+                sha256: string;
+                /** @description The file's size. */
+                size_bytes: number;
+                /**
+                 * @description The layout the file was read as.
+                 * @enum {string}
+                 */
+                format: "diffusers" | "kohya" | "bfl" | "fal_kontext";
+                /** @description The file's transformer modules that found a layer of the model. */
+                matched: number;
+                /** @description The file's transformer modules. */
+                total: number;
+                /** @description The other modules' names in the file's own naming, block numbers as *. */
+                unmatched_prefixes: string[];
+                /** @description CLIP/T5 modules in the file: counted, not applied. */
+                text_encoder_modules: number;
+            }[];
             change_mask_url?: string | null;
             /** @description Kontext addition: the fraction of the frame the edit changed (0–1, before feathering). */
             changed_fraction?: number;
@@ -1776,6 +1800,30 @@ export interface components {
                 /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
                 truncated: boolean;
             };
+            /** @description Kontext addition, only when it ran with `loras`: each adapter as applied, in the request's order, with the LoRA doctor's report of its file (docs/loras.md). */
+            lora_report?: {
+                /** @description The adapter's name in KONTEXT_LORA_DIR (as requested). */
+                name: string;
+                /** @description The scale it ran at. */
+                scale: number;
+                /** @description sha256 of the file that was applied. */
+                sha256: string;
+                /** @description The file's size. */
+                size_bytes: number;
+                /**
+                 * @description The layout the file was read as.
+                 * @enum {string}
+                 */
+                format: "diffusers" | "kohya" | "bfl" | "fal_kontext";
+                /** @description The file's transformer modules that found a layer of the model. */
+                matched: number;
+                /** @description The file's transformer modules. */
+                total: number;
+                /** @description The other modules' names in the file's own naming, block numbers as *. */
+                unmatched_prefixes: string[];
+                /** @description CLIP/T5 modules in the file: counted, not applied. */
+                text_encoder_modules: number;
+            }[];
             change_mask_url?: string | null;
             /** @description Kontext addition: the fraction of the frame the edit changed (0–1, before feathering). */
             changed_fraction?: number;
@@ -1827,6 +1875,30 @@ export interface components {
                     /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
                     truncated: boolean;
                 };
+                /** @description Kontext addition, only when it ran with `loras`: each adapter as applied, in the request's order, with the LoRA doctor's report of its file (docs/loras.md). */
+                lora_report?: {
+                    /** @description The adapter's name in KONTEXT_LORA_DIR (as requested). */
+                    name: string;
+                    /** @description The scale it ran at. */
+                    scale: number;
+                    /** @description sha256 of the file that was applied. */
+                    sha256: string;
+                    /** @description The file's size. */
+                    size_bytes: number;
+                    /**
+                     * @description The layout the file was read as.
+                     * @enum {string}
+                     */
+                    format: "diffusers" | "kohya" | "bfl" | "fal_kontext";
+                    /** @description The file's transformer modules that found a layer of the model. */
+                    matched: number;
+                    /** @description The file's transformer modules. */
+                    total: number;
+                    /** @description The other modules' names in the file's own naming, block numbers as *. */
+                    unmatched_prefixes: string[];
+                    /** @description CLIP/T5 modules in the file: counted, not applied. */
+                    text_encoder_modules: number;
+                }[];
                 change_mask_url?: string | null;
                 /** @description Kontext addition: the fraction of the frame the edit changed (0–1, before feathering). */
                 changed_fraction?: number;
@@ -1883,6 +1955,30 @@ export interface components {
                 /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
                 truncated: boolean;
             };
+            /** @description Kontext addition, only when it ran with `loras`: each adapter as applied, in the request's order, with the LoRA doctor's report of its file (docs/loras.md). */
+            lora_report?: {
+                /** @description The adapter's name in KONTEXT_LORA_DIR (as requested). */
+                name: string;
+                /** @description The scale it ran at. */
+                scale: number;
+                /** @description sha256 of the file that was applied. */
+                sha256: string;
+                /** @description The file's size. */
+                size_bytes: number;
+                /**
+                 * @description The layout the file was read as.
+                 * @enum {string}
+                 */
+                format: "diffusers" | "kohya" | "bfl" | "fal_kontext";
+                /** @description The file's transformer modules that found a layer of the model. */
+                matched: number;
+                /** @description The file's transformer modules. */
+                total: number;
+                /** @description The other modules' names in the file's own naming, block numbers as *. */
+                unmatched_prefixes: string[];
+                /** @description CLIP/T5 modules in the file: counted, not applied. */
+                text_encoder_modules: number;
+            }[];
             change_mask_url?: string | null;
             /** @description Kontext addition: the fraction of the frame the edit changed (0–1, before feathering). */
             changed_fraction?: number;
@@ -1946,6 +2042,30 @@ export interface components {
                     /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
                     truncated: boolean;
                 };
+                /** @description Kontext addition, only when it ran with `loras`: each adapter as applied, in the request's order, with the LoRA doctor's report of its file (docs/loras.md). */
+                lora_report?: {
+                    /** @description The adapter's name in KONTEXT_LORA_DIR (as requested). */
+                    name: string;
+                    /** @description The scale it ran at. */
+                    scale: number;
+                    /** @description sha256 of the file that was applied. */
+                    sha256: string;
+                    /** @description The file's size. */
+                    size_bytes: number;
+                    /**
+                     * @description The layout the file was read as.
+                     * @enum {string}
+                     */
+                    format: "diffusers" | "kohya" | "bfl" | "fal_kontext";
+                    /** @description The file's transformer modules that found a layer of the model. */
+                    matched: number;
+                    /** @description The file's transformer modules. */
+                    total: number;
+                    /** @description The other modules' names in the file's own naming, block numbers as *. */
+                    unmatched_prefixes: string[];
+                    /** @description CLIP/T5 modules in the file: counted, not applied. */
+                    text_encoder_modules: number;
+                }[];
                 change_mask_url?: string | null;
                 /** @description Kontext addition: the fraction of the frame the edit changed (0–1, before feathering). */
                 changed_fraction?: number;
@@ -2151,6 +2271,30 @@ export interface components {
                 /** @description The prompt was longer than T5 keeps: only the first t5_max tokens were used. */
                 truncated: boolean;
             };
+            /** @description Kontext addition, only when it ran with `loras`: each adapter as applied, in the request's order, with the LoRA doctor's report of its file (docs/loras.md). */
+            lora_report?: {
+                /** @description The adapter's name in KONTEXT_LORA_DIR (as requested). */
+                name: string;
+                /** @description The scale it ran at. */
+                scale: number;
+                /** @description sha256 of the file that was applied. */
+                sha256: string;
+                /** @description The file's size. */
+                size_bytes: number;
+                /**
+                 * @description The layout the file was read as.
+                 * @enum {string}
+                 */
+                format: "diffusers" | "kohya" | "bfl" | "fal_kontext";
+                /** @description The file's transformer modules that found a layer of the model. */
+                matched: number;
+                /** @description The file's transformer modules. */
+                total: number;
+                /** @description The other modules' names in the file's own naming, block numbers as *. */
+                unmatched_prefixes: string[];
+                /** @description CLIP/T5 modules in the file: counted, not applied. */
+                text_encoder_modules: number;
+            }[];
             change_mask_url?: string | null;
             /** @description Kontext addition: the fraction of the frame the edit changed (0–1, before feathering). */
             changed_fraction?: number;

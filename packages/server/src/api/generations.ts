@@ -15,7 +15,7 @@ import { validateBody } from "../schema/validate.js";
 import type { StoredInput } from "../storage/files.js";
 import { ownerScope, ownGeneration } from "./auth.js";
 import { limitParam, readListQuery, statusParam } from "./query.js";
-import { changeOf, promptTokensOf, renderEvent, renderGeneration } from "./render.js";
+import { changeOf, loraReportOf, promptTokensOf, renderEvent, renderGeneration } from "./render.js";
 import { lastEventId, SseStream, wantsEventStream } from "./sse.js";
 
 export const ListQuery = Type.Object(
@@ -304,6 +304,7 @@ async function syncResponse(ctx: AppContext, g: Generation, base: string): Promi
       ? { queue: g.timings.queue, inference: g.timings.inference, encode: g.timings.encode }
       : null,
     ...promptTokensOf(g),
+    ...loraReportOf(g),
     ...changeOf(g, base),
   };
 }

@@ -1,5 +1,6 @@
 // How generations and their events look on the wire (hosted field names plus Kontext's).
 import type { AppContext } from "../context.js";
+import type { AppliedLora } from "../engine/protocol.js";
 import type { QueuedGeneration } from "../jobs/job-queue.js";
 import { changeData } from "../jobs/run.js";
 import type { Generation, PromptTokens, StoredEvent } from "../jobs/types.js";
@@ -41,6 +42,7 @@ export function renderGeneration(
       ? { queue: g.timings.queue, inference: g.timings.inference, encode: g.timings.encode }
       : null,
     ...promptTokensOf(g),
+    ...loraReportOf(g),
     ...changeOf(g, base),
     attempts: g.attempts,
   };
@@ -59,6 +61,11 @@ export function changeOf(g: Generation, base: string): Record<string, unknown> {
 /** `{prompt_tokens}` when the engine reported them (engines before it did not): for spreading into a response. */
 export function promptTokensOf(g: Pick<Generation, "timings">): { prompt_tokens?: PromptTokens } {
   return g.timings?.prompt_tokens ? { prompt_tokens: g.timings.prompt_tokens } : {};
+}
+
+/** `{lora_report}` when it ran with LoRAs: each adapter with the engine's doctor report. */
+export function loraReportOf(g: Pick<Generation, "loraReport">): { lora_report?: AppliedLora[] } {
+  return g.loraReport ? { lora_report: g.loraReport } : {};
 }
 
 /** An event's data as sent: result URLs made absolute, and the image inlined on request. */

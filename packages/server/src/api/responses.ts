@@ -45,6 +45,30 @@ const PromptTokens = Type.Object(
   { description: "Kontext addition: how much of the prompt the text encoders read." },
 );
 
+const LoraReport = Type.Array(
+  Type.Object({
+    name: Type.String({ description: "The adapter's name in KONTEXT_LORA_DIR (as requested)." }),
+    scale: Type.Number({ description: "The scale it ran at." }),
+    sha256: Type.String({ description: "sha256 of the file that was applied." }),
+    size_bytes: Type.Integer({ description: "The file's size." }),
+    format: Type.Unsafe<string>({
+      type: "string",
+      enum: ["diffusers", "kohya", "bfl", "fal_kontext"],
+      description: "The layout the file was read as.",
+    }),
+    matched: Type.Integer({ description: "The file's transformer modules that found a layer of the model." }),
+    total: Type.Integer({ description: "The file's transformer modules." }),
+    unmatched_prefixes: Type.Array(Type.String(), {
+      description: "The other modules' names in the file's own naming, block numbers as *.",
+    }),
+    text_encoder_modules: Type.Integer({ description: "CLIP/T5 modules in the file: counted, not applied." }),
+  }),
+  {
+    description:
+      "Kontext addition, only when it ran with `loras`: each adapter as applied, in the request's order, with the LoRA doctor's report of its file (docs/loras.md).",
+  },
+);
+
 /** What an output_resolution input edit with preserve_unedited changed (absent otherwise). */
 const Change = {
   change_mask_url: Type.Optional(
@@ -88,6 +112,7 @@ export const EditResponse = Type.Object({
   output_format: Type.String({ description: "webp, jpg or png." }),
   timings: Timings,
   prompt_tokens: Type.Optional(PromptTokens),
+  lora_report: Type.Optional(LoraReport),
   ...Change,
 });
 
@@ -137,6 +162,7 @@ export const GenerationView = Type.Object(
     width: Type.Union([Type.Integer(), Type.Null()]),
     height: Type.Union([Type.Integer(), Type.Null()]),
     prompt_tokens: Type.Optional(PromptTokens),
+    lora_report: Type.Optional(LoraReport),
     ...Change,
   },
   { description: "A generation; the request parameters are included as well.", additionalProperties: true },
@@ -262,6 +288,7 @@ export const CompletedEvent = Type.Object(
     height: Type.Optional(Type.Integer()),
     timings: Type.Optional(Type.Union([Timings, Type.Null()])),
     prompt_tokens: Type.Optional(PromptTokens),
+    lora_report: Type.Optional(LoraReport),
     ...Change,
     error: Type.Optional(
       Type.Union([Type.String(), Type.Null()], { description: "Why (failed, cancelled)." }),

@@ -134,6 +134,20 @@ export interface PromptTokens {
   /** T5 (what the transformer reads) dropped the tokens past t5_max */
   truncated: boolean;
 }
+/** One LoRA adapter a job ran with: its scale, its file's sha256 and the doctor's report of the file. */
+export interface AppliedLora {
+  name: string;
+  scale: number;
+  sha256: string;
+  size_bytes: number;
+  format: "diffusers" | "kohya" | "bfl" | "fal_kontext";
+  /** the file's transformer modules that found a layer of the model, of `total` */
+  matched: number;
+  total: number;
+  unmatched_prefixes: string[];
+  /** CLIP/T5 modules: counted, not applied */
+  text_encoder_modules: number;
+}
 export interface ResultMessage {
   v: 1;
   type: "result";
@@ -142,6 +156,8 @@ export interface ResultMessage {
   timings_ms: Record<string, number>;
   cache: { prompt: boolean; condition: boolean; negative_prompt?: boolean };
   prompt_tokens?: PromptTokens;
+  /** only when the job named LoRAs, in its order */
+  loras?: AppliedLora[];
 }
 export interface ErrorMessage {
   v: 1;

@@ -119,6 +119,8 @@ export function onStored(r: {
   resultHash: string;
   /** output_resolution input with preserve_unedited: the change mask's file and what it says */
   change?: { maskFile: string; changedFraction: number; wholeFrame: boolean };
+  /** the engine's report of the LoRAs it applied (absent: none) */
+  loras?: Generation["loraReport"];
 }): Decision {
   return {
     kind: "finish",
@@ -130,6 +132,7 @@ export function onStored(r: {
       timings: r.timings,
       resultHash: r.resultHash, // links edit chains
       ...r.change,
+      ...(r.loras?.length ? { loraReport: r.loras } : {}),
     },
   };
 }

@@ -242,12 +242,13 @@ function pairs(fields: Record<string, unknown>): string[] {
 
 function fromHash(h: Record<string, string>): Generation | null {
   if (!h.status) return null;
-  // written before starring (not starred) or the change mask (none) existed
+  // written before starring (not starred), the change mask (none) or the LoRA report (none) existed
   const g: Record<string, unknown> = {
     starred: false,
     maskFile: null,
     changedFraction: null,
     wholeFrame: null,
+    loraReport: null,
   };
   for (const [k, v] of Object.entries(h)) g[k] = JSON.parse(v);
   return g as unknown as Generation;

@@ -136,6 +136,7 @@ export function completedData(done: Generation, resultUrl: string | null): Recor
       timings: done.timings ? timings : null,
     });
     if (prompt_tokens) data.prompt_tokens = prompt_tokens;
+    if (done.loraReport) data.lora_report = done.loraReport;
     Object.assign(data, changeData(done));
   } else {
     data.error = done.errorMessage;

@@ -3,7 +3,7 @@
 // The embedded queue (sqlite-queue.ts) and the Redis worker (worker.ts) both run generations
 // here; they differ only in how they claim one and what they do when it goes back to the queue.
 import path from "node:path";
-import type { ResultImage } from "../engine/protocol.js";
+import type { AppliedLora, ResultImage } from "../engine/protocol.js";
 import type { Engines, JobListener } from "../engine/supervisor.js";
 import { type GenerationErrorCode, generationError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
@@ -79,6 +79,7 @@ type Outcome =
       kind: "result";
       image: ResultImage | undefined;
       timings: Record<string, number>;
+      loras: AppliedLora[] | undefined;
     }
   | { kind: "error"; code: GenerationErrorCode; message: string };
 
@@ -145,7 +146,7 @@ export class Runner {
       try {
         const r = await storeResult(files, g, outcome.image, outcome.timings);
         this.o.metrics.inferenceSeconds.observe((outcome.timings.total ?? 0) / 1000);
-        stored = onStored(r);
+        stored = onStored({ ...r, loras: outcome.loras });
       } catch (err) {
         stored = onStoreFailed(err);
       }
@@ -210,7 +211,7 @@ export class Runner {
             });
           });
         },
-        result: (m) => end({ kind: "result", image: m.images[0], timings: m.timings_ms }),
+        result: (m) => end({ kind: "result", image: m.images[0], timings: m.timings_ms, loras: m.loras }),
         error: (m) => end({ kind: "error", code: m.code, message: m.message }),
       };
       const msg = jobMessage(g, input, path.resolve(this.o.files.tmpDirFor(id)));

@@ -110,6 +110,7 @@ interface Row {
   mask_file: string | null;
   changed_fraction: number | null;
   whole_frame: number | null;
+  lora_report: string | null;
 }
 
 /** The columns of the fields a run changes (the rest are written once, at insert). */
@@ -133,6 +134,7 @@ const COLUMNS: Partial<Record<keyof Generation, (v: never) => [string, unknown]>
   maskFile: (v: string | null) => ["mask_file", v],
   changedFraction: (v: number | null) => ["changed_fraction", v],
   wholeFrame: (v: boolean | null) => ["whole_frame", v === null ? null : v ? 1 : 0],
+  loraReport: (v: Generation["loraReport"]) => ["lora_report", v === null ? null : JSON.stringify(v)],
 };
 
 function toRow(fields: Patch): Record<string, unknown> {
@@ -178,6 +180,7 @@ function fromRow(r: Row): Generation {
     maskFile: r.mask_file ?? null,
     changedFraction: r.changed_fraction ?? null,
     wholeFrame: r.whole_frame === null || r.whole_frame === undefined ? null : r.whole_frame === 1,
+    loraReport: r.lora_report ? (JSON.parse(r.lora_report) as Generation["loraReport"]) : null,
   };
 }
 
@@ -577,6 +580,7 @@ function migrate(db: Database.Database): void {
     ["mask_file", "TEXT"],
     ["changed_fraction", "REAL"],
     ["whole_frame", "INTEGER"],
+    ["lora_report", "TEXT"], // JSON: the LoRAs a generation ran with and the doctor's report of each
   ] as const) {
     if (!have.has(name)) db.exec(`ALTER TABLE generations ADD COLUMN ${name} ${type}`);
   }

@@ -1,4 +1,5 @@
 // A generation (one output image) as the job store keeps it.
+import type { AppliedLora } from "../engine/protocol.js";
 import type { EditParams } from "../schema/flux-kontext-dev.js";
 
 export const STATUSES = ["queued", "processing", "succeeded", "failed", "cancelled"] as const;
@@ -54,6 +55,8 @@ export interface Generation {
   changedFraction: number | null;
   /** The edit covered most of the frame: the result is the plain upscaled output. */
   wholeFrame: boolean | null;
+  /** The LoRA adapters it ran with, each with the engine's doctor report; null without LoRAs (or not yet run). */
+  loraReport: AppliedLora[] | null;
 }
 
 /** A change to a generation's stored fields. */
