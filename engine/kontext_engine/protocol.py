@@ -47,11 +47,11 @@ class JobInput:
 @dataclass(frozen=True)
 class Job:
     job_id: str
-    input: JobInput
     seeds: tuple[int, ...]
     output_dir: str
     # The request parameters (PARAMS), checked, by name: EditRequest's keyword arguments as they are.
     params: dict[str, Any]
+    input: JobInput | None = None  # None: text-to-image (EditRequest image=None)
     preview: bool = False
 
 
@@ -196,14 +196,7 @@ def _parse_job(obj: dict[str, Any]) -> Job:
     f = _Fields(obj, job_id)
     f.get("job_id", job_id is not None, "a string of 1 to 128 characters")
     f.only(_JOB_FIELDS)
-    raw_input = f.get("input", isinstance(obj.get("input"), dict), "an object {path, width, height}")
-    i = _Fields(raw_input, job_id, "input.")
-    i.only({"path", "width", "height"})
-    job_input = JobInput(
-        path=i.get("path", isinstance(raw_input.get("path"), str) and raw_input["path"] != "", "a file path"),
-        width=i.get("width", _int_in(raw_input.get("width"), 1, MAX_INPUT_SIDE), f"an integer 1–{MAX_INPUT_SIDE}"),
-        height=i.get("height", _int_in(raw_input.get("height"), 1, MAX_INPUT_SIDE), f"an integer 1–{MAX_INPUT_SIDE}"),
-    )
+    job_input = _parse_input(f, obj, job_id) if "input" in obj else None
     params: dict[str, Any] = {}
     for name, param in PARAMS.items():
         if name not in obj and not param.required:
@@ -218,7 +211,18 @@ def _parse_job(obj: dict[str, Any]) -> Job:
     out = obj.get("output_dir")
     f.get("output_dir", isinstance(out, str) and os.path.isabs(out), "an absolute path")
     preview = _optional_bool(f, obj, "preview")
-    return Job(job_id, job_input, tuple(seeds), out, params, preview)
+    return Job(job_id, tuple(seeds), out, params, job_input, preview)
+
+
+def _parse_input(f: _Fields, obj: dict[str, Any], job_id: str | None) -> JobInput:
+    raw_input = f.get("input", isinstance(obj.get("input"), dict), "an object {path, width, height}")
+    i = _Fields(raw_input, job_id, "input.")
+    i.only({"path", "width", "height"})
+    return JobInput(
+        path=i.get("path", isinstance(raw_input.get("path"), str) and raw_input["path"] != "", "a file path"),
+        width=i.get("width", _int_in(raw_input.get("width"), 1, MAX_INPUT_SIDE), f"an integer 1–{MAX_INPUT_SIDE}"),
+        height=i.get("height", _int_in(raw_input.get("height"), 1, MAX_INPUT_SIDE), f"an integer 1–{MAX_INPUT_SIDE}"),
+    )
 
 
 def parse(line: str | bytes) -> Message:

@@ -18,11 +18,10 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from . import full_resolution
+from . import conditioning, full_resolution
 from . import protocol as p
 from .editor import Editor, EditRequest
 from .errors import EngineError
-from .resolution import output_size
 
 log = logging.getLogger("kontext_engine")
 
@@ -139,11 +138,11 @@ class EngineServer:
 
     def run(self, job: p.Job) -> None:
         try:
-            image = read_rgb(job.input)
+            image = read_rgb(job.input) if job.input is not None else None  # None: text-to-image
             req = EditRequest(image, seeds=job.seeds, **job.params)
             full_resolution.check(req)
-            width, height = output_size(req.aspect_ratio, job.input.width, job.input.height)
-            if full_resolution.wanted(req):
+            width, height = conditioning.target_size(req)  # refuses match_input_image without an input
+            if full_resolution.wanted(req) and job.input is not None:
                 width, height = job.input.width, job.input.height
             self.send(p.started_event(job.job_id, width, height, job.seeds))
 

@@ -47,6 +47,9 @@ def test_every_message_to_the_engine_parses() -> None:
     at_input = p.parse((EXAMPLES / "to_engine/job_output_resolution_input.json").read_text())
     assert isinstance(at_input, p.Job)
     assert (at_input.params["output_resolution"], at_input.params["preserve_unedited"]) == ("input", True)
+    text_to_image = p.parse((EXAMPLES / "to_engine/job_text_to_image.json").read_text())
+    assert isinstance(text_to_image, p.Job) and text_to_image.input is None
+    assert (text_to_image.params["aspect_ratio"], text_to_image.seeds) == ("16:9", (7,))
     assert p.parse((EXAMPLES / "to_engine/cancel.json").read_text()) == p.Cancel("gen_01")
     assert p.parse((EXAMPLES / "to_engine/health.json").read_text()) == p.Health("h1")
     assert p.parse((EXAMPLES / "to_engine/shutdown.json").read_text()) == p.Shutdown()

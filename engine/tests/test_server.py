@@ -99,6 +99,44 @@ def test_a_job_streams_started_progress_and_result(engine: EngineProcess, tmp_pa
     assert not list((tmp_path / "ok1").glob(".*tmp"))  # no temporary files left behind
 
 
+def test_a_job_without_input_is_text_to_image_at_the_aspect_ratios_size(
+    engine: EngineProcess, tmp_path: Path
+) -> None:
+    msg = job(tmp_path, "t2i1", aspect_ratio="16:9", seeds=[4])
+    del msg["input"]
+    engine.send(msg)
+    events = engine.until("result")
+    assert [e["type"] for e in events] == ["started", "progress", "progress", "result"]
+    assert (events[0]["width"], events[0]["height"]) == (1392, 752)  # 16:9's trained bucket
+    image = events[-1]["images"][0]
+    assert (image["width"], image["height"], image["seed"]) == (1392, 752, 4)
+    assert Path(image["path"]).stat().st_size == 1392 * 752 * 3
+    assert events[-1]["cache"]["condition"] is False  # no condition image was encoded
+    # the same job again: the same pixels (a seed fixes a text-to-image result too)
+    again = {**msg, "job_id": "t2i2", "output_dir": str(tmp_path / "t2i2")}
+    engine.send(again)
+    second = engine.until("result")[-1]["images"][0]
+    assert Path(second["path"]).read_bytes() == Path(image["path"]).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"aspect_ratio": "match_input_image"}, "aspect_ratio"),
+        ({"output_resolution": "input"}, "output_resolution"),
+        ({"strength": 0.5}, "strength"),
+    ],
+)
+def test_a_job_without_input_refuses_what_needs_one_before_it_starts(
+    engine: EngineProcess, tmp_path: Path, overrides: dict, field: str
+) -> None:
+    msg = job(tmp_path, f"t2i-bad-{field}", **overrides)
+    del msg["input"]
+    engine.send(msg)
+    err = engine.next()
+    assert (err["type"], err["code"], err["field"]) == ("error", "invalid_request", field)
+
+
 def test_output_resolution_input_returns_the_input_size_and_the_change_mask(
     engine: EngineProcess, tmp_path: Path
 ) -> None:

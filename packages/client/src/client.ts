@@ -6,6 +6,8 @@ import { parseEventStream } from "./sse.js";
 
 type Schemas = components["schemas"];
 export type EditRequest = Schemas["FluxKontextDevRequest"];
+/** A text-to-image request (POST /api/ai/images/generate): no input image. */
+export type GenerateRequest = Schemas["FluxKontextDevGenerateRequest"];
 export type EditResponse = Schemas["EditResponse"];
 export type Generation = Schemas["Generation"];
 export type GenerationList = Schemas["GenerationList"];
@@ -103,8 +105,25 @@ export class Kontext {
     return data as EditResponse;
   }
 
-  /** Queues an edit (num_generations 1–4) and returns the generation ids (POST /api/ai/queue). */
-  async submit(params: EditRequest, opts: CallOptions = {}): Promise<string[]> {
+  /**
+   * Generates an image from the prompt alone and waits for the result (POST
+   * /api/ai/images/generate): the edit's answer, its size from aspect_ratio (default 1:1).
+   */
+  async generate(params: GenerateRequest, opts: CallOptions = {}): Promise<EditResponse> {
+    const { data, error, response } = await this.api.POST("/api/ai/images/generate", {
+      body: { ...params, stream: false },
+      headers: { accept: "application/json" },
+      signal: opts.signal,
+    });
+    if (error !== undefined || !data) throw KontextError.from(response, error);
+    return data as EditResponse;
+  }
+
+  /**
+   * Queues an edit, or a text-to-image generation when `params` has no input_image
+   * (num_generations 1–4), and returns the generation ids (POST /api/ai/queue).
+   */
+  async submit(params: EditRequest | GenerateRequest, opts: CallOptions = {}): Promise<string[]> {
     const { data, error, response } = await this.api.POST("/api/ai/queue", {
       body: params,
       signal: opts.signal,
@@ -154,10 +173,11 @@ export class Kontext {
    * The events of one generation, in order, ending with media_generation_completed:
    * - `stream(id)` follows a queued generation (GET /api/ai/queue/:id/events), from the start or
    *   after `lastEventId`;
-   * - `stream(params)` submits an edit and streams it (POST /api/ai/images/edit as SSE).
+   * - `stream(params)` submits an edit and streams it (POST /api/ai/images/edit as SSE), or, for
+   *   params without input_image, a text-to-image generation (POST /api/ai/images/generate).
    */
   async *stream(
-    target: string | EditRequest,
+    target: string | EditRequest | GenerateRequest,
     opts: CallOptions & { lastEventId?: number } = {},
   ): AsyncGenerator<KontextEvent> {
     const headers: Record<string, string> = { accept: "text/event-stream" };
@@ -169,12 +189,19 @@ export class Kontext {
             parseAs: "stream",
             signal: opts.signal,
           })
-        : await this.api.POST("/api/ai/images/edit", {
-            body: { ...target, stream: true },
-            headers,
-            parseAs: "stream",
-            signal: opts.signal,
-          });
+        : "input_image" in target
+          ? await this.api.POST("/api/ai/images/edit", {
+              body: { ...target, stream: true },
+              headers,
+              parseAs: "stream",
+              signal: opts.signal,
+            })
+          : await this.api.POST("/api/ai/images/generate", {
+              body: { ...target, stream: true },
+              headers,
+              parseAs: "stream",
+              signal: opts.signal,
+            });
     if (error !== undefined || !data) throw KontextError.from(response, error);
     for await (const raw of parseEventStream(data as ReadableStream<Uint8Array>)) {
       const event = { id: Number(raw.id), event: raw.event, data: JSON.parse(raw.data) } as KontextEvent;

@@ -7,6 +7,7 @@ export {
   type EditResponse,
   type ErrorEnvelope,
   FINAL_STATUSES,
+  type GenerateRequest,
   type Generation,
   type GenerationList,
   type GenerationStatus,

@@ -164,7 +164,7 @@ forEachBackend((backend, makeOn) => {
       const gx = items.find((g) => g.generation_id === x) as Item;
       const resultName = new URL(gx.result_url as string).pathname.split("/").pop() as string;
       const resultBytes = (await q.app.inject({ url: new URL(gx.result_url as string).pathname })).rawPayload;
-      const inputHash = (await q.queue.get(x))?.input.hash as string;
+      const inputHash = (await q.queue.get(x))?.input?.hash as string;
 
       // Another key's generation is 404, as if it did not exist; so is an unknown one.
       const theirs = await q.app.inject({ method: "DELETE", url: `/api/history/${x}`, headers: as(KEY_B) });

@@ -353,7 +353,7 @@ describe("decoded for the engine when the generation runs", () => {
       const want = await decodeInput(bytes, 40_000_000); // what inputs/ held before, byte for byte
       expect(seen.rgb.equals(want.rgb), name).toBe(true);
       expect([seen.job.input.width, seen.job.input.height], name).toEqual([want.width, want.height]);
-      expect([g?.input.width, g?.input.height], `${name}: size stored at submission`).toEqual([
+      expect([g?.input?.width, g?.input?.height], `${name}: size stored at submission`).toEqual([
         want.width,
         want.height,
       ]);

@@ -34,11 +34,11 @@ describe("storage", () => {
     await waitFor(() => h?.store.get(id)?.status === "succeeded", 20_000, "done");
     const g = h.store.get(id);
     const result = h.files.resultPath(g?.resultFile as string);
-    expect(existsSync(result) && existsSync(g?.input.path as string)).toBe(true);
+    expect(existsSync(result) && existsSync(g?.input?.path as string)).toBe(true);
 
     h.store.update(id, { completed_at: Date.now() - 169 * 3_600_000 }); // a week and an hour ago
     await new Retention(h.store, h.files, { ttlHours: 168, capBytes: 1e12 }).sweep();
-    expect(existsSync(result) || existsSync(g?.input.path as string)).toBe(false);
+    expect(existsSync(result) || existsSync(g?.input?.path as string)).toBe(false);
     const view = (await h.app.inject({ url: `/api/ai/queue/${id}` })).json();
     expect(view.status).toBe("succeeded");
     expect(view.result_url).toBeNull();
@@ -51,7 +51,7 @@ describe("storage", () => {
     h = await makeHarness({ config: { storageCapMb: 1 }, command: fakeEngine({ FAKE_STEP_MS: "50" }) });
     const a = idOf(await queue(await noisePngDataUri(1)));
     await waitFor(() => h?.store.get(a)?.status === "succeeded", 20_000, "a");
-    const aInput = h.store.get(a)?.input.path as string;
+    const aInput = h.store.get(a)?.input?.path as string;
 
     // Over the cap: a is the oldest finished, so its files go and b is taken.
     const bRes = await queue(await noisePngDataUri(2), { num_inference_steps: 50 });

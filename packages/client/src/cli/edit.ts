@@ -1,6 +1,7 @@
-// `kontext edit`: submits an edit as an event stream, draws its progress, writes the result file.
+// `kontext edit` and `kontext generate`: submit an edit (or text-to-image) as an event stream,
+// draw its progress, write the result file.
 import { readFile, writeFile } from "node:fs/promises";
-import type { EditRequest, Kontext } from "../client.js";
+import type { EditRequest, GenerateRequest, Kontext } from "../client.js";
 import { formatOfPath, UsageError } from "./params.js";
 import { ProgressBar, type ProgressOutput } from "./progress.js";
 
@@ -29,12 +30,7 @@ export async function runEdit(
   args: EditArgs,
   out: ProgressOutput & { write(s: string): unknown } = process.stderr,
 ): Promise<void> {
-  const format = (args.fields.output_format as string | undefined) ?? formatOfPath(args.output);
-  if (!format) {
-    throw new UsageError(
-      `cannot tell the output format from ${args.output}: name it .webp, .png or .jpg, or pass --format`,
-    );
-  }
+  const format = outputFormatOf(args);
   const body = {
     ...args.fields,
     input_image: await inputImageOf(args.input),
@@ -42,7 +38,41 @@ export async function runEdit(
     output_format: format,
     response_format: "b64_json", // the image arrives inline in the last event
   } as EditRequest;
+  await streamToFile(kontext, body, args.output, out);
+}
 
+/** `kontext generate`: text-to-image, the same stream and file without an input image. */
+export async function runGenerate(
+  kontext: Kontext,
+  args: Omit<EditArgs, "input">,
+  out: ProgressOutput & { write(s: string): unknown } = process.stderr,
+): Promise<void> {
+  const body = {
+    ...args.fields,
+    prompt: args.prompt,
+    output_format: outputFormatOf(args),
+    response_format: "b64_json",
+  } as GenerateRequest;
+  await streamToFile(kontext, body, args.output, out);
+}
+
+function outputFormatOf(args: Pick<EditArgs, "fields" | "output">): string {
+  const format = (args.fields.output_format as string | undefined) ?? formatOfPath(args.output);
+  if (!format) {
+    throw new UsageError(
+      `cannot tell the output format from ${args.output}: name it .webp, .png or .jpg, or pass --format`,
+    );
+  }
+  return format;
+}
+
+/** Streams the submission, drawing its progress, and writes the image to `output`. */
+async function streamToFile(
+  kontext: Kontext,
+  body: EditRequest | GenerateRequest,
+  output: string,
+  out: ProgressOutput & { write(s: string): unknown },
+): Promise<void> {
   const bar = new ProgressBar(out);
   let id: string | null = null;
   // Ctrl-C stops the generation on the server too, not just this client.
@@ -73,9 +103,9 @@ export async function runEdit(
             throw new Error(`generation ${d.generation_id} ${d.status}: ${d.error ?? "no reason given"}`);
           }
           if (!d.b64_json) throw new Error(`generation ${d.generation_id}: the server sent no image`);
-          await writeFile(args.output, Buffer.from(d.b64_json, "base64"));
+          await writeFile(output, Buffer.from(d.b64_json, "base64"));
           const secs = d.timings ? `, ${((d.timings.inference + d.timings.encode) / 1000).toFixed(1)} s` : "";
-          bar.finish(`saved ${args.output} (${d.width}x${d.height}, seed ${d.seed}${secs}): ${d.url}`);
+          bar.finish(`saved ${output} (${d.width}x${d.height}, seed ${d.seed}${secs}): ${d.url}`);
           return;
         }
       }

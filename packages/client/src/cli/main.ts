@@ -1,11 +1,12 @@
-// The `kontext` command line: edit images, manage jobs and models, run the server, benchmark.
+// The `kontext` command line: edit images, generate them from text, manage jobs and models, run
+// the server, benchmark.
 // KONTEXT_URL and KONTEXT_API_KEY (or --url / --api-key) point it at a server.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
 import { Kontext, KontextError } from "../client.js";
 import { formatBench, runBench } from "./bench.js";
-import { runEdit } from "./edit.js";
+import { runEdit, runGenerate } from "./edit.js";
 import { parseSets, typedValue, UsageError } from "./params.js";
 import { serve } from "./serve.js";
 import { generationsTable, modelsTable } from "./tables.js";
@@ -31,25 +32,14 @@ export function parseLora(spec: string): { name: string; scale?: number } {
   return { name: spec };
 }
 
-export function buildProgram(): Command {
-  const program = new Command("kontext")
-    .description("Kontext: edit images with FLUX.1 Kontext [dev] on a Kontext server")
-    .addOption(new Option("--url <url>", "the server").env("KONTEXT_URL").default("http://127.0.0.1:8080"))
-    .addOption(new Option("--api-key <key>", "sent as Authorization: Bearer <key>").env("KONTEXT_API_KEY"))
-    .showHelpAfterError()
-    .configureHelp({ showGlobalOptions: true });
-
-  program
-    .command("edit")
-    .description("edit an image and save the result, with a progress bar")
-    .requiredOption("-i, --input <file|url>", "the image to edit (a file, an http(s) URL or a data URI)")
-    .requiredOption("-p, --prompt <text>", "what to change")
-    .requiredOption("-o, --output <file>", "where to write the result (.webp, .png or .jpg)")
+/** The request options `edit` and `generate` share (each field's rules are the server's). */
+function requestOptions(cmd: Command, ratios: string): Command {
+  return cmd
     .option("-m, --model <id>", "model (default flux-kontext-dev)")
     .option("-s, --steps <n>", "num_inference_steps, 4–50 (default 28)")
     .option("-g, --guidance <g>", "guidance, 0–10 (default 2.5)")
     .option("--seed <n>", "seed (random when left out; printed at the end)")
-    .option("-a, --aspect-ratio <ratio>", "aspect_ratio: match_input_image (default), 1:1, 16:9, ...")
+    .option("-a, --aspect-ratio <ratio>", `aspect_ratio: ${ratios}`)
     .option("-f, --format <format>", "output_format: webp, png or jpg (default: from the output file's name)")
     .option("-q, --quality <q>", "output_quality, 0–100 (default 80; png ignores it)")
     .option("--no-safety-checker", "disable_safety_checker: skip the safety classifier")
@@ -61,35 +51,72 @@ export function buildProgram(): Command {
       "--true-cfg-scale <x>",
       "true_cfg_scale, 1–10 (default 1 = off; above 1 each step costs about double)",
     )
-    .option("--strength <x>", "strength, above 0 up to 1 (default 1; below 1 starts from the input: img2img)")
     .option(
       "--lora <name[:scale]>",
       "a LoRA from the server's KONTEXT_LORA_DIR, scale −4…4 (default 1; repeatable, up to 4)",
       collect,
       [],
-    )
+    );
+}
+
+/** The request fields the options of `edit` or `generate` give, over --set's. */
+function fieldsOf(o: Record<string, unknown>): Record<string, unknown> {
+  const fields: Record<string, unknown> = parseSets(o.set as string[]);
+  const map: Array<[string, string]> = [
+    ["model", "model"],
+    ["steps", "num_inference_steps"],
+    ["guidance", "guidance"],
+    ["seed", "seed"],
+    ["aspectRatio", "aspect_ratio"],
+    ["format", "output_format"],
+    ["quality", "output_quality"],
+    ["trueCfgScale", "true_cfg_scale"],
+    ["strength", "strength"],
+  ];
+  for (const [opt, field] of map) {
+    const v = o[opt];
+    if (typeof v === "string") fields[field] = opt === "model" || opt === "aspectRatio" ? v : typedValue(v);
+  }
+  if (o.safetyChecker === false) fields.disable_safety_checker = true;
+  if (o.negativePrompt !== undefined) fields.negative_prompt = o.negativePrompt;
+  if ((o.lora as string[]).length > 0) fields.loras = (o.lora as string[]).map(parseLora);
+  return fields;
+}
+
+export function buildProgram(): Command {
+  const program = new Command("kontext")
+    .description("Kontext: edit images with FLUX.1 Kontext [dev] on a Kontext server")
+    .addOption(new Option("--url <url>", "the server").env("KONTEXT_URL").default("http://127.0.0.1:8080"))
+    .addOption(new Option("--api-key <key>", "sent as Authorization: Bearer <key>").env("KONTEXT_API_KEY"))
+    .showHelpAfterError()
+    .configureHelp({ showGlobalOptions: true });
+
+  const edit = program
+    .command("edit")
+    .description("edit an image and save the result, with a progress bar")
+    .requiredOption("-i, --input <file|url>", "the image to edit (a file, an http(s) URL or a data URI)")
+    .requiredOption("-p, --prompt <text>", "what to change")
+    .requiredOption("-o, --output <file>", "where to write the result (.webp, .png or .jpg)");
+  requestOptions(edit, "match_input_image (default), 1:1, 16:9, ...")
+    .option("--strength <x>", "strength, above 0 up to 1 (default 1; below 1 starts from the input: img2img)")
     .option("--set <key=value>", "any other request field (repeatable)", collect, [])
     .action(async (o, cmd: Command) => {
-      const fields: Record<string, unknown> = parseSets(o.set as string[]);
-      const map: Array<[string, string]> = [
-        ["model", "model"],
-        ["steps", "num_inference_steps"],
-        ["guidance", "guidance"],
-        ["seed", "seed"],
-        ["aspectRatio", "aspect_ratio"],
-        ["format", "output_format"],
-        ["quality", "output_quality"],
-        ["trueCfgScale", "true_cfg_scale"],
-        ["strength", "strength"],
-      ];
-      for (const [opt, field] of map) {
-        if (o[opt] !== undefined)
-          fields[field] = opt === "model" || opt === "aspectRatio" ? o[opt] : typedValue(o[opt]);
-      }
-      if (o.safetyChecker === false) fields.disable_safety_checker = true;
-      if (o.negativePrompt !== undefined) fields.negative_prompt = o.negativePrompt;
-      if ((o.lora as string[]).length > 0) fields.loras = (o.lora as string[]).map(parseLora);
-      await runEdit(clientOf(cmd), { input: o.input, prompt: o.prompt, output: o.output, fields });
+      await runEdit(clientOf(cmd), {
+        input: o.input,
+        prompt: o.prompt,
+        output: o.output,
+        fields: fieldsOf(o),
+      });
+    });
+
+  const generate = program
+    .command("generate <prompt>")
+    .description("make an image from the prompt alone (text-to-image) and save it, with a progress bar")
+    .requiredOption("-o, --output <file>", "where to write the image (.webp, .png or .jpg)");
+  requestOptions(generate, "1:1 (default), 16:9, 21:9, 3:2, 2:3, 4:5, 5:4, 3:4, 4:3, 9:16, 9:21")
+    .option("--set <key=value>", "any other request field (repeatable)", collect, [])
+    .action(async (prompt: string, o, cmd: Command) => {
+      await runGenerate(clientOf(cmd), { prompt, output: o.output, fields: fieldsOf(o) });
     });
 
   const jobs = program.command("jobs").description("list, inspect and cancel generations");

@@ -146,6 +146,143 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/ai/images/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Kontext addition: text-to-image (no input image), waiting for the result
+         * @description The same jobs, queue and events as the edit, made from the prompt alone: the output's size follows aspect_ratio (default 1:1; no match_input_image). Blocks until the generation is done; with `Accept: text/event-stream` or `"stream": true` it answers a Server-Sent Events stream instead.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Kontext addition: the same key with the same body returns the same generations (kept 24 h); with a different body, 409. */
+                    "Idempotency-Key"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["FluxKontextDevGenerateRequest"];
+                };
+            };
+            responses: {
+                /** @description The generated image, or an event stream */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["EditResponse"];
+                        "text/event-stream": string;
+                    };
+                };
+                /** @description Error envelope */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/ai/queue": {
         parameters: {
             query?: never;
@@ -200,7 +337,10 @@ export interface paths {
             };
         };
         put?: never;
-        /** Queue an edit (1–4 generations) */
+        /**
+         * Queue an edit, or a text-to-image generation (1–4 generations)
+         * @description A body with input_image is an edit (FluxKontextDevRequest). A body without it is text-to-image when it fits FluxKontextDevGenerateRequest; one that fits neither is refused as an edit, naming the missing input_image.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -213,7 +353,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["FluxKontextDevRequest"];
+                    "application/json": components["schemas"]["FluxKontextDevRequest"] | components["schemas"]["FluxKontextDevGenerateRequest"];
                 };
             };
             responses: {
@@ -1652,12 +1792,112 @@ export interface components {
              */
             response_format?: "url" | "b64_json";
             /**
-             * @description Images to generate, each its own generation. Queue only: POST /api/ai/images/edit takes 1.
+             * @description Images to generate, each its own generation. Queue only: POST /api/ai/images/edit and POST /api/ai/images/generate take 1.
              * @default 1
              */
             num_generations?: number;
             /**
-             * @description Kontext addition, POST /api/ai/images/edit only: answer a Server-Sent Events stream of queued, started, progress and completed events (same as Accept: text/event-stream).
+             * @description Kontext addition, POST /api/ai/images/edit and POST /api/ai/images/generate only: answer a Server-Sent Events stream of queued, started, progress and completed events (same as Accept: text/event-stream).
+             * @default false
+             */
+            stream?: boolean;
+            /**
+             * Format: uri
+             * @description Kontext addition: an http(s) URL that receives this generation's events as POSTs signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature), retried with backoff. The same address rules as input_image URLs apply. Needs KONTEXT_WEBHOOK_SECRET.
+             */
+            webhook?: string;
+            /**
+             * @description Kontext addition: which events the webhook receives: start, progress (every step), completed.
+             * @default [
+             *       "completed"
+             *     ]
+             */
+            webhook_events_filter?: ("start" | "progress" | "completed")[];
+        };
+        /**
+         * flux-kontext-dev text-to-image request
+         * @description Parameters of a text-to-image generation with FLUX.1 Kontext [dev] (no input image): POST /api/ai/images/generate, or POST /api/ai/queue with a body without input_image.
+         */
+        FluxKontextDevGenerateRequest: {
+            /**
+             * @description The model to run. Must name a served model (GET /api/ai/models).
+             * @default flux-kontext-dev
+             */
+            model?: string;
+            /** @description The edit instruction, or a description of the wanted image. */
+            prompt: string;
+            /**
+             * @description Shape of the image (about one megapixel, sides multiples of 16).
+             * @default 1:1
+             * @enum {string}
+             */
+            aspect_ratio?: "1:1" | "16:9" | "21:9" | "3:2" | "2:3" | "4:5" | "5:4" | "3:4" | "4:3" | "9:16" | "9:21";
+            /**
+             * @description Denoising steps: more is slower and usually cleaner.
+             * @default 28
+             */
+            num_inference_steps?: number;
+            /**
+             * @description Guidance scale: how strongly the prompt steers the edit.
+             * @default 2.5
+             */
+            guidance?: number;
+            /** @description Random seed; the same seed and parameters give the same image. Random when left out; the seed used is always returned. Generation i of num_generations uses seed + i. */
+            seed?: number;
+            /**
+             * @description Encoding of the output image.
+             * @default webp
+             * @enum {string}
+             */
+            output_format?: "webp" | "jpg" | "png";
+            /**
+             * @description Encoder quality for webp and jpg; ignored for png.
+             * @default 80
+             */
+            output_quality?: number;
+            /**
+             * @description Skip the safety classifier that otherwise runs on every output.
+             * @default false
+             */
+            disable_safety_checker?: boolean;
+            /**
+             * @description Kontext addition: fast mode. The transformer runs on some steps and the others are forecast from them (about 2.3× fewer transformer passes at 28 steps); slightly different pixels from the exact path. Same seed, same result.
+             * @default false
+             */
+            fast?: boolean;
+            /** @description Kontext addition: what the image should not show. Used only with true_cfg_scale above 1, as diffusers' FluxKontextPipeline; the empty string counts as a negative prompt. */
+            negative_prompt?: string;
+            /**
+             * @description Kontext addition: true classifier-free guidance with negative_prompt: 1 is off. Above 1 (with a negative_prompt) the transformer runs twice per step, so each step costs about double.
+             * @default 1
+             */
+            true_cfg_scale?: number;
+            /**
+             * @description Kontext addition: LoRA adapters applied for this request only, each with its scale. Files come from KONTEXT_LORA_DIR; a name that is not listed, or a file that matches the model's layers poorly, is refused.
+             * @default []
+             */
+            loras?: {
+                /** @description A LoRA file in KONTEXT_LORA_DIR, relative to it, without .safetensors (GET /api/ai/models/flux-kontext-dev/loras lists them). */
+                name: string;
+                /**
+                 * @description The adapter's weight.
+                 * @default 1
+                 */
+                scale?: number;
+            }[];
+            /**
+             * @description url: the result is served at a stable URL; b64_json: the image is inlined as base64.
+             * @default url
+             * @enum {string}
+             */
+            response_format?: "url" | "b64_json";
+            /**
+             * @description Images to generate, each its own generation. Queue only: POST /api/ai/images/edit and POST /api/ai/images/generate take 1.
+             * @default 1
+             */
+            num_generations?: number;
+            /**
+             * @description Kontext addition, POST /api/ai/images/edit and POST /api/ai/images/generate only: answer a Server-Sent Events stream of queued, started, progress and completed events (same as Accept: text/event-stream).
              * @default false
              */
             stream?: boolean;
@@ -1985,17 +2225,15 @@ export interface components {
             /** @description Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended. */
             whole_frame?: boolean;
             parent_generation_id: string | null;
-            /** @description The input image as it was sent (GET /api/history/:id/input). */
-            input_url: string;
-            /** @description The input's width as the engine saw it (oriented). */
-            input_width: number;
-            /** @description The input's height as the engine saw it (oriented). */
-            input_height: number;
+            input_url: string | null;
+            /** @description The input's width as the engine saw it (oriented); null for text-to-image. */
+            input_width: number | null;
+            /** @description The input's height as the engine saw it (oriented); null for text-to-image. */
+            input_height: number | null;
             /** @description Starred in the history (PATCH /api/history/:id). */
             starred: boolean;
             thumbnail_url: string | null;
-            /** @description A small WebP of the input image (longest side 256 px). */
-            input_thumbnail_url: string;
+            input_thumbnail_url: string | null;
         } & {
             [key: string]: unknown;
         };
@@ -2072,17 +2310,15 @@ export interface components {
                 /** @description Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended. */
                 whole_frame?: boolean;
                 parent_generation_id: string | null;
-                /** @description The input image as it was sent (GET /api/history/:id/input). */
-                input_url: string;
-                /** @description The input's width as the engine saw it (oriented). */
-                input_width: number;
-                /** @description The input's height as the engine saw it (oriented). */
-                input_height: number;
+                input_url: string | null;
+                /** @description The input's width as the engine saw it (oriented); null for text-to-image. */
+                input_width: number | null;
+                /** @description The input's height as the engine saw it (oriented); null for text-to-image. */
+                input_height: number | null;
                 /** @description Starred in the history (PATCH /api/history/:id). */
                 starred: boolean;
                 thumbnail_url: string | null;
-                /** @description A small WebP of the input image (longest side 256 px). */
-                input_thumbnail_url: string;
+                input_thumbnail_url: string | null;
             } & {
                 [key: string]: unknown;
             })[];
@@ -2121,6 +2357,12 @@ export interface components {
             json_request_schema: {
                 [key: string]: unknown;
             };
+            /** @description Kontext addition: the text-to-image endpoint (POST /api/ai/images/generate). */
+            generate_endpoint: string;
+            /** @description Kontext addition: JSON Schema (2020-12) of a text-to-image request (POST /api/ai/images/generate, or POST /api/ai/queue without input_image): the edit's fields without input_image and those that need one. */
+            json_generate_request_schema: {
+                [key: string]: unknown;
+            };
         } & {
             [key: string]: unknown;
         };
@@ -2148,6 +2390,12 @@ export interface components {
                 };
                 /** @description Same as request_schema. */
                 json_request_schema: {
+                    [key: string]: unknown;
+                };
+                /** @description Kontext addition: the text-to-image endpoint (POST /api/ai/images/generate). */
+                generate_endpoint: string;
+                /** @description Kontext addition: JSON Schema (2020-12) of a text-to-image request (POST /api/ai/images/generate, or POST /api/ai/queue without input_image): the edit's fields without input_image and those that need one. */
+                json_generate_request_schema: {
                     [key: string]: unknown;
                 };
             } & {

@@ -9,8 +9,17 @@ import { idempotencyKeyOf, requestHash } from "../jobs/idempotency.js";
 import type { InsertMeta, ListFilter } from "../jobs/job-queue.js";
 import type { Generation, StoredEvent } from "../jobs/types.js";
 import { FINAL } from "../jobs/types.js";
-import { type EditParams, type EditRequestBody, MODEL_ID, withDefaults } from "../schema/flux-kontext-dev.js";
-import { findModel } from "../schema/models.js";
+import {
+  type EditParams,
+  type EditRequestBody,
+  type GenerateRequestBody,
+  generateWithDefaults,
+  isEdit,
+  MODEL_ID,
+  type RequestParams,
+  withDefaults,
+} from "../schema/flux-kontext-dev.js";
+import { findModel, type ModelSpec } from "../schema/models.js";
 import { validateBody } from "../schema/validate.js";
 import type { StoredInput } from "../storage/files.js";
 import { ownerScope, ownGeneration } from "./auth.js";
@@ -27,29 +36,51 @@ export const ListQuery = Type.Object(
   { additionalProperties: false },
 );
 
-/** Validates the body against its model's schema and applies defaults. */
-function parseRequest(body: unknown, endpoint: "edit" | "queue"): EditParams {
+/** Where a body was sent: the sync edit, the sync text-to-image, or the queue (either). */
+export type Endpoint = "edit" | "generate" | "queue";
+
+/**
+ * Validates the body against its model's schema and applies defaults. The queue takes both
+ * kinds: a body with input_image is an edit; one without it is a text-to-image generation when it
+ * fits the generate schema, and otherwise is refused as an edit (naming the missing input_image).
+ */
+function parseRequest(body: unknown, endpoint: Endpoint): RequestParams {
   const requested = (body as Record<string, unknown> | null)?.model;
   const modelId = typeof requested === "string" ? requested : MODEL_ID;
   const model = findModel(modelId);
   if (!model && typeof requested === "string") throw new ApiError("model_not_found", { model: requested });
-  const params = withDefaults(validateBody<EditRequestBody>(model?.schema ?? findModelOrThrow(), body));
-  if (endpoint === "edit" && params.num_generations !== 1) {
+  const spec = model ?? findModelOrThrow();
+  const params = generates(spec, body, endpoint)
+    ? generateWithDefaults(validateBody<GenerateRequestBody>(spec.generateSchema, body))
+    : withDefaults(validateBody<EditRequestBody>(spec.schema, body));
+  if (endpoint !== "queue" && params.num_generations !== 1) {
     throw fieldInvalid(
       "num_generations",
-      "must be 1 on POST /api/ai/images/edit (use POST /api/ai/queue for up to 4)",
+      `must be 1 on POST /api/ai/images/${endpoint} (use POST /api/ai/queue for up to 4)`,
       params.num_generations,
     );
   }
   if (endpoint === "queue" && params.stream) {
     throw fieldInvalid(
       "stream",
-      "only POST /api/ai/images/edit streams; follow a queued generation with GET /api/ai/queue/:id/events",
+      "only POST /api/ai/images/edit and /api/ai/images/generate stream; follow a queued generation with GET /api/ai/queue/:id/events",
       "true",
     );
   }
-  checkOutputResolution(params);
+  if (isEdit(params)) checkOutputResolution(params);
   return params;
+}
+
+/** Whether the body is read as text-to-image: always on /generate; on the queue, when it fits. */
+function generates(spec: ModelSpec, body: unknown, endpoint: Endpoint): boolean {
+  if (endpoint !== "queue") return endpoint === "generate";
+  if (typeof body !== "object" || body === null || Array.isArray(body) || "input_image" in body) return false;
+  try {
+    validateBody(spec.generateSchema, body);
+    return true;
+  } catch {
+    return false; // fits neither: the edit schema's message names the missing input_image
+  }
 }
 
 /** output_resolution and preserve_unedited together with the rest of the request (400 naming the field). */
@@ -86,10 +117,10 @@ async function checkInputSize(params: EditParams, input: StoredInput): Promise<v
   );
 }
 
-function findModelOrThrow() {
+function findModelOrThrow(): ModelSpec {
   const m = findModel(MODEL_ID);
   if (!m) throw new ApiError("model_not_found", { model: MODEL_ID });
-  return m.schema;
+  return m;
 }
 
 function requireEngine(ctx: AppContext): void {
@@ -103,15 +134,15 @@ function requireEngine(ctx: AppContext): void {
 }
 
 /**
- * Validates, checks an engine can serve, ingests the image and queues: every submit path (hosted,
- * OpenAI). `req` gives the caller (its key's limits and ownership), the Idempotency-Key and the
- * base URL webhooks use. `upload`: the input image's bytes as a multipart form sent them (the
- * body's input_image then names them by hash), used as they are.
+ * Validates, checks an engine can serve, ingests the image (an edit's) and queues: every submit
+ * path (hosted, OpenAI). `req` gives the caller (its key's limits and ownership), the
+ * Idempotency-Key and the base URL webhooks use. `upload`: the input image's bytes as a multipart
+ * form sent them (the body's input_image then names them by hash), used as they are.
  */
 export async function submit(
   ctx: AppContext,
   body: unknown,
-  endpoint: "edit" | "queue",
+  endpoint: Endpoint,
   req?: FastifyRequest,
   upload?: Buffer,
 ): Promise<Generation[]> {
@@ -122,7 +153,7 @@ export async function submit(
   const hash = key ? requestHash(endpoint, body) : "";
   const create = async () => {
     requireEngine(ctx);
-    const count = endpoint === "edit" ? 1 : params.num_generations;
+    const count = endpoint === "queue" ? params.num_generations : 1;
     const release = ctx.keys.admit(owner, count, await ctx.queue.countActiveOf(owner));
     try {
       await ctx.queue.admit(count); // shutting down or full: refused before anything is stored
@@ -130,6 +161,7 @@ export async function submit(
       await ctx.retention.ensureRoom();
       const meta: InsertMeta = { owner, baseUrl: req ? ctx.baseUrl(req) : ctx.config.publicUrl };
       if (key) meta.idempotency = { key, requestHash: hash };
+      if (!isEdit(params)) return await ctx.queue.submit(params, null, count, meta); // text-to-image: no input
       // The input stays pinned until its generations are written; a refusal removes what it stored.
       return await ctx.images.withInput(upload ?? params.input_image, async (input) => {
         await checkInputSize(params, input);
@@ -309,20 +341,32 @@ async function syncResponse(ctx: AppContext, g: Generation, base: string): Promi
   };
 }
 
+/**
+ * The sync endpoints: the result once the generation is done, or its event stream (Accept:
+ * text/event-stream or "stream": true). The generation runs whether or not the client stays.
+ */
+async function answerSync(
+  ctx: AppContext,
+  endpoint: "edit" | "generate",
+  req: FastifyRequest,
+  reply: FastifyReply,
+) {
+  const streamed = wantsEventStream(req) || (req.body as { stream?: unknown } | null)?.stream === true;
+  const [g] = await submit(ctx, req.body, endpoint, req);
+  const gen = g as Generation;
+  const base = ctx.baseUrl(req);
+  if (streamed) {
+    const sse = new SseStream(req, reply, ctx.config.sseKeepAliveS);
+    streamGeneration(ctx, sse, gen.id, 0, base, gen.params.response_format === "b64_json");
+    return reply;
+  }
+  return syncResponse(ctx, await ctx.queue.waitFor(gen.id), base);
+}
+
 export function registerGenerations(app: FastifyInstance, ctx: AppContext): void {
-  app.post("/api/ai/images/edit", async (req: FastifyRequest, reply: FastifyReply) => {
-    const streamed = wantsEventStream(req) || (req.body as { stream?: unknown } | null)?.stream === true;
-    const [g] = await submit(ctx, req.body, "edit", req);
-    const gen = g as Generation;
-    const base = ctx.baseUrl(req);
-    if (streamed) {
-      const sse = new SseStream(req, reply, ctx.config.sseKeepAliveS);
-      streamGeneration(ctx, sse, gen.id, 0, base, gen.params.response_format === "b64_json");
-      return reply;
-    }
-    // The generation runs whether or not this client stays connected.
-    return syncResponse(ctx, await ctx.queue.waitFor(gen.id), base);
-  });
+  app.post("/api/ai/images/edit", (req, reply) => answerSync(ctx, "edit", req, reply));
+  // Kontext addition: text-to-image (the hosted API's name for it), the same jobs without an input.
+  app.post("/api/ai/images/generate", (req, reply) => answerSync(ctx, "generate", req, reply));
 
   app.post("/api/ai/queue", async (req) => {
     const gens = await submit(ctx, req.body, "queue", req);

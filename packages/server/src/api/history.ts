@@ -9,7 +9,7 @@ import { ApiError, fieldInvalid } from "../errors.js";
 import { encodeOutput, INPUT_CONTENT_TYPES, type InputFormat, thumbnail } from "../images/codec.js";
 import { ThumbnailCache } from "../images/thumbnails.js";
 import type { HistoryFilter, QueuedGeneration } from "../jobs/job-queue.js";
-import { STATUSES } from "../jobs/types.js";
+import { type Generation, type GenerationInput, STATUSES } from "../jobs/types.js";
 import { validateBody } from "../schema/validate.js";
 import { ownerScope, ownGeneration, visibleTo } from "./auth.js";
 import { limitParam, readListQuery, statusParam } from "./query.js";
@@ -65,7 +65,10 @@ export const StarBody = Type.Object(
 
 const IMMUTABLE = "public, max-age=86400, immutable";
 
-/** A generation as the history lists it: the queue's view plus its chain link and input image. */
+/**
+ * A generation as the history lists it: the queue's view plus its chain link and input image
+ * (the input fields null for text-to-image, which has none).
+ */
 export function renderHistoryItem(
   g: QueuedGeneration,
   ctx: AppContext,
@@ -74,13 +77,13 @@ export function renderHistoryItem(
   return {
     ...renderGeneration(g, ctx, base),
     parent_generation_id: g.parentId,
-    input_url: `${base}/api/history/${g.id}/input`,
-    input_width: g.input.width,
-    input_height: g.input.height,
+    input_url: g.input ? `${base}/api/history/${g.id}/input` : null,
+    input_width: g.input?.width ?? null,
+    input_height: g.input?.height ?? null,
     starred: g.starred,
     thumbnail_url:
       g.status === "succeeded" && ctx.queue.resultUrlPath(g) ? `${base}/api/history/${g.id}/thumbnail` : null,
-    input_thumbnail_url: `${base}/api/history/${g.id}/input/thumbnail`,
+    input_thumbnail_url: g.input ? `${base}/api/history/${g.id}/input/thumbnail` : null,
   };
 }
 
@@ -97,6 +100,13 @@ function thumbnailSize(query: unknown): number {
     );
   }
   return n;
+}
+
+/** The generation's input, or 404 result_not_found for text-to-image (made from the prompt alone). */
+function inputOf(g: Generation): GenerationInput {
+  if (!g.input)
+    throw new ApiError("result_not_found", { name: `input image of ${g.id} (text-to-image: it has none)` });
+  return g.input;
 }
 
 const sendThumbnail = (reply: FastifyReply, bytes: Buffer) =>
@@ -127,11 +137,12 @@ export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
   // decoded is served losslessly as PNG).
   app.get<{ Params: { id: string } }>("/api/history/:id/input", async (req, reply) => {
     const g = await ownGeneration(ctx, req, req.params.id);
-    const stored = await ctx.files.readInput(g.input);
+    const input = inputOf(g);
+    const stored = await ctx.files.readInput(input);
     if (!stored) throw new ApiError("result_not_found", { name: `input image of ${g.id}` });
     const raw = stored.format === "raw";
     const bytes = raw
-      ? await encodeOutput(stored.bytes, g.input.width, g.input.height, "png", 100)
+      ? await encodeOutput(stored.bytes, input.width, input.height, "png", 100)
       : stored.bytes;
     return reply
       .header("content-type", raw ? "image/png" : INPUT_CONTENT_TYPES[stored.format as InputFormat])
@@ -161,15 +172,16 @@ export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
   app.get<{ Params: { id: string } }>("/api/history/:id/input/thumbnail", async (req, reply) => {
     const size = thumbnailSize(req.query);
     const g = await ownGeneration(ctx, req, req.params.id);
+    const input = inputOf(g);
     const make = async () => {
-      const stored = await ctx.files.readInput(g.input);
+      const stored = await ctx.files.readInput(input);
       if (!stored) return null;
-      const raw = stored.format === "raw" ? { width: g.input.width, height: g.input.height } : undefined;
+      const raw = stored.format === "raw" ? { width: input.width, height: input.height } : undefined;
       return thumbnail(stored.bytes, size, raw);
     };
     // An expired generation's input may be gone (unless another generation still uses it): looked at.
     const bytes =
-      g.expiredAt === null ? await thumbnails.get(`input:${g.input.hash}:${size}`, make) : await make();
+      g.expiredAt === null ? await thumbnails.get(`input:${input.hash}:${size}`, make) : await make();
     if (!bytes) throw new ApiError("result_not_found", { name: `input image of ${g.id}` });
     return sendThumbnail(reply, bytes);
   });

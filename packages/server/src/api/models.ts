@@ -30,7 +30,7 @@ export const LoraList = Type.Object({
 
 export function describeModel(model: ModelSpec, ctx: Pick<AppContext, "engine">): Record<string, unknown> {
   const loaded = ctx.engine.status().find((s) => s.model)?.model ?? null;
-  const schema = jsonSchemaOf(model);
+  const schema = jsonSchemaOf(model.schema);
   const demo = loaded?.demo === true;
   return {
     id: model.id,
@@ -50,6 +50,9 @@ export function describeModel(model: ModelSpec, ctx: Pick<AppContext, "engine">)
       : null,
     request_schema: schema,
     json_request_schema: schema,
+    // Kontext addition: text-to-image, POST /api/ai/images/generate (no input image).
+    generate_endpoint: "/images/generate",
+    json_generate_request_schema: jsonSchemaOf(model.generateSchema),
   };
 }
 

@@ -90,6 +90,7 @@ export function buildOpenApi(): Record<string, unknown> {
   const model = MODELS[0];
   if (!model) throw new Error("no model");
   const { $id: _id, ...request } = plain(model.schema);
+  const { $id: _gid, ...generateRequest } = plain(model.generateSchema);
   const queueQuery = plain(ListQuery) as { properties: Record<string, { description: string }> };
   return {
     openapi: "3.1.0",
@@ -125,13 +126,41 @@ export function buildOpenApi(): Record<string, unknown> {
           },
         },
       },
+      "/api/ai/images/generate": {
+        post: {
+          summary: "Kontext addition: text-to-image (no input image), waiting for the result",
+          parameters: [idempotencyKey],
+          description:
+            'The same jobs, queue and events as the edit, made from the prompt alone: the output\'s size follows aspect_ratio (default 1:1; no match_input_image). Blocks until the generation is done; with `Accept: text/event-stream` or `"stream": true` it answers a Server-Sent Events stream instead.',
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: ref("FluxKontextDevGenerateRequest") } },
+          },
+          responses: {
+            "200": {
+              description: "The generated image, or an event stream",
+              content: {
+                "application/json": { schema: ref("EditResponse") },
+                "text/event-stream": { schema: { type: "string" } },
+              },
+            },
+            ...errors(400, 401, 404, 409, 413, 415, 429, 500, 503, 507),
+          },
+        },
+      },
       "/api/ai/queue": {
         post: {
-          summary: "Queue an edit (1–4 generations)",
+          summary: "Queue an edit, or a text-to-image generation (1–4 generations)",
+          description:
+            "A body with input_image is an edit (FluxKontextDevRequest). A body without it is text-to-image when it fits FluxKontextDevGenerateRequest; one that fits neither is refused as an edit, naming the missing input_image.",
           parameters: [idempotencyKey],
           requestBody: {
             required: true,
-            content: { "application/json": { schema: ref("FluxKontextDevRequest") } },
+            content: {
+              "application/json": {
+                schema: { oneOf: [ref("FluxKontextDevRequest"), ref("FluxKontextDevGenerateRequest")] },
+              },
+            },
           },
           responses: {
             "200": json(ref("QueueResponse"), "Queued"),
@@ -314,6 +343,7 @@ export function buildOpenApi(): Record<string, unknown> {
       },
       schemas: {
         FluxKontextDevRequest: request,
+        FluxKontextDevGenerateRequest: generateRequest,
         EditResponse: plain(EditResponse),
         QueueResponse: plain(QueueResponse),
         Generation: plain(GenerationView),

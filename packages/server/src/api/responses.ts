@@ -180,9 +180,18 @@ export const HistoryItem = Type.Object(
         description: "The generation whose result was this one's input: the previous step of its edit chain.",
       }),
     ),
-    input_url: Type.String({ description: "The input image as it was sent (GET /api/history/:id/input)." }),
-    input_width: Type.Integer({ description: "The input's width as the engine saw it (oriented)." }),
-    input_height: Type.Integer({ description: "The input's height as the engine saw it (oriented)." }),
+    input_url: Nullable(
+      Type.String({
+        description:
+          "The input image as it was sent (GET /api/history/:id/input); null for text-to-image, which has none.",
+      }),
+    ),
+    input_width: Type.Union([Type.Integer(), Type.Null()], {
+      description: "The input's width as the engine saw it (oriented); null for text-to-image.",
+    }),
+    input_height: Type.Union([Type.Integer(), Type.Null()], {
+      description: "The input's height as the engine saw it (oriented); null for text-to-image.",
+    }),
     starred: Type.Boolean({ description: "Starred in the history (PATCH /api/history/:id)." }),
     thumbnail_url: Nullable(
       Type.String({
@@ -190,9 +199,11 @@ export const HistoryItem = Type.Object(
           "A small WebP of the result (longest side 256 px); null unless succeeded and its result is kept.",
       }),
     ),
-    input_thumbnail_url: Type.String({
-      description: "A small WebP of the input image (longest side 256 px).",
-    }),
+    input_thumbnail_url: Nullable(
+      Type.String({
+        description: "A small WebP of the input image (longest side 256 px); null for text-to-image.",
+      }),
+    ),
   },
   {
     description:
@@ -228,6 +239,17 @@ export const ModelView = Type.Object(
     json_request_schema: Type.Object(
       {},
       { additionalProperties: true, description: "Same as request_schema." },
+    ),
+    generate_endpoint: Type.String({
+      description: "Kontext addition: the text-to-image endpoint (POST /api/ai/images/generate).",
+    }),
+    json_generate_request_schema: Type.Object(
+      {},
+      {
+        additionalProperties: true,
+        description:
+          "Kontext addition: JSON Schema (2020-12) of a text-to-image request (POST /api/ai/images/generate, or POST /api/ai/queue without input_image): the edit's fields without input_image and those that need one.",
+      },
     ),
   },
   { additionalProperties: true },

@@ -14,7 +14,8 @@ export interface JobMessage {
   v: 1;
   type: "job";
   job_id: string;
-  input: { path: string; width: number; height: number };
+  /** the input image; left out for text-to-image (the output's size then comes from aspect_ratio) */
+  input?: { path: string; width: number; height: number };
   prompt: string;
   aspect_ratio: AspectRatio;
   num_inference_steps: number;

@@ -8,7 +8,7 @@ import { Queue } from "bullmq";
 import { ApiError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
 import type { Redis } from "../redis/connection.js";
-import type { EditParams } from "../schema/flux-kontext-dev.js";
+import type { RequestParams } from "../schema/flux-kontext-dev.js";
 import type { FileStore, StoredInput } from "../storage/files.js";
 import {
   type HistoryFilter,
@@ -137,8 +137,8 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
   }
 
   async submit(
-    params: EditParams,
-    input: StoredInput,
+    params: RequestParams,
+    input: StoredInput | null,
     count: number,
     meta: InsertMeta = {},
   ): Promise<Generation[]> {

@@ -3,7 +3,7 @@
 // stateless gateways, workers on GPU machines). test/queue-conformance.test.ts runs the same
 // suite against both.
 import type { EventEmitter } from "node:events";
-import type { EditParams } from "../schema/flux-kontext-dev.js";
+import type { RequestParams } from "../schema/flux-kontext-dev.js";
 import type { StoredInput } from "../storage/files.js";
 import type { Generation, InsertMeta, Status, StoredEvent } from "./types.js";
 
@@ -53,8 +53,16 @@ export interface JobQueue extends EventEmitter<QueueEvents> {
    * shutting_down, 429 queue_full with Retry-After) without storing anything. submit checks again.
    */
   admit(count: number): Promise<void>;
-  /** Writes `count` queued generations before answering; 429 when the queue is full. */
-  submit(params: EditParams, input: StoredInput, count: number, meta?: InsertMeta): Promise<Generation[]>;
+  /**
+   * Writes `count` queued generations before answering; 429 when the queue is full. `input`: the
+   * edit's stored input image; null for text-to-image.
+   */
+  submit(
+    params: RequestParams,
+    input: StoredInput | null,
+    count: number,
+    meta?: InsertMeta,
+  ): Promise<Generation[]>;
   /** The generations an idempotency key was first used for, with that request's hash. */
   idempotent(owner: string | null, key: string): Promise<{ requestHash: string; ids: string[] } | null>;
 

@@ -5,7 +5,7 @@
 // test/lifecycle.test.ts covers every transition.
 import { randomInt, randomUUID } from "node:crypto";
 import { ApiError, type GenerationErrorCode, generationError } from "../errors.js";
-import { type EditParams, MAX_SEED } from "../schema/flux-kontext-dev.js";
+import { isEdit, MAX_SEED, type RequestParams } from "../schema/flux-kontext-dev.js";
 import type { StoredInput } from "../storage/files.js";
 import { lastStepDone } from "./job-queue.js";
 import { FINAL, type Generation, type Patch, type StoredParams } from "./types.js";
@@ -37,17 +37,20 @@ export type Decision =
  * seed; generation i gets seed + i), and the request's parameters kept as they came, all but what
  * only the request itself needs (so a field added to the schema reaches the engine as it is).
  */
-export function newGenerations(params: EditParams, input: StoredInput, count: number) {
-  const { input_image, stream, num_generations, seed, webhook, webhook_events_filter, ...kept } = params;
+export function newGenerations(params: RequestParams, input: StoredInput | null, count: number) {
+  const { stream, num_generations, seed, webhook, webhook_events_filter, ...kept } = params;
   const stored: StoredParams = kept;
-  if (/^https?:\/\//i.test(input_image)) stored.input_image = input_image; // a URL is worth keeping
+  if (isEdit(params)) {
+    delete stored.input_image;
+    if (/^https?:\/\//i.test(params.input_image)) stored.input_image = params.input_image; // a URL is worth keeping
+  }
   if (webhook) Object.assign(stored, { webhook, webhook_events_filter });
   const base = seed ?? randomInt(0, 2 ** 47); // randomInt's range is below 2^48
   return Array.from({ length: count }, (_, i) => ({
     id: randomUUID(),
     model: params.model,
     params: stored,
-    input: { hash: input.hash, path: input.path, width: input.width, height: input.height },
+    input: input && { hash: input.hash, path: input.path, width: input.width, height: input.height },
     seed: (base + i) % (MAX_SEED + 1),
   }));
 }

@@ -67,9 +67,11 @@ for g = 1, tonumber(ARGV[5]) do
   for j = 1, n do
     redis.call('HSET', key, ARGV[i], ARGV[i + 1])
     if ARGV[i] == 'input' then
-      local hash = cjson.decode(ARGV[i + 1]).hash
-      redis.call('SADD', p .. 'inputs', hash)
-      redis.call('SADD', p .. 'input-refs:' .. hash, id)
+      local input = cjson.decode(ARGV[i + 1]) -- null (cjson.null) for text-to-image
+      if type(input) == 'table' then
+        redis.call('SADD', p .. 'inputs', input.hash)
+        redis.call('SADD', p .. 'input-refs:' .. input.hash, id)
+      end
     end
     i = i + 2
   end
@@ -284,7 +286,9 @@ export class RedisRecords {
         const pipe = this.redis.pipeline();
         for (const id of ids) pipe.hget(`${P}gen:${id}`, "input");
         const hashes = ((await pipe.exec()) ?? [])
-          .map(([, v]) => (typeof v === "string" ? (JSON.parse(v) as { hash?: string }).hash : undefined))
+          .map(([, v]) =>
+            typeof v === "string" ? (JSON.parse(v) as { hash?: string } | null)?.hash : undefined,
+          )
           .filter((h): h is string => typeof h === "string");
         if (hashes.length > 0) await this.redis.sadd(`${P}inputs`, ...hashes);
       }
@@ -306,7 +310,7 @@ export class RedisRecords {
         const write = this.redis.pipeline();
         ids.forEach((id, i) => {
           const v = inputs[i]?.[1];
-          const hash = typeof v === "string" ? (JSON.parse(v) as { hash?: string }).hash : undefined;
+          const hash = typeof v === "string" ? (JSON.parse(v) as { hash?: string } | null)?.hash : undefined;
           if (typeof hash === "string") write.sadd(`${P}input-refs:${hash}`, id);
         });
         await write.exec();
@@ -421,7 +425,7 @@ export class RedisRecords {
         changedFraction: null,
         wholeFrame: null,
         resultHash: null,
-        parentId: await this.parentOf(meta.owner ?? null, g.input.hash),
+        parentId: g.input ? await this.parentOf(meta.owner ?? null, g.input.hash) : null,
       });
       args.push(g.id, g.model, fields.length / 2, ...fields);
     }

@@ -35,13 +35,16 @@ const STORED_MAX_PIXELS = 16383 * 16383;
  * The input of one run as the engine reads it: the stored original decoded (decodeInput: EXIF
  * orientation, at most ENGINE_MAX_SIDE, alpha on white, sRGB, first frame) into the job's tmp dir,
  * which is removed when the job ends; an input an earlier version stored as raw RGB is read as is.
+ * Null for text-to-image: there is no input to hand over.
  */
-export async function engineInput(files: FileStore, g: Generation): Promise<EngineInput> {
-  const unpin = await files.pinInput(g.input.hash); // not removed or evicted while it is read
+export async function engineInput(files: FileStore, g: Generation): Promise<EngineInput | null> {
+  if (!g.input) return null;
+  const { hash } = g.input;
+  const unpin = await files.pinInput(hash); // not removed or evicted while it is read
   try {
-    const stored = await files.findInput(g.input.hash);
+    const stored = await files.findInput(hash);
     const missing = () =>
-      new InputUnavailable("input_missing", `the input image (sha256 ${g.input.hash}) is no longer stored`);
+      new InputUnavailable("input_missing", `the input image (sha256 ${hash}) is no longer stored`);
     if (!stored) throw missing();
     if (stored.format === "raw") return { path: stored.path, width: stored.width, height: stored.height };
     const bytes = await readFile(stored.path).catch(() => null);
@@ -62,20 +65,15 @@ export async function engineInput(files: FileStore, g: Generation): Promise<Engi
 }
 
 /**
- * The engine's job message for one run of `g`, reading `input` and writing into `outputDir`: the
- * envelope, then every request parameter the protocol schema gives the engine (ENGINE_PARAMS),
- * copied as stored; one a generation stored before it existed gets the request schema's default.
+ * The engine's job message for one run of `g`, reading `input` (none for text-to-image) and
+ * writing into `outputDir`: the envelope, then every request parameter the protocol schema gives
+ * the engine (ENGINE_PARAMS), copied as stored; one a generation stored before it existed gets the
+ * request schema's default.
  */
-export function jobMessage(g: Generation, input: EngineInput, outputDir: string): JobMessage {
-  const msg: Record<string, unknown> = {
-    v: 1,
-    type: "job",
-    job_id: g.id,
-    input: { path: input.path, width: input.width, height: input.height },
-    seeds: [g.seed],
-    output_dir: outputDir,
-    preview: true,
-  };
+export function jobMessage(g: Generation, input: EngineInput | null, outputDir: string): JobMessage {
+  const msg: Record<string, unknown> = { v: 1, type: "job", job_id: g.id };
+  if (input) msg.input = { path: input.path, width: input.width, height: input.height };
+  Object.assign(msg, { seeds: [g.seed], output_dir: outputDir, preview: true });
   const params = g.params as Record<string, unknown>;
   const defaults = EditRequest.properties as Record<string, { default?: unknown }>;
   for (const name of ENGINE_PARAMS) {
@@ -184,10 +182,11 @@ async function inputAlpha(
   width: number,
   height: number,
 ): Promise<Buffer | null> {
-  if (!atInputSize(g) || g.params.output_format === "jpg") return null;
-  const unpin = await files.pinInput(g.input.hash);
+  if (!atInputSize(g) || g.params.output_format === "jpg" || !g.input) return null;
+  const { hash } = g.input;
+  const unpin = await files.pinInput(hash);
   try {
-    const stored = await files.findInput(g.input.hash);
+    const stored = await files.findInput(hash);
     if (!stored || stored.format === "raw") return null; // raw RGB has no alpha
     const bytes = await readFile(stored.path).catch(() => null);
     return bytes ? await alphaOf(bytes, width, height) : null;

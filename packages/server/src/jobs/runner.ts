@@ -108,7 +108,7 @@ export class Runner {
       engineTaken = true;
     };
     try {
-      let input: EngineInput;
+      let input: EngineInput | null;
       try {
         input = await engineInput(files, g);
       } catch (err) {
@@ -176,7 +176,7 @@ export class Runner {
   }
 
   /** One attempt on the first idle engine; its events are written in order as they come. */
-  private runOnEngine(g: Generation, input: EngineInput, taken: () => void): Promise<Outcome> {
+  private runOnEngine(g: Generation, input: EngineInput | null, taken: () => void): Promise<Outcome> {
     const { records, engines, metrics } = this.o;
     const id = g.id;
     let writes = Promise.resolve();

@@ -6,7 +6,7 @@ import { EventEmitter } from "node:events";
 import type { Engines } from "../engine/supervisor.js";
 import { ApiError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
-import type { EditParams } from "../schema/flux-kontext-dev.js";
+import type { RequestParams } from "../schema/flux-kontext-dev.js";
 import type { FileStore, StoredInput } from "../storage/files.js";
 import {
   type HistoryFilter,
@@ -134,8 +134,8 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
 
   /** Writes `count` generations (queued) and returns them; 429 when the queue is full. */
   async submit(
-    params: EditParams,
-    input: StoredInput,
+    params: RequestParams,
+    input: StoredInput | null,
     count: number,
     meta: InsertMeta = {},
   ): Promise<Generation[]> {

@@ -22,10 +22,10 @@ CREATE TABLE IF NOT EXISTS generations (
   model TEXT NOT NULL,
   status TEXT NOT NULL,
   params TEXT NOT NULL,
-  input_hash TEXT NOT NULL,
-  input_path TEXT NOT NULL,
-  input_width INTEGER NOT NULL,
-  input_height INTEGER NOT NULL,
+  input_hash TEXT,
+  input_path TEXT,
+  input_width INTEGER,
+  input_height INTEGER,
   seed INTEGER NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
   enqueued_at INTEGER NOT NULL,
@@ -83,10 +83,10 @@ interface Row {
   model: string;
   status: Status;
   params: string;
-  input_hash: string;
-  input_path: string;
-  input_width: number;
-  input_height: number;
+  input_hash: string | null;
+  input_path: string | null;
+  input_width: number | null;
+  input_height: number | null;
   seed: number;
   attempts: number;
   enqueued_at: number;
@@ -156,7 +156,7 @@ function fromRow(r: Row): Generation {
     model: r.model,
     status: r.status,
     params: JSON.parse(r.params) as StoredParams,
-    input: { hash: r.input_hash, path: r.input_path, width: r.input_width, height: r.input_height },
+    input: inputOf(r),
     seed: r.seed,
     attempts: r.attempts,
     enqueuedAt: r.enqueued_at,
@@ -182,6 +182,13 @@ function fromRow(r: Row): Generation {
     wholeFrame: r.whole_frame === null || r.whole_frame === undefined ? null : r.whole_frame === 1,
     loraReport: r.lora_report ? (JSON.parse(r.lora_report) as Generation["loraReport"]) : null,
   };
+}
+
+/** The input columns as a GenerationInput; null when they are (text-to-image). */
+function inputOf(r: Row): Generation["input"] {
+  if (r.input_hash === null || r.input_path === null || r.input_width === null || r.input_height === null)
+    return null;
+  return { hash: r.input_hash, path: r.input_path, width: r.input_width, height: r.input_height };
 }
 
 export type NewGeneration = Pick<Generation, "id" | "model" | "params" | "input" | "seed">;
@@ -307,10 +314,10 @@ export class SqliteRecords {
           id: g.id,
           model: g.model,
           params: JSON.stringify(g.params),
-          input_hash: g.input.hash,
-          input_path: g.input.path,
-          input_width: g.input.width,
-          input_height: g.input.height,
+          input_hash: g.input?.hash ?? null,
+          input_path: g.input?.path ?? null,
+          input_width: g.input?.width ?? null,
+          input_height: g.input?.height ?? null,
           seed: g.seed,
           enqueued_at: now,
           owner: meta.owner ?? null,
@@ -584,9 +591,46 @@ function migrate(db: Database.Database): void {
   ] as const) {
     if (!have.has(name)) db.exec(`ALTER TABLE generations ADD COLUMN ${name} ${type}`);
   }
+  allowNullInputs(db);
   db.exec("CREATE INDEX IF NOT EXISTS generations_result_hash ON generations (result_hash)");
   db.exec("CREATE INDEX IF NOT EXISTS generations_input ON generations (input_hash)");
   db.exec("CREATE INDEX IF NOT EXISTS generations_starred ON generations (starred, seq)"); // ?starred=true
+}
+
+/** The input columns, nullable since text-to-image generations (which have no input). */
+const INPUT_COLUMNS = ["input_hash", "input_path", "input_width", "input_height"];
+
+/**
+ * A database made before text-to-image has NOT NULL input columns. SQLite cannot drop a column's
+ * constraint in place, so the table is rebuilt from its own definition without it (rows, seqs
+ * and the AUTOINCREMENT counter kept), in one transaction; the indexes are made again after.
+ */
+function allowNullInputs(db: Database.Database): void {
+  const columns = db.pragma("table_info(generations)") as Array<{ name: string; notnull: number }>;
+  if (!columns.some((c) => INPUT_COLUMNS.includes(c.name) && c.notnull === 1)) return;
+  const { sql } = db
+    .prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'generations'")
+    .get() as {
+    sql: string;
+  };
+  let rebuilt = sql.replace(
+    /^CREATE TABLE\s+(IF NOT EXISTS\s+)?"?generations"?/i,
+    "CREATE TABLE generations_rebuilt",
+  );
+  for (const c of INPUT_COLUMNS)
+    rebuilt = rebuilt.replace(new RegExp(`(\\b${c}\\s+\\w+)\\s+NOT NULL`, "i"), "$1");
+  db.transaction(() => {
+    const counter = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'generations'").get() as
+      | { seq: number }
+      | undefined;
+    db.exec(rebuilt);
+    db.exec("INSERT INTO generations_rebuilt SELECT * FROM generations");
+    db.exec("DROP TABLE generations");
+    db.exec("ALTER TABLE generations_rebuilt RENAME TO generations");
+    if (counter) db.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'generations'").run(counter.seq);
+    db.exec("CREATE INDEX IF NOT EXISTS generations_status ON generations (status, seq)");
+    db.exec("CREATE INDEX IF NOT EXISTS generations_completed ON generations (completed_at)");
+  })();
 }
 
 interface EventRow {

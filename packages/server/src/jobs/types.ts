@@ -1,20 +1,27 @@
 // A generation (one output image) as the job store keeps it.
 import type { AppliedLora } from "../engine/protocol.js";
-import type { EditParams } from "../schema/flux-kontext-dev.js";
+import type { EDIT_ONLY_FIELDS, EditParams } from "../schema/flux-kontext-dev.js";
 
 export const STATUSES = ["queued", "processing", "succeeded", "failed", "cancelled"] as const;
 export type Status = (typeof STATUSES)[number];
 export const FINAL: readonly Status[] = ["succeeded", "failed", "cancelled"];
 
-/** The request parameters kept with a generation (input_image only when it was a URL). */
+/** The edit-only fields a text-to-image generation has none of (input_image is kept apart). */
+type EditOnly = Exclude<(typeof EDIT_ONLY_FIELDS)[number], "input_image">;
+
+/**
+ * The request parameters kept with a generation (input_image only when it was a URL). A
+ * text-to-image generation (POST /api/ai/images/generate) has no edit-only fields.
+ */
 export type StoredParams = Omit<
   EditParams,
-  "input_image" | "stream" | "num_generations" | "seed" | "webhook" | "webhook_events_filter"
-> & {
-  input_image?: string;
-  webhook?: string;
-  webhook_events_filter?: EditParams["webhook_events_filter"];
-};
+  "input_image" | "stream" | "num_generations" | "seed" | "webhook" | "webhook_events_filter" | EditOnly
+> &
+  Partial<Pick<EditParams, EditOnly>> & {
+    input_image?: string;
+    webhook?: string;
+    webhook_events_filter?: EditParams["webhook_events_filter"];
+  };
 
 export interface Generation {
   id: string;
@@ -22,7 +29,8 @@ export interface Generation {
   model: string;
   status: Status;
   params: StoredParams;
-  input: { hash: string; path: string; width: number; height: number };
+  /** The stored input image; null for text-to-image (POST /api/ai/images/generate). */
+  input: GenerationInput | null;
   seed: number;
   attempts: number;
   enqueuedAt: number;
@@ -57,6 +65,14 @@ export interface Generation {
   wholeFrame: boolean | null;
   /** The LoRA adapters it ran with, each with the engine's doctor report; null without LoRAs (or not yet run). */
   loraReport: AppliedLora[] | null;
+}
+
+/** A generation's input image as stored (its size as the engine sees it, oriented). */
+export interface GenerationInput {
+  hash: string;
+  path: string;
+  width: number;
+  height: number;
 }
 
 /** A change to a generation's stored fields. */

@@ -4,8 +4,9 @@ import { type Static, Type } from "@sinclair/typebox";
 
 export const MODEL_ID = "flux-kontext-dev";
 
+export const MATCH_INPUT_IMAGE = "match_input_image";
 export const ASPECT_RATIOS = [
-  "match_input_image",
+  MATCH_INPUT_IMAGE,
   "1:1",
   "16:9",
   "21:9",
@@ -18,6 +19,10 @@ export const ASPECT_RATIOS = [
   "9:16",
   "9:21",
 ] as const;
+/** Text-to-image has no input whose shape to keep. */
+export const GENERATE_ASPECT_RATIOS = ASPECT_RATIOS.filter(
+  (r): r is Exclude<(typeof ASPECT_RATIOS)[number], typeof MATCH_INPUT_IMAGE> => r !== MATCH_INPUT_IMAGE,
+);
 export const OUTPUT_FORMATS = ["webp", "jpg", "png"] as const;
 export const RESPONSE_FORMATS = ["url", "b64_json"] as const;
 export const OUTPUT_RESOLUTIONS = ["bucket", "input"] as const;
@@ -192,7 +197,7 @@ export const EditRequest = Type.Object(
     num_generations: Type.Optional(
       Type.Integer({
         description:
-          "Images to generate, each its own generation. Queue only: POST /api/ai/images/edit takes 1.",
+          "Images to generate, each its own generation. Queue only: POST /api/ai/images/edit and POST /api/ai/images/generate take 1.",
         minimum: 1,
         maximum: 4,
         default: 1,
@@ -201,7 +206,7 @@ export const EditRequest = Type.Object(
     stream: Type.Optional(
       Type.Boolean({
         description:
-          "Kontext addition, POST /api/ai/images/edit only: answer a Server-Sent Events stream of queued, started, progress and completed events (same as Accept: text/event-stream).",
+          "Kontext addition, POST /api/ai/images/edit and POST /api/ai/images/generate only: answer a Server-Sent Events stream of queued, started, progress and completed events (same as Accept: text/event-stream).",
         default: false,
         ...API_ONLY,
       }),
@@ -237,30 +242,93 @@ export const EditRequest = Type.Object(
   },
 );
 
+/**
+ * The fields only an edit has: its input image and what works from it (the input's own size,
+ * its pixels kept, img2img strength, where references sit). Text-to-image has none of them.
+ */
+export const EDIT_ONLY_FIELDS = [
+  "input_image",
+  "strength",
+  "reference_method",
+  "output_resolution",
+  "preserve_unedited",
+] as const;
+
+// Every other field is the edit's, as it is; only aspect_ratio changes (no input to match).
+const { model, prompt, ...sharedRest } = Type.Omit(EditRequest, [
+  ...EDIT_ONLY_FIELDS,
+  "aspect_ratio",
+]).properties;
+
+/**
+ * POST /api/ai/images/generate (text-to-image): the edit's schema without the input image and
+ * the fields that need one; aspect_ratio without match_input_image, 1:1 by default.
+ */
+export const GenerateRequest = Type.Object(
+  {
+    model,
+    prompt,
+    aspect_ratio: Type.Optional(
+      stringEnum(GENERATE_ASPECT_RATIOS, {
+        description: "Shape of the image (about one megapixel, sides multiples of 16).",
+        default: "1:1",
+      }),
+    ),
+    ...sharedRest,
+  },
+  {
+    $id: "FluxKontextDevGenerateRequest",
+    title: "flux-kontext-dev text-to-image request",
+    description:
+      "Parameters of a text-to-image generation with FLUX.1 Kontext [dev] (no input image): POST /api/ai/images/generate, or POST /api/ai/queue with a body without input_image.",
+    additionalProperties: false,
+  },
+);
+
 /** A request as received: only input_image and prompt must be present. */
 export type EditRequestBody = Static<typeof EditRequest>;
+/** A text-to-image request as received: only prompt must be present. */
+export type GenerateRequestBody = Static<typeof GenerateRequest>;
 
-/** A request with every default applied. Seed stays optional (random when absent). */
-export type EditParams = Required<
-  Omit<
-    EditRequestBody,
-    "seed" | "negative_prompt" | "preserve_unedited" | "webhook" | "webhook_events_filter"
-  >
-> & {
+/** Fields that stay optional once defaults are applied. */
+type LeftOptional = "seed" | "negative_prompt" | "preserve_unedited" | "webhook" | "webhook_events_filter";
+interface OptionalParams {
   seed?: number;
   negative_prompt?: string;
-  /** Only with output_resolution input; left out: true there. */
-  preserve_unedited?: boolean;
   webhook?: string;
   webhook_events_filter?: Array<(typeof WEBHOOK_EVENTS)[number]>;
-};
+}
 
-export function withDefaults(body: EditRequestBody): EditParams {
+/** A request with every default applied. Seed stays optional (random when absent). */
+export type EditParams = Required<Omit<EditRequestBody, LeftOptional>> &
+  OptionalParams & {
+    /** Only with output_resolution input; left out: true there. */
+    preserve_unedited?: boolean;
+  };
+
+/** A text-to-image request with every default applied. */
+export type GenerateParams = Required<Omit<GenerateRequestBody, LeftOptional>> & OptionalParams;
+
+/** What a submission runs: an edit, or a text-to-image generation (no input_image). */
+export type RequestParams = EditParams | GenerateParams;
+
+export const isEdit = (p: RequestParams): p is EditParams => "input_image" in p;
+
+/** The body with each field it leaves out at its schema's default. */
+function defaultsOf<T>(schema: { properties: Record<string, object> }, body: object): T {
   const out: Record<string, unknown> = {};
-  for (const [key, prop] of Object.entries(EditRequest.properties)) {
+  for (const [key, prop] of Object.entries(schema.properties)) {
     const value = (body as Record<string, unknown>)[key];
     if (value !== undefined) out[key] = value;
     else if ("default" in prop) out[key] = prop.default;
   }
-  return out as EditParams;
+  return out as T;
+}
+
+export function withDefaults(body: EditRequestBody): EditParams {
+  return defaultsOf<EditParams>(EditRequest, body);
+}
+
+export function generateWithDefaults(body: GenerateRequestBody): GenerateParams {
+  return defaultsOf<GenerateParams>(GenerateRequest, body);
 }

@@ -1,6 +1,7 @@
-// The served models and how the models endpoint describes them. Each model points at its one
-// request schema; json_request_schema and request_schema both serve it as draft 2020-12.
-import { EditRequest, MODEL_ID } from "./flux-kontext-dev.js";
+// The served models and how the models endpoint describes them. Each model points at its edit
+// request schema (json_request_schema and request_schema both serve it as draft 2020-12) and its
+// text-to-image schema (json_generate_request_schema).
+import { EditRequest, GenerateRequest, MODEL_ID } from "./flux-kontext-dev.js";
 
 export const JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema";
 
@@ -11,6 +12,8 @@ export interface ModelSpec {
   created: number;
   ownedBy: string;
   schema: typeof EditRequest;
+  /** POST /api/ai/images/generate's body (text-to-image), derived from `schema`. */
+  generateSchema: typeof GenerateRequest;
 }
 
 export const MODELS: readonly ModelSpec[] = [
@@ -22,6 +25,7 @@ export const MODELS: readonly ModelSpec[] = [
     created: 1748563200, // 2025-05-30, the model's public release
     ownedBy: "black-forest-labs",
     schema: EditRequest,
+    generateSchema: GenerateRequest,
   },
 ];
 
@@ -29,7 +33,7 @@ export function findModel(id: string): ModelSpec | undefined {
   return MODELS.find((m) => m.id === id);
 }
 
-/** The schema as served: plain JSON (TypeBox's symbol keys dropped) with its dialect. */
-export function jsonSchemaOf(model: ModelSpec): Record<string, unknown> {
-  return { $schema: JSON_SCHEMA_DIALECT, ...JSON.parse(JSON.stringify(model.schema)) };
+/** A schema as served: plain JSON (TypeBox's symbol keys dropped) with its dialect. */
+export function jsonSchemaOf(schema: object): Record<string, unknown> {
+  return { $schema: JSON_SCHEMA_DIALECT, ...JSON.parse(JSON.stringify(schema)) };
 }

@@ -121,7 +121,8 @@ export class Retention {
 
   private async expire(g: Generation): Promise<void> {
     await this.store.markExpired(g.id, Date.now()); // first: from here on it no longer holds its input
-    await this.removeFiles(g, () => this.store.inputInUse(g.input.hash, g.id));
+    const hash = g.input?.hash;
+    await this.removeFiles(g, hash === undefined ? undefined : () => this.store.inputInUse(hash, g.id));
   }
 
   /**
@@ -133,6 +134,6 @@ export class Retention {
   async removeFiles(g: Generation, inUse?: () => boolean | Promise<boolean>): Promise<void> {
     if (g.resultFile) await this.files.removeResult(g.resultFile);
     if (g.maskFile) await this.files.removeResult(g.maskFile); // output_resolution input's change mask
-    await this.files.removeInputIfUnused(g.input.hash, inUse);
+    if (g.input) await this.files.removeInputIfUnused(g.input.hash, inUse); // text-to-image has none
   }
 }
