@@ -145,10 +145,13 @@ describe("request validation", () => {
     expect(res.statusCode).not.toBe(400);
   });
 
-  it.each(["input_image", "prompt"])("requires %s", async (field) => {
+  it.each([
+    ["input_image", "/api/ai/images/edit"],
+    ["prompt", "/api/ai/queue"],
+  ])("requires %s (%s)", async (field, url) => {
     const body: Record<string, unknown> = { input_image: image, prompt: "p" };
     delete body[field];
-    const res = await post(body);
+    const res = await post(body, url);
     expect(res.statusCode).toBe(400);
     expect(res.json().error.fields).toEqual([field]);
   });
@@ -194,5 +197,79 @@ describe("request validation", () => {
     expect((await h.app.inject({ url: "/api/ai/queue?limit=0" })).statusCode).toBe(400);
     expect((await h.app.inject({ url: "/api/ai/queue?color=red" })).json().error.fields).toEqual(["color"]);
     expect((await h.app.inject({ url: "/api/ai/queue?status=all&limit=5" })).statusCode).toBe(200);
+  });
+});
+
+describe("text-to-image request validation (POST /api/ai/images/generate, and the queue without input_image)", () => {
+  const generate = (body: Record<string, unknown>) => post(body, "/api/ai/images/generate");
+  const stored = () =>
+    ["queued", "processing", "succeeded", "failed"].reduce((n, s) => n + h.store.count(s as never), 0);
+
+  it.each([
+    [{ input_image: "data:image/png;base64,iVBORw0KGgo=" }, "input_image", "input_image: unknown field"],
+    [{ aspect_ratio: "match_input_image" }, "aspect_ratio", "aspect_ratio: must be one of 1:1, 16:9"],
+    [{ strength: 0.5 }, "strength", "strength: unknown field"],
+    [{ output_resolution: "input" }, "output_resolution", "output_resolution: unknown field"],
+    [{ preserve_unedited: true }, "preserve_unedited", "preserve_unedited: unknown field"],
+    [{ reference_method: "index" }, "reference_method", "reference_method: unknown field"],
+    [
+      { num_inference_steps: 51 },
+      "num_inference_steps",
+      "num_inference_steps: must be an integer from 4 to 50, got 51",
+    ],
+    [{ guidance: 10.5 }, "guidance", "guidance: must be a number from 0 to 10, got 10.5"],
+    [{ output_quality: 101 }, "output_quality", "output_quality: must be an integer from 0 to 100, got 101"],
+    [{ seed: -1 }, "seed", "seed: must be an integer from 0 to"],
+    [{ loras: [{ name: "a", scale: 5 }] }, "loras", "loras: must be a list"],
+    [{ num_generations: 2 }, "num_generations", "must be 1 on POST /api/ai/images/generate"],
+  ])("refuses %j with 400 naming %s, nothing queued", async (extra, field, detail) => {
+    const before = stored();
+    const res = await generate({ prompt: "a red fox", ...extra });
+    expect(res.statusCode, res.body).toBe(400);
+    expect(res.json().error.fields).toEqual([field]);
+    expect(res.json().error.detail).toContain(detail);
+    expect(stored()).toBe(before);
+  });
+
+  it("requires the prompt", async () => {
+    const res = await generate({ aspect_ratio: "1:1" });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.fields).toEqual(["prompt"]);
+  });
+
+  it.each([
+    [{ prompt: "p", aspect_ratio: "match_input_image" }],
+    [{ prompt: "p", strength: 0.5 }],
+    [{ prompt: "p", output_resolution: "input" }],
+    [{}],
+  ])(
+    "on the queue, a body without input_image that is no text-to-image request names input_image: %j",
+    async (body) => {
+      const before = stored();
+      const res = await post(body);
+      expect(res.statusCode, res.body).toBe(400);
+      expect(res.json().error.fields[0]).toBe("input_image");
+      expect(res.json().error.detail).toMatch(/^input_image: required/);
+      expect(stored()).toBe(before);
+    },
+  );
+
+  it("on the queue, a body without input_image that fits the generate schema is queued as text-to-image", async () => {
+    const res = await post({
+      prompt: "a lighthouse",
+      aspect_ratio: "16:9",
+      num_inference_steps: 4,
+      num_generations: 2,
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    const ids = res.json().generations.map((g: { generation_id: string }) => g.generation_id);
+    expect(ids).toHaveLength(2);
+    for (const id of ids) expect(h.store.get(id)?.input).toBeNull();
+  });
+
+  it("keeps input_image required on the edit endpoint", async () => {
+    const res = await post({ prompt: "a lighthouse", aspect_ratio: "1:1" }, "/api/ai/images/edit");
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.fields).toEqual(["input_image"]);
   });
 });
