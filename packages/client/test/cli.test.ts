@@ -142,6 +142,54 @@ describe("kontext edit", () => {
   });
 });
 
+describe("kontext generate", () => {
+  it("makes an image from the prompt alone at the aspect ratio's size, with a progress bar", async () => {
+    const r = await kontext([
+      "generate",
+      "a lighthouse at dusk",
+      "-o",
+      "gen.png",
+      "-a",
+      "16:9",
+      "-s",
+      "4",
+      "--seed",
+      "3",
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^started: 1392x752, seed 3$/m);
+    expect(r.stderr).toMatch(/\[█+\] 100% step 4\/4/);
+    expect(r.stderr).toMatch(/^saved gen\.png \(1392x752, seed 3/m);
+    const png = readFileSync(path.join(dir, "gen.png"));
+    expect(png.subarray(1, 4).toString()).toBe("PNG");
+    expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([1392, 752]); // IHDR width, height
+  });
+
+  it("refuses what text-to-image does not take, with the server's message, and writes nothing", async () => {
+    const m = await kontext(["generate", "p", "-o", "bad.webp", "-a", "match_input_image"]);
+    expect(m.code).toBe(1);
+    expect(m.stderr).toContain("aspect_ratio: must be one of 1:1, 16:9");
+    const s = await kontext(["generate", "p", "-o", "bad.webp", "--set", "strength=0.5"]);
+    expect(s.stderr).toContain("strength: unknown field");
+    expect(existsSync(path.join(dir, "bad.webp"))).toBe(false);
+    const noPrompt = await kontext(["generate", "-o", "o.webp"]);
+    expect(noPrompt.code).not.toBe(0);
+    expect(noPrompt.stderr).toContain("missing required argument 'prompt'");
+  });
+
+  it("the client's generate() and submit() without input_image run text-to-image", async () => {
+    const { Kontext } = await import("../src/index.js");
+    const client = new Kontext({ baseUrl: inject("serverUrl"), apiKey: inject("apiKey") });
+    const res = await client.generate({ prompt: "a fox", num_inference_steps: 4, seed: 8 });
+    expect([res.width, res.height, res.seed]).toEqual([1024, 1024, 8]); // 1:1 by default
+    const [id] = (await client.submit({ prompt: "a fox", aspect_ratio: "9:16", num_inference_steps: 4 })) as [
+      string,
+    ];
+    const done = await client.wait(id);
+    expect([done.status, done.width, done.height]).toEqual(["succeeded", 752, 1392]);
+  });
+});
+
 describe("kontext jobs, models, worker, bench", () => {
   it("jobs ls / get / cancel", async () => {
     const { Kontext } = await import("../src/index.js");

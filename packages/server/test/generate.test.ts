@@ -1,9 +1,15 @@
 // Text-to-image (POST /api/ai/images/generate, and the queue without input_image) against the real
 // engine on the tiny model, on both queue backends: sync, queued and polled, streamed; the size
-// follows aspect_ratio, a seed fixes the image, and a result can start an edit chain.
-
+// follows aspect_ratio, a seed fixes the image, and a result can start an edit chain. And a job
+// store made before text-to-image, migrated.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import Database from "better-sqlite3";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { SqliteRecords } from "../src/jobs/sqlite-records.js";
+import { generateWithDefaults, withDefaults } from "../src/schema/flux-kontext-dev.js";
 import { forEachBackend, type QueueHarness } from "./backends.js";
 import { parseSse, poll, realEngine } from "./helpers.js";
 
@@ -154,5 +160,60 @@ forEachBackend((backend, make) => {
       // the edit's input (the same bytes) is its own stored input: still served
       expect((await get(`/api/history/${edit.json().generation_id}/input`)).statusCode).toBe(200);
     });
+  });
+});
+
+describe("a SQLite job store made before text-to-image", () => {
+  it("gets nullable input columns, its rows, seqs and counter kept, and stores generations without an input", () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), "kontext-migrate-")), "jobs.db");
+    // the generations table as an earlier version created it: input columns NOT NULL
+    const old = new Database(file);
+    old.exec(`CREATE TABLE generations (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, model TEXT NOT NULL, status TEXT NOT NULL,
+      params TEXT NOT NULL, input_hash TEXT NOT NULL, input_path TEXT NOT NULL, input_width INTEGER NOT NULL,
+      input_height INTEGER NOT NULL, seed INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+      enqueued_at INTEGER NOT NULL, started_at INTEGER, completed_at INTEGER, width INTEGER, height INTEGER,
+      step INTEGER NOT NULL DEFAULT 0, total_steps INTEGER, result_file TEXT, error_code TEXT, error_message TEXT,
+      timings TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0)`);
+    const insert = old.prepare(
+      `INSERT INTO generations (id, model, status, params, input_hash, input_path, input_width, input_height, seed, enqueued_at)
+       VALUES (?, 'flux-kontext-dev', 'succeeded', ?, 'ab', '/inputs/ab.png', 40, 30, 1, 1)`,
+    );
+    const params = JSON.stringify(withDefaults({ input_image: "x", prompt: "an old edit" }));
+    insert.run("old-1", params);
+    insert.run("old-2", params);
+    old.prepare("DELETE FROM generations WHERE id = 'old-2'").run(); // seq 2 is used up
+    old.close();
+
+    const store = new SqliteRecords(file);
+    expect(store.get("old-1")).toMatchObject({
+      seq: 1,
+      params: { prompt: "an old edit" },
+      input: { hash: "ab", path: "/inputs/ab.png", width: 40, height: 30 },
+      starred: false, // a column added by the earlier migrations, beside the rebuild
+    });
+    const [inserted] = store.insertMany(
+      [
+        {
+          id: "t2i",
+          model: "flux-kontext-dev",
+          params: generateWithDefaults({ prompt: "a fox" }),
+          input: null,
+          seed: 3,
+        },
+      ],
+      2,
+      () => ({}),
+    );
+    expect(inserted?.generation).toMatchObject({ seq: 3, input: null }); // AUTOINCREMENT never reuses seq 2
+    expect(store.get("t2i")?.parentId).toBeNull();
+    expect(store.history({ limit: 10 }).map((g) => g.id)).toEqual(["t2i", "old-1"]);
+    store.close();
+
+    // opened again: nothing left to rebuild, and the rows are where they were
+    const again = new SqliteRecords(file);
+    expect(again.get("t2i")?.input).toBeNull();
+    expect(again.get("old-1")?.input?.hash).toBe("ab");
+    again.close();
   });
 });

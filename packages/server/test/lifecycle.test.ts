@@ -19,7 +19,7 @@ import {
   startedFields,
 } from "../src/jobs/lifecycle.js";
 import type { Generation } from "../src/jobs/types.js";
-import { withDefaults } from "../src/schema/flux-kontext-dev.js";
+import { generateWithDefaults, withDefaults } from "../src/schema/flux-kontext-dev.js";
 
 const gen = (over: Partial<Generation> = {}): Generation => ({
   id: "g1",
@@ -242,5 +242,21 @@ describe("admission and submission", () => {
     expect(stored.some_future_field).toBe(3); // reaches the engine without a list to edit
     for (const k of ["input_image", "seed", "num_generations", "stream"])
       expect(stored).not.toHaveProperty(k);
+  });
+  it("text-to-image generations have no input, and none of the edit-only fields", () => {
+    const params = generateWithDefaults({
+      prompt: "a fox",
+      aspect_ratio: "16:9",
+      num_generations: 2,
+      seed: 1,
+    });
+    const gens = newGenerations(params, null, 2);
+    expect(gens.map((g) => [g.input, g.seed])).toEqual([
+      [null, 1],
+      [null, 2],
+    ]);
+    expect(gens[0]?.params).toMatchObject({ prompt: "a fox", aspect_ratio: "16:9", num_inference_steps: 28 });
+    for (const k of ["input_image", "strength", "reference_method", "output_resolution", "preserve_unedited"])
+      expect(gens[0]?.params).not.toHaveProperty(k);
   });
 });

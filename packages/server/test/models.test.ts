@@ -67,6 +67,42 @@ describe("models", () => {
     expect(validate({ input_image: "x", prompt: "p", guidance: 11 })).toBe(false);
   });
 
+  it("serves the text-to-image schema beside it: the edit's fields without input_image and those that need one", async () => {
+    const m = (await h.app.inject({ url: "/api/ai/models/flux-kontext-dev" })).json();
+    expect(m.generate_endpoint).toBe("/images/generate");
+    const gen = m.json_generate_request_schema;
+    expect(gen.$schema).toBe("https://json-schema.org/draft/2020-12/schema");
+    expect(gen.required).toEqual(["prompt"]);
+    const edit = m.json_request_schema.properties as Record<string, unknown>;
+    const props = gen.properties as Record<string, { enum?: string[]; default?: unknown }>;
+    const editOnly = [
+      "input_image",
+      "strength",
+      "reference_method",
+      "output_resolution",
+      "preserve_unedited",
+    ];
+    expect(Object.keys(props).sort()).toEqual(
+      Object.keys(edit)
+        .filter((k) => !editOnly.includes(k))
+        .sort(),
+    );
+    for (const [name, prop] of Object.entries(props))
+      if (name !== "aspect_ratio") expect(prop, `${name} as the edit has it`).toEqual(edit[name]);
+    expect(props.aspect_ratio?.enum).not.toContain("match_input_image");
+    expect(props.aspect_ratio?.default).toBe("1:1");
+    const validate = new Ajv2020({
+      strict: true,
+      formats: { uri: true },
+      keywords: [...ANNOTATION_KEYWORDS],
+    }).compile(gen);
+    expect(validate({ prompt: "a fox", aspect_ratio: "16:9", loras: [{ name: "x", scale: 0.5 }] })).toBe(
+      true,
+    );
+    expect(validate({ prompt: "a fox", input_image: "x" })).toBe(false);
+    expect(validate({ prompt: "a fox", aspect_ratio: "match_input_image" })).toBe(false);
+  });
+
   it("answers 404 for an unknown model", async () => {
     const res = await h.app.inject({ url: "/api/ai/models/nope" });
     expect(res.statusCode).toBe(404);

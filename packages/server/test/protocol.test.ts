@@ -37,6 +37,25 @@ describe("gateway → engine golden examples", () => {
     expect(JSON.parse(line)).toEqual(msg);
   });
 
+  it("a text-to-image generation's job has no input, and is valid against the schema", async () => {
+    const { jobMessage } = await import("../src/jobs/run.js");
+    const { generateWithDefaults } = await import("../src/schema/flux-kontext-dev.js");
+    const params = generateWithDefaults({
+      prompt: "a lighthouse at dusk, oil painting",
+      aspect_ratio: "16:9",
+    });
+    const g = { id: "gen_04", seed: 7, input: null, params } as never;
+    const job = jobMessage(g, null, "/var/lib/kontext/tmp/gen_04") as unknown as Record<string, unknown>;
+    expect(job).not.toHaveProperty("input");
+    expect(job).toMatchObject({
+      job_id: "gen_04",
+      aspect_ratio: "16:9",
+      seeds: [7],
+      num_inference_steps: 28,
+    });
+    expect(messageProblem("to_engine", job)).toBeNull();
+  });
+
   it("the job the queue builds has exactly the fields of the golden job", async () => {
     const golden = JSON.parse(read("to_engine", "job.json")) as Record<string, unknown>;
     const { SqliteJobQueue } = await import("../src/jobs/sqlite-queue.js");

@@ -55,6 +55,34 @@ forEachBackend((backend, makeOn) => {
       expect((await h.queue.get(id))?.expiredAt, "expired_at recorded").not.toBeNull();
     });
 
+    it("deletes a text-to-image generation's result past the retention time (it has no input), beside an edit's files", async () => {
+      h = await makeOn({ config: { resultTtlHours: 0.0003 }, command: fakeEngine({ FAKE_STEP_MS: "5" }) });
+      const q = h;
+      const res = await q.app.inject({
+        method: "POST",
+        url: "/api/ai/queue",
+        payload: { prompt: "a fox", aspect_ratio: "1:1", num_inference_steps: 4 },
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      const t2i = idOf(res);
+      const edit = idOf(await submit(q, await pngDataUri(40, 30)));
+      expect((await finished(q, t2i)).status).toBe("succeeded");
+      expect((await finished(q, edit)).status).toBe("succeeded");
+      const g = await q.queue.get(t2i);
+      expect(g?.input).toBeNull();
+      const result = q.files.resultPath(g?.resultFile as string);
+      expect(existsSync(result)).toBe(true);
+
+      await new Promise((r) => setTimeout(r, 1_300));
+      await q.retention.sweep();
+      expect(existsSync(result), "the generated image after the sweep").toBe(false);
+      expect((await q.queue.get(t2i))?.expiredAt, "expired_at recorded").not.toBeNull();
+      expect(await view(q, t2i)).toMatchObject({ status: "succeeded", prompt: "a fox", result_url: null });
+      const e = await q.queue.get(edit);
+      expect(await q.files.findInput(e?.input?.hash as string), "the edit's input expired too").toBeNull();
+      expect(e?.expiredAt).not.toBeNull();
+    });
+
     it("evicts the oldest finished generation's files when over the cap; 507 while only running ones hold files", async () => {
       // 1 MiB cap; each 600×600 noise input takes about 1.1 MB.
       h = await makeOn({ config: { storageCapMb: 1 }, command: fakeEngine({ FAKE_STEP_MS: "40" }) });
