@@ -70,11 +70,11 @@ describe("the server process (real engine, tiny model)", () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it("README's curl examples work as written (sync, async, SSE, OpenAI multipart)", async () => {
+  it("README's curl examples work as written (sync, async, text-to-image, SSE, OpenAI multipart)", async () => {
     const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)]
       .map((m) => m[1] as string)
       .filter((b) => b.includes("curl"));
-    expect(blocks.length).toBe(4);
+    expect(blocks.length).toBe(5);
     const work = mkdtempSync(path.join(tmpdir(), "kontext-readme-"));
     await sharp({ create: { width: 64, height: 48, channels: 3, background: "#4488cc" } })
       .png()
@@ -95,12 +95,13 @@ describe("the server process (real engine, tiny model)", () => {
         );
       });
     try {
-      const [sync, queued, streamed] = [
+      const [sync, queued, generated, streamed] = [
         await run(blocks[0] as string),
         await run(blocks[1] as string),
         await run(blocks[2] as string),
+        await run(blocks[3] as string),
       ];
-      await run(blocks[3] as string); // POST /v1/images/edits, as OpenAI's curl example does it
+      await run(blocks[4] as string); // POST /v1/images/edits, as OpenAI's curl example does it
       expect(readFileSync(path.join(work, "out.png")).subarray(1, 4).toString()).toBe("PNG");
       const out = JSON.parse(sync);
       expect(out.images[0].url).toMatch(/\/results\/.+\.webp$/);
@@ -108,13 +109,14 @@ describe("the server process (real engine, tiny model)", () => {
       const polled = JSON.parse(queued);
       expect(polled.status).toBe("succeeded");
       expect(polled.result_url).toMatch(/\/results\//);
+      expect(JSON.parse(generated)).toMatchObject({ seed: 7, width: 1392, height: 752 }); // 16:9's bucket
       expect(streamed).toContain("event: media_generation_queued");
       expect(streamed).toContain("event: media_generation_progress");
       expect(streamed).toContain("event: media_generation_completed");
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
-  }, 240_000); // four jobs on a CPU that may be shared
+  }, 300_000); // five jobs on a CPU that may be shared
 
   it("kill -9 with queued jobs, restart on the same data dir: every job completes", async () => {
     const image = `data:image/png;base64,${(
