@@ -13,7 +13,8 @@ import { chainDepth } from "./history.js";
 const GAP = 6; // px between tiles
 const MIN_TILE = 84;
 
-export function thumbOf(h: HistoryItem): string {
+/** The tile's picture; null for a text-to-image generation with no result (nothing to show). */
+export function thumbOf(h: HistoryItem): string | null {
   return h.thumbnail_url ?? h.input_thumbnail_url ?? h.result_url ?? h.input_url;
 }
 
@@ -163,7 +164,9 @@ function Tile(props: {
         aria-label={`Open: ${label}`}
         title={`${h.prompt} · ${h.status}`}
       >
-        <AuthImage src={thumbOf(h)} alt="" loading="lazy" width={96} height={96} />
+        {thumbOf(h) !== null && (
+          <AuthImage src={thumbOf(h) as string} alt="" loading="lazy" width={96} height={96} />
+        )}
       </button>
       {h.status !== "succeeded" && <span className={`tile-status ${h.status}`}>{h.status}</span>}
       {depth > 1 && <span className="tile-step">step {depth}</span>}

@@ -12,7 +12,7 @@ describe("compare captions", () => {
     const c = r("c", { prompt: "scarf", seed: 2, guidance: 3.5 });
     expect(diffLabels([a, b])).toEqual(["seed 1", "seed 2"]);
     expect(diffLabels([a, c])).toEqual(["“hat” · seed 1 · guidance 2.5", "“scarf” · seed 2 · guidance 3.5"]);
-    expect(diffLabels([a, inputItem(historyItem("a"))])).toEqual(["“hat” · seed 1", "input"]);
+    expect(diffLabels([a, inputItem(historyItem("a")) as ViewItem])).toEqual(["“hat” · seed 1", "input"]);
     expect(diffLabels([a, r("a2", { prompt: "hat", seed: 1, guidance: 2.5 })])).toEqual([
       "same parameters",
       "same parameters",

@@ -75,7 +75,9 @@ export function resultItem(h: HistoryItem): ViewItem | null {
   };
 }
 
-export function inputItem(h: HistoryItem): ViewItem {
+/** The input's view; null for text-to-image, which has none. */
+export function inputItem(h: HistoryItem): ViewItem | null {
+  if (!h.input_url) return null;
   return {
     key: `input:${h.generation_id}`,
     kind: "input",

@@ -315,7 +315,7 @@ export class Workbench extends Store<WorkbenchState> {
           role: "result",
         });
         this.chainDo({ type: "continue", id: parent.generation_id });
-      } else {
+      } else if (item.input_url) {
         await form.takeServerImage({
           kind: "server",
           url: item.input_url,
