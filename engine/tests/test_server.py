@@ -99,9 +99,7 @@ def test_a_job_streams_started_progress_and_result(engine: EngineProcess, tmp_pa
     assert not list((tmp_path / "ok1").glob(".*tmp"))  # no temporary files left behind
 
 
-def test_a_job_without_input_is_text_to_image_at_the_aspect_ratios_size(
-    engine: EngineProcess, tmp_path: Path
-) -> None:
+def test_a_job_without_input_is_text_to_image_at_the_aspect_ratios_size(engine: EngineProcess, tmp_path: Path) -> None:
     msg = job(tmp_path, "t2i1", aspect_ratio="16:9", seeds=[4])
     del msg["input"]
     engine.send(msg)
