@@ -138,6 +138,23 @@ for (const backend of ["sqlite", "bullmq"] as BackendName[])
       expect(rx.received.map((r) => r.json.type)).toEqual(["media_generation_completed"]);
     });
 
+    it("delivers a text-to-image generation's events too (a queued body without input_image)", async () => {
+      const res = await h.app.inject({
+        method: "POST",
+        url: "/api/ai/queue",
+        payload: { prompt: "a fox", aspect_ratio: "16:9", num_inference_steps: 4, webhook: rx.url },
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      const id = res.json().generations[0].generation_id as string;
+      await waitFor(() => rx.received.length >= 1, 20_000, "completed hook");
+      const [done] = rx.received;
+      expect(signatureValid(done as Received)).toBe(true);
+      expect(done?.json).toMatchObject({
+        type: "media_generation_completed",
+        data: { generation_id: id, status: "succeeded", width: 96, height: 48 }, // the fake engine's 16:9
+      });
+    });
+
     it("retries a failing receiver with backoff, with the same webhook-id", async () => {
       let calls = 0;
       rx.answer = (_r, res) => res.writeHead(++calls <= 2 ? 503 : 200).end();
