@@ -55,7 +55,14 @@ def fit_sizes(sizes: list[tuple[int, int]], max_tokens: int) -> list[tuple[int, 
         )
     f = math.sqrt(budget / wanted)
     snap = lambda v: max(TOKEN_PIXELS, int(v * f) // TOKEN_PIXELS * TOKEN_PIXELS)  # noqa: E731
-    return [first, *[(snap(w), snap(h)) for w, h in refs]]
+    fitted = [(snap(w), snap(h)) for w, h in refs]
+    # A side floored up to one token (a very long, thin reference) can take the total over by a
+    # few tokens: the reference with the most tokens loses a row or column of them until it fits.
+    while sum(tokens(w, h) for w, h in fitted) > budget:
+        i = max(range(len(fitted)), key=lambda k: tokens(*fitted[k]))
+        w, h = fitted[i]
+        fitted[i] = (w - TOKEN_PIXELS, h) if w >= h else (w, h - TOKEN_PIXELS)
+    return [first, *fitted]
 
 
 def placements(grids: list[tuple[int, int]], method: str) -> list[tuple[int, int, int]]:
