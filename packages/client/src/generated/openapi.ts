@@ -1705,6 +1705,14 @@ export interface components {
             model?: string;
             /** @description The image to edit: an http(s) URL, a data URI (data:image/png;base64,...) or raw base64. JPEG, PNG, GIF (first frame) or WebP. */
             input_image: string;
+            /** @description Kontext addition (BFL's Kontext API name): reference image 2, a further image the edit may draw on (a person, an object, a style), beside input_image, which is the one edited. Same forms as input_image. Each is resized to its own bucket; where they sit for the model follows reference_method, and their order changes the output (docs/references.md). Each reference adds about as many tokens as the input image, so a step costs more (attention grows with the square of the sequence). */
+            input_image_2?: string;
+            /** @description Kontext addition (BFL's Kontext API name): reference image 3, a further image the edit may draw on (a person, an object, a style), beside input_image, which is the one edited. Same forms as input_image. Needs input_image_2. Each is resized to its own bucket; where they sit for the model follows reference_method, and their order changes the output (docs/references.md). Each reference adds about as many tokens as the input image, so a step costs more (attention grows with the square of the sequence). */
+            input_image_3?: string;
+            /** @description Kontext addition (BFL's Kontext API name): reference image 4, a further image the edit may draw on (a person, an object, a style), beside input_image, which is the one edited. Same forms as input_image. Needs input_image_3. Each is resized to its own bucket; where they sit for the model follows reference_method, and their order changes the output (docs/references.md). Each reference adds about as many tokens as the input image, so a step costs more (attention grows with the square of the sequence). */
+            input_image_4?: string;
+            /** @description Kontext addition: where input_image may change (inpainting, as diffusers' FluxKontextInpaintPipeline): white = change, black = keep (grey counts by its luminance, split at half); a PNG with transparency counts by its alpha instead: transparent = change. Any size: one of another size than input_image is resized to it and the response says so in warnings. Same forms as input_image; needs aspect_ratio match_input_image. With strength below 1 the masked region starts from input_image noised to that level; with reference images, they alone condition the edit (input_image_2 is the pipeline's image_reference). With output_resolution input, nothing outside the mask changes. A mask with nothing to change is refused. */
+            mask_image?: string;
             /** @description The edit instruction, or a description of the wanted image. */
             prompt: string;
             /**
@@ -2563,6 +2571,14 @@ export interface components {
              * @default flux-kontext-dev
              */
             model?: string;
+            /** @description Kontext addition (BFL's Kontext API name): reference image 2, a further image the edit may draw on (a person, an object, a style), beside input_image, which is the one edited. Same forms as input_image. Each is resized to its own bucket; where they sit for the model follows reference_method, and their order changes the output (docs/references.md). Each reference adds about as many tokens as the input image, so a step costs more (attention grows with the square of the sequence). */
+            input_image_2?: string;
+            /** @description Kontext addition (BFL's Kontext API name): reference image 3, a further image the edit may draw on (a person, an object, a style), beside input_image, which is the one edited. Same forms as input_image. Needs input_image_2. Each is resized to its own bucket; where they sit for the model follows reference_method, and their order changes the output (docs/references.md). Each reference adds about as many tokens as the input image, so a step costs more (attention grows with the square of the sequence). */
+            input_image_3?: string;
+            /** @description Kontext addition (BFL's Kontext API name): reference image 4, a further image the edit may draw on (a person, an object, a style), beside input_image, which is the one edited. Same forms as input_image. Needs input_image_3. Each is resized to its own bucket; where they sit for the model follows reference_method, and their order changes the output (docs/references.md). Each reference adds about as many tokens as the input image, so a step costs more (attention grows with the square of the sequence). */
+            input_image_4?: string;
+            /** @description Kontext addition: where input_image may change (inpainting, as diffusers' FluxKontextInpaintPipeline): white = change, black = keep (grey counts by its luminance, split at half); a PNG with transparency counts by its alpha instead: transparent = change. Any size: one of another size than input_image is resized to it and the response says so in warnings. Same forms as input_image; needs aspect_ratio match_input_image. With strength below 1 the masked region starts from input_image noised to that level; with reference images, they alone condition the edit (input_image_2 is the pipeline's image_reference). With output_resolution input, nothing outside the mask changes. A mask with nothing to change is refused. */
+            mask_image?: string;
             /** @description The edit instruction, or a description of the wanted image. */
             prompt: string;
             /**

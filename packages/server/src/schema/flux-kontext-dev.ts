@@ -43,6 +43,13 @@ const stringEnum = <T extends readonly string[]>(
 export const FORM_ANNOTATION = "x-kontext-form";
 const API_ONLY = { [FORM_ANNOTATION]: false } as const;
 
+/** input_image_2..4: extra reference images, by the names BFL's own Kontext API gives them. */
+const referenceImage = (n: 2 | 3 | 4) =>
+  Type.String({
+    description: `Kontext addition (BFL's Kontext API name): reference image ${n}, a further image the edit may draw on (a person, an object, a style), beside input_image, which is the one edited. Same forms as input_image.${n > 2 ? ` Needs input_image_${n - 1}.` : ""} Each is resized to its own bucket; where they sit for the model follows reference_method, and their order changes the output (docs/references.md). Each reference adds about as many tokens as the input image, so a step costs more (attention grows with the square of the sequence).`,
+    minLength: 1,
+  });
+
 export const EditRequest = Type.Object(
   {
     model: Type.Optional(
@@ -57,6 +64,16 @@ export const EditRequest = Type.Object(
         "The image to edit: an http(s) URL, a data URI (data:image/png;base64,...) or raw base64. JPEG, PNG, GIF (first frame) or WebP.",
       minLength: 1,
     }),
+    input_image_2: Type.Optional(referenceImage(2)),
+    input_image_3: Type.Optional(referenceImage(3)),
+    input_image_4: Type.Optional(referenceImage(4)),
+    mask_image: Type.Optional(
+      Type.String({
+        description:
+          "Kontext addition: where input_image may change (inpainting, as diffusers' FluxKontextInpaintPipeline): white = change, black = keep (grey counts by its luminance, split at half); a PNG with transparency counts by its alpha instead: transparent = change. Any size: one of another size than input_image is resized to it and the response says so in warnings. Same forms as input_image; needs aspect_ratio match_input_image. With strength below 1 the masked region starts from input_image noised to that level; with reference images, they alone condition the edit (input_image_2 is the pipeline's image_reference). With output_resolution input, nothing outside the mask changes. A mask with nothing to change is refused.",
+        minLength: 1,
+      }),
+    ),
     prompt: Type.String({
       description: "The edit instruction, or a description of the wanted image.",
       minLength: 1,
@@ -242,12 +259,19 @@ export const EditRequest = Type.Object(
   },
 );
 
+/** The reference images beside input_image, in the order the engine gets them. */
+export const REFERENCE_FIELDS = ["input_image_2", "input_image_3", "input_image_4"] as const;
+/** The optional image fields: ingested and stored like input_image, kept out of the stored parameters. */
+export const IMAGE_FIELDS = [...REFERENCE_FIELDS, "mask_image"] as const;
+type ImageField = (typeof IMAGE_FIELDS)[number];
+
 /**
  * The fields only an edit has: its input image and what works from it (the input's own size,
- * its pixels kept, img2img strength, where references sit). Text-to-image has none of them.
+ * its pixels kept, img2img strength, reference images and a mask, where references sit). Text-to-image has none of them.
  */
 export const EDIT_ONLY_FIELDS = [
   "input_image",
+  ...IMAGE_FIELDS,
   "strength",
   "reference_method",
   "output_resolution",
@@ -291,7 +315,13 @@ export type EditRequestBody = Static<typeof EditRequest>;
 export type GenerateRequestBody = Static<typeof GenerateRequest>;
 
 /** Fields that stay optional once defaults are applied. */
-type LeftOptional = "seed" | "negative_prompt" | "preserve_unedited" | "webhook" | "webhook_events_filter";
+type LeftOptional =
+  | "seed"
+  | "negative_prompt"
+  | "preserve_unedited"
+  | "webhook"
+  | "webhook_events_filter"
+  | ImageField;
 interface OptionalParams {
   seed?: number;
   negative_prompt?: string;
@@ -304,6 +334,10 @@ export type EditParams = Required<Omit<EditRequestBody, LeftOptional>> &
   OptionalParams & {
     /** Only with output_resolution input; left out: true there. */
     preserve_unedited?: boolean;
+    input_image_2?: string;
+    input_image_3?: string;
+    input_image_4?: string;
+    mask_image?: string;
   };
 
 /** A text-to-image request with every default applied. */
