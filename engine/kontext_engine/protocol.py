@@ -29,6 +29,7 @@ MAX_LORAS = MAX_ADAPTERS
 MAX_LORA_SCALE = MAX_SCALE
 MAX_LORA_NAME = 512
 REFERENCE_METHODS = ("offset", "index")
+MAX_REFERENCES = 3  # input_image_2..4
 
 
 class ProtocolError(EngineError):
@@ -53,6 +54,8 @@ class Job:
     params: dict[str, Any]
     input: JobInput | None = None  # None: text-to-image (EditRequest image=None)
     preview: bool = False
+    references: tuple[JobInput, ...] = ()  # input_image_2..4: raw RGB files like input
+    mask: JobInput | None = None  # mask_image: raw 8-bit grey at the input's size, 255 = change
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,7 @@ PARAMS: dict[str, Param] = {
     "preserve_unedited": Param(_boolean, "a boolean", required=False),  # None: true with output_resolution input
 }
 
-_ENVELOPE = {"v", "type", "job_id", "input", "seeds", "output_dir", "preview"}
+_ENVELOPE = {"v", "type", "job_id", "input", "references", "mask", "seeds", "output_dir", "preview"}
 _JOB_FIELDS = _ENVELOPE | set(PARAMS)
 
 
@@ -191,12 +194,42 @@ def _optional_bool(f: _Fields, obj: dict[str, Any], name: str) -> bool:
     return bool(f.get(name, isinstance(obj[name], bool), "a boolean")) if name in obj else False
 
 
+def _file(f: _Fields, raw: Any, job_id: str | None, prefix: str) -> JobInput:
+    """One {path, width, height} of the job (input, references[i], mask), its fields named under `prefix`."""
+    i = _Fields(raw, job_id, prefix)
+    i.only({"path", "width", "height"})
+    return JobInput(
+        path=i.get("path", isinstance(raw.get("path"), str) and raw["path"] != "", "a file path"),
+        width=i.get("width", _int_in(raw.get("width"), 1, MAX_INPUT_SIDE), f"an integer 1–{MAX_INPUT_SIDE}"),
+        height=i.get("height", _int_in(raw.get("height"), 1, MAX_INPUT_SIDE), f"an integer 1–{MAX_INPUT_SIDE}"),
+    )
+
+
 def _parse_job(obj: dict[str, Any]) -> Job:
     job_id = _job_id(obj)
     f = _Fields(obj, job_id)
     f.get("job_id", job_id is not None, "a string of 1 to 128 characters")
     f.only(_JOB_FIELDS)
-    job_input = _parse_input(f, obj, job_id) if "input" in obj else None
+    job_input = None  # text-to-image: no input
+    if "input" in obj:
+        raw_input = f.get("input", isinstance(obj["input"], dict), "an object {path, width, height}")
+        job_input = _file(f, raw_input, job_id, "input.")
+    references: tuple[JobInput, ...] = ()
+    if "references" in obj:
+        raw_refs = obj["references"]
+        ok = (
+            isinstance(raw_refs, list)
+            and 1 <= len(raw_refs) <= MAX_REFERENCES
+            and all(isinstance(r, dict) for r in raw_refs)
+        )
+        f.get("references", ok, f"a list of 1–{MAX_REFERENCES} objects {{path, width, height}}")
+        references = tuple(_file(f, r, job_id, f"references[{k}].") for k, r in enumerate(raw_refs))
+    mask = None
+    if "mask" in obj:
+        raw_mask = f.get("mask", isinstance(obj["mask"], dict), "an object {path, width, height}")
+        mask = _file(f, raw_mask, job_id, "mask.")
+        if job_input is not None and (mask.width, mask.height) != (job_input.width, job_input.height):
+            raise f.bad("mask", f"at the input's size {job_input.width}×{job_input.height}")
     params: dict[str, Any] = {}
     for name, param in PARAMS.items():
         if name not in obj and not param.required:
@@ -211,18 +244,7 @@ def _parse_job(obj: dict[str, Any]) -> Job:
     out = obj.get("output_dir")
     f.get("output_dir", isinstance(out, str) and os.path.isabs(out), "an absolute path")
     preview = _optional_bool(f, obj, "preview")
-    return Job(job_id, tuple(seeds), out, params, job_input, preview)
-
-
-def _parse_input(f: _Fields, obj: dict[str, Any], job_id: str | None) -> JobInput:
-    raw_input = f.get("input", isinstance(obj.get("input"), dict), "an object {path, width, height}")
-    i = _Fields(raw_input, job_id, "input.")
-    i.only({"path", "width", "height"})
-    return JobInput(
-        path=i.get("path", isinstance(raw_input.get("path"), str) and raw_input["path"] != "", "a file path"),
-        width=i.get("width", _int_in(raw_input.get("width"), 1, MAX_INPUT_SIDE), f"an integer 1–{MAX_INPUT_SIDE}"),
-        height=i.get("height", _int_in(raw_input.get("height"), 1, MAX_INPUT_SIDE), f"an integer 1–{MAX_INPUT_SIDE}"),
-    )
+    return Job(job_id, tuple(seeds), out, params, job_input, preview, references, mask)
 
 
 def parse(line: str | bytes) -> Message:

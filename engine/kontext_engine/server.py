@@ -139,7 +139,11 @@ class EngineServer:
     def run(self, job: p.Job) -> None:
         try:
             image = read_rgb(job.input) if job.input is not None else None  # None: text-to-image
-            req = EditRequest(image, seeds=job.seeds, **job.params)
+            references = tuple(
+                read_rgb(r, f"input_image_{k + 2}", f"references[{k}].path") for k, r in enumerate(job.references)
+            )
+            mask = read_grey(job.mask) if job.mask is not None else None
+            req = EditRequest(image, seeds=job.seeds, references=references, mask=mask, **job.params)
             full_resolution.check(req)
             width, height = conditioning.target_size(req)  # refuses match_input_image without an input
             if full_resolution.wanted(req) and job.input is not None:
@@ -185,24 +189,36 @@ class EngineServer:
             self.send(p.error_event(job.job_id, EngineError("internal", f"{type(e).__name__}: {e}")))
 
 
-def read_rgb(spec: p.JobInput) -> np.ndarray:
-    """The input file: raw RGB8, exactly width × height × 3 bytes."""
-    expected = spec.width * spec.height * 3
+def _read_raw(spec: p.JobInput, channels: int, what: str, field: str) -> np.ndarray:
+    """A raw 8-bit file of exactly width × height × channels bytes, as (height, width[, channels])."""
+    expected = spec.width * spec.height * channels
     try:
         data = Path(spec.path).read_bytes()
     except OSError as e:
         # The path is the server's business: the log has it, the message names only the file.
         log.warning("cannot read input file %s: %s", spec.path, e.strerror)
         raise EngineError(
-            "input_missing", f"cannot read the input image {Path(spec.path).name}: {e.strerror}", "input.path"
+            "input_missing", f"cannot read the {what} {Path(spec.path).name}: {e.strerror}", field
         ) from None
     if len(data) != expected:
+        kind = "raw RGB" if channels == 3 else "raw grey"
         raise EngineError(
             "invalid_request",
-            f"input file {Path(spec.path).name} has {len(data)} bytes; raw RGB of {spec.width}×{spec.height} needs {expected}",
-            "input.path",
+            f"{what} file {Path(spec.path).name} has {len(data)} bytes; {kind} of {spec.width}×{spec.height} needs {expected}",
+            field,
         )
-    return np.frombuffer(data, dtype=np.uint8).reshape(spec.height, spec.width, 3)
+    shape = (spec.height, spec.width, channels) if channels > 1 else (spec.height, spec.width)
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+
+
+def read_rgb(spec: p.JobInput, what: str = "input image", field: str = "input.path") -> np.ndarray:
+    """The input file (or a reference's, `what` naming it): raw RGB8, exactly width × height × 3 bytes."""
+    return _read_raw(spec, 3, what, field)
+
+
+def read_grey(spec: p.JobInput) -> np.ndarray:
+    """The mask file: raw 8-bit grey, exactly width × height bytes (255 = change, 0 = keep)."""
+    return _read_raw(spec, 1, "mask", "mask.path")
 
 
 def write_outputs(directory: Path, images: list[np.ndarray]) -> list[Path]:

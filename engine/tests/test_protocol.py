@@ -50,6 +50,14 @@ def test_every_message_to_the_engine_parses() -> None:
     text_to_image = p.parse((EXAMPLES / "to_engine/job_text_to_image.json").read_text())
     assert isinstance(text_to_image, p.Job) and text_to_image.input is None
     assert (text_to_image.params["aspect_ratio"], text_to_image.seeds) == ("16:9", (7,))
+    assert (job.references, job.mask) == ((), None)
+    multi = p.parse((EXAMPLES / "to_engine/job_references_mask.json").read_text())
+    assert isinstance(multi, p.Job)
+    assert [(r.path.rsplit("/", 1)[1], r.width, r.height) for r in multi.references] == [
+        ("input_image_2.rgb", 512, 512),
+        ("input_image_3.rgb", 640, 360),
+    ]
+    assert multi.mask == p.JobInput("/var/lib/kontext/tmp/gen_04/mask_image.grey", 800, 600)
     assert p.parse((EXAMPLES / "to_engine/cancel.json").read_text()) == p.Cancel("gen_01")
     assert p.parse((EXAMPLES / "to_engine/health.json").read_text()) == p.Health("h1")
     assert p.parse((EXAMPLES / "to_engine/shutdown.json").read_text()) == p.Shutdown()
@@ -113,6 +121,19 @@ def test_an_overlong_line_is_malformed() -> None:
     with pytest.raises(p.ProtocolError) as err:
         p.parse(b" " * (p.MAX_LINE_BYTES + 1))
     assert err.value.code == "malformed_message"
+
+
+def test_a_mask_must_be_at_the_input_size_and_references_are_at_most_three() -> None:
+    multi = load("to_engine/job_references_mask.json")
+    with pytest.raises(p.ProtocolError) as e:
+        p.parse(json.dumps({**multi, "mask": {**multi["mask"], "width": 799}}))
+    assert (e.value.code, e.value.field) == ("invalid_request", "mask")
+    with pytest.raises(p.ProtocolError) as e:
+        p.parse(json.dumps({**multi, "references": multi["references"] * 2}))
+    assert (e.value.code, e.value.field) == ("invalid_request", "references")
+    with pytest.raises(p.ProtocolError) as e:
+        p.parse(json.dumps({**multi, "references": [{**multi["references"][0], "width": 0}]}))
+    assert (e.value.code, e.value.field) == ("invalid_request", "references[0].width")
 
 
 def test_booleans_are_not_integers() -> None:

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .conftest import photo
@@ -161,6 +162,44 @@ def test_output_resolution_input_returns_the_input_size_and_the_change_mask(
     engine.send(job(tmp_path, "full3", output_resolution="input"))  # aspect_ratio 1:1
     error = engine.until("error")[-1]
     assert (error["job_id"], error["code"], error["field"]) == ("full3", "invalid_request", "aspect_ratio")
+
+
+def test_references_and_a_mask_are_read_from_their_files(engine: EngineProcess, tmp_path: Path) -> None:
+    def output(job_id: str, **extra) -> bytes:  # type: ignore[no-untyped-def]
+        engine.send(job(tmp_path, job_id, aspect_ratio="match_input_image", **extra))
+        events = engine.until("result")
+        assert events[-1]["type"] == "result", events[-1]
+        return Path(events[-1]["images"][0]["path"]).read_bytes()
+
+    def raw(name: str, pixels: np.ndarray) -> dict:
+        path = tmp_path / name
+        path.write_bytes(pixels.tobytes())
+        return {"path": str(path), "width": pixels.shape[1], "height": pixels.shape[0]}
+
+    plain = output("plain")
+    ref = raw("ref.rgb", photo(48, 32, seed=5))
+    with_ref = output("ref1", references=[ref])
+    assert with_ref != plain  # the reference's file was read and conditioned the edit
+    assert output("ref2", references=[ref]) == with_ref  # same files, same image
+
+    half = np.zeros((30, 40), np.uint8)
+    half[:, 20:] = 255  # change the right half only
+    masked = output("mask1", mask=raw("mask.grey", half))
+    assert masked != plain
+
+    wrong = raw("wrong.grey", np.zeros((30, 41), np.uint8))
+    engine.send(job(tmp_path, "mask2", aspect_ratio="match_input_image", mask=wrong))
+    err = engine.until("error")[-1]
+    assert (err["job_id"], err["code"], err["field"]) == ("mask2", "invalid_request", "mask")
+    short = {**raw("short.grey", np.zeros((30, 39), np.uint8)), "width": 40}  # 40×30 claimed, 39×30 written
+    engine.send(job(tmp_path, "mask3", aspect_ratio="match_input_image", mask=short))
+    err = engine.until("error")[-1]
+    assert (err["code"], err["field"]) == ("invalid_request", "mask.path")
+    gone = {**ref, "path": str(tmp_path / "absent.rgb")}
+    engine.send(job(tmp_path, "ref3", references=[ref, gone]))
+    err = engine.until("error")[-1]
+    assert (err["code"], err["field"]) == ("input_missing", "references[1].path")
+    assert str(tmp_path) not in err["message"]
 
 
 def test_bad_messages_get_errors_and_the_engine_keeps_serving(engine: EngineProcess, tmp_path: Path) -> None:

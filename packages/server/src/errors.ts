@@ -93,23 +93,37 @@ export const ERRORS = {
     template:
       "send the request body as multipart/form-data (image, prompt, ...) as the OpenAI SDKs do, got {contentType}",
   },
-  input_image_invalid: { status: 400, title: "Invalid input image", template: "input_image: {reason}" },
+  // The input_image_* entries serve every image field (input_image, input_image_2..4, mask_image):
+  // `field` names it (images/ingest.ts; input_image unless given).
+  input_image_invalid: {
+    status: 400,
+    title: "Invalid input image",
+    template: "{field}: {reason}",
+    defaults: { field: "input_image" },
+  },
   input_image_refused: {
     status: 400,
     title: "Input image address refused",
-    template:
-      "input_image: {url} resolves to {address}, a {range} address; allow it with KONTEXT_FETCH_ALLOW",
+    template: "{field}: {url} resolves to {address}, a {range} address; allow it with KONTEXT_FETCH_ALLOW",
+    defaults: { field: "input_image" },
   },
   input_image_fetch_failed: {
     status: 422,
     title: "Input image could not be fetched",
-    template: "input_image: fetching {url} failed: {reason}",
+    template: "{field}: fetching {url} failed: {reason}",
+    defaults: { field: "input_image" },
   },
-  input_image_too_large: { status: 413, title: "Input image too large", template: "input_image: {reason}" },
+  input_image_too_large: {
+    status: 413,
+    title: "Input image too large",
+    template: "{field}: {reason}",
+    defaults: { field: "input_image" },
+  },
   input_image_undecodable: {
     status: 422,
     title: "Input image could not be decoded",
-    template: "input_image: {reason}",
+    template: "{field}: {reason}",
+    defaults: { field: "input_image" },
   },
   model_not_found: { status: 404, title: "Not found", template: "Model not found: {model}" },
   generation_not_found: { status: 404, title: "Not found", template: "Generation not found: {id}" },
@@ -235,7 +249,16 @@ export const ERRORS = {
       "the workbench is not built ({dir} has no index.html): run npm start, or npm run build -w @kontext/workbench",
   },
   internal: { status: 500, title: "Internal server error", template: "{reason}" },
-} as const satisfies Record<string, { status: number; title: string; template: string; type?: string }>;
+} as const satisfies Record<string, CatalogueEntry>;
+
+/** `defaults`: template parameters a thrower may leave out. */
+interface CatalogueEntry {
+  status: number;
+  title: string;
+  template: string;
+  type?: string;
+  defaults?: Record<string, string>;
+}
 
 /** A catalogue entry's name (what the code throws). */
 export type ErrorEntry = keyof typeof ERRORS;
@@ -259,8 +282,8 @@ export class ApiError extends Error {
     readonly params: Record<string, string | number> = {},
     extra: { headers?: Record<string, string>; fields?: string[] } = {},
   ) {
-    const e: { status: number; title: string; template: string; type?: string } = ERRORS[entry];
-    super(fill(e.template, params));
+    const e: CatalogueEntry = ERRORS[entry];
+    super(fill(e.template, { ...e.defaults, ...params }));
     this.code = (e.type ?? entry) as ErrorCode;
     this.status = e.status;
     this.title = e.title;
@@ -281,6 +304,15 @@ export interface ErrorBody {
   error: { type: string; title: string; detail: string; fields?: string[] };
   status: "error";
   status_message: string;
+}
+
+/**
+ * An image error (the input_image_* entries) as it applies to one image field of the request:
+ * the same code and status, the message and `error.fields` naming the field. Other errors pass.
+ */
+export function forImageField(err: unknown, field: string): unknown {
+  if (!(err instanceof ApiError) || !err.entry.startsWith("input_image_")) return err;
+  return new ApiError(err.entry, { ...err.params, field }, { headers: err.headers, fields: [field] });
 }
 
 /**

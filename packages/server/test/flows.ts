@@ -3,7 +3,7 @@
 import type { AddressInfo } from "node:net";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Harness, parseSse, pngDataUri, poll as pollUntil, readUntil } from "./helpers.js";
+import { type Harness, maskDataUri, parseSse, pngDataUri, poll as pollUntil, readUntil } from "./helpers.js";
 
 export interface FlowOptions {
   make: () => Promise<FlowHarness>;
@@ -257,6 +257,48 @@ export function defineFlows(name: string, opts: FlowOptions): void {
       const ids = list.generations.map((g: { generation_id: string }) => g.generation_id);
       for (const g of gens) expect(ids).toContain(g.generation_id);
       expect(list.count).toBe(list.generations.length);
+    });
+
+    it("a reference image and a mask: queued, run, and shown in the history as the input is", async () => {
+      const reference = await pngDataUri(48, 40, { r: 20, g: 90, b: 200 });
+      const mask = await maskDataUri(64, 48);
+      const res = await h.app.inject({
+        method: "POST",
+        url: "/api/ai/queue",
+        payload: body({ input_image_2: reference, mask_image: mask }),
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      const id = res.json().generations[0].generation_id as string;
+      const done = await poll(id, (g) => g.status === "succeeded" || g.status === "failed");
+      expect(done.status, String(done.error_message)).toBe("succeeded");
+      expect(done).not.toHaveProperty("input_image_2"); // sent inline: stored by hash, not echoed
+      expect(done).not.toHaveProperty("warnings"); // the mask has the input's size
+      const history = (await h.app.inject({ url: "/api/history?limit=50" })).json();
+      const item = history.generations.find((g: { generation_id: string }) => g.generation_id === id);
+      expect(item.references).toEqual([
+        {
+          field: "input_image_2",
+          url: expect.stringMatching(new RegExp(`/api/history/${id}/inputs/input_image_2$`)),
+          thumbnail_url: expect.stringMatching(/\/inputs\/input_image_2\/thumbnail$/),
+          width: 48,
+          height: 40,
+        },
+      ]);
+      expect(item.mask).toMatchObject({ field: "mask_image", width: 64, height: 48 });
+      const sent = (uri: string) => Buffer.from(uri.split(",")[1] as string, "base64");
+      for (const [url, uri] of [
+        [item.references[0].url, reference],
+        [item.mask.url, mask],
+      ] as const) {
+        const file = await h.app.inject({ url: new URL(url).pathname });
+        expect(file.statusCode, url).toBe(200);
+        expect(file.headers["content-type"]).toBe("image/png");
+        expect(Buffer.compare(file.rawPayload, sent(uri)), `${url}: the bytes as sent`).toBe(0);
+      }
+      const thumb = await h.app.inject({ url: new URL(item.references[0].thumbnail_url).pathname });
+      expect([thumb.statusCode, thumb.headers["content-type"]]).toEqual([200, "image/webp"]);
+      const none = await h.app.inject({ url: `/api/history/${id}/inputs/input_image_3` });
+      expect(none.statusCode).toBe(404);
     });
 
     it("reports health and metrics", async () => {

@@ -113,3 +113,27 @@ export async function pngDataUri(width = 32, height = 24, color = { r: 200, g: 3
     .toBuffer();
   return `data:image/png;base64,${buf.toString("base64")}`;
 }
+
+/**
+ * A mask_image as a PNG data URI, width × height: white (change) where `change(x, y)`, black
+ * (keep) elsewhere; by default the right half. `alpha`: an alpha-only mask instead, transparent
+ * (change) there and opaque black elsewhere, as OpenAI's masks are.
+ */
+export async function maskDataUri(
+  width: number,
+  height: number,
+  change: (x: number, y: number) => boolean = (x) => x >= width / 2,
+  alpha = false,
+): Promise<string> {
+  const px = Buffer.alloc(width * height * (alpha ? 4 : 1));
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      if (alpha) px[i * 4 + 3] = change(x, y) ? 0 : 255;
+      else px[i] = change(x, y) ? 255 : 0;
+    }
+  const png = await sharp(px, { raw: { width, height, channels: alpha ? 4 : 1 } })
+    .png()
+    .toBuffer();
+  return `data:image/png;base64,${png.toString("base64")}`;
+}

@@ -28,6 +28,8 @@ const gen = (over: Partial<Generation> = {}): Generation => ({
   status: "processing",
   params: { ...withDefaults({ input_image: "x", prompt: "p" }), num_inference_steps: 8 } as never,
   input: { hash: "h", path: "p", width: 64, height: 64 },
+  references: [],
+  mask: null,
   seed: 1,
   attempts: 1,
   enqueuedAt: 1000,

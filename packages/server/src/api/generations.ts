@@ -3,10 +3,12 @@
 import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
-import { ApiError, fieldInvalid, generationFailure } from "../errors.js";
-import { ENGINE_MAX_SIDE, orientedSize } from "../images/codec.js";
+import { ApiError, fieldInvalid, forImageField, generationFailure } from "../errors.js";
+import { decodeMask, ENGINE_MAX_SIDE, orientedSize } from "../images/codec.js";
+import type { ImageSource } from "../images/ingest.js";
 import { idempotencyKeyOf, requestHash } from "../jobs/idempotency.js";
 import type { InsertMeta, ListFilter } from "../jobs/job-queue.js";
+import { warningsOf } from "../jobs/run.js";
 import type { Generation, StoredEvent } from "../jobs/types.js";
 import { FINAL } from "../jobs/types.js";
 import {
@@ -14,8 +16,10 @@ import {
   type EditRequestBody,
   type GenerateRequestBody,
   generateWithDefaults,
+  IMAGE_FIELDS,
   isEdit,
   MODEL_ID,
+  REFERENCE_FIELDS,
   type RequestParams,
   withDefaults,
 } from "../schema/flux-kontext-dev.js";
@@ -67,7 +71,10 @@ function parseRequest(body: unknown, endpoint: Endpoint): RequestParams {
       "true",
     );
   }
-  if (isEdit(params)) checkOutputResolution(params);
+  if (isEdit(params)) {
+    checkOutputResolution(params);
+    checkImages(params);
+  }
   return params;
 }
 
@@ -81,6 +88,61 @@ function generates(spec: ModelSpec, body: unknown, endpoint: Endpoint): boolean 
   } catch {
     return false; // fits neither: the edit schema's message names the missing input_image
   }
+}
+
+/**
+ * The reference images, the mask and strength together with the rest of the request, before
+ * anything is fetched or stored (400 naming the field): references fill input_image_2 up, and a
+ * mask or strength below 1 starts from input_image, so the output keeps its shape.
+ */
+function checkImages(p: EditParams): void {
+  for (const [i, field] of REFERENCE_FIELDS.entries()) {
+    const before = REFERENCE_FIELDS[i - 1];
+    if (before && p[field] !== undefined && p[before] === undefined)
+      throw fieldInvalid(
+        field,
+        `needs ${before} (the reference images fill input_image_2 up, in order)`,
+        "a value",
+      );
+  }
+  const fromInput =
+    p.mask_image !== undefined ? "a masked edit (mask_image)" : p.strength < 1 ? "strength below 1" : null;
+  if (fromInput && p.aspect_ratio !== "match_input_image")
+    throw fieldInvalid(
+      "aspect_ratio",
+      `must be match_input_image with ${fromInput} (the edit starts from input_image, so it keeps its shape)`,
+      p.aspect_ratio,
+    );
+  // As the engine counts the steps a strength leaves (diffusers' get_timesteps): none is refused.
+  const n = p.num_inference_steps;
+  if (Math.trunc(Math.max(n - Math.min(n * p.strength, n), 0)) >= n)
+    throw fieldInvalid("strength", `leaves no step of ${n} to run`, p.strength);
+}
+
+/**
+ * A stored mask_image against its input image: decoded as the engine will get it (at the
+ * input's size), it must change something. 400 naming mask_image otherwise.
+ */
+async function checkMask(ctx: AppContext, mask: StoredInput, input: StoredInput): Promise<void> {
+  const stored = await ctx.files.readInput(mask);
+  if (!stored)
+    throw new ApiError("storage_unavailable", {
+      where: ctx.files.location,
+      reason: "the mask just stored is gone",
+    });
+  const seen = await decodeMask(stored.bytes, ctx.config.maxInputPixels, input.width, input.height).catch(
+    (err) => {
+      throw forImageField(err, "mask_image");
+    },
+  );
+  if (seen.changed > 0) return;
+  throw fieldInvalid(
+    "mask_image",
+    seen.byAlpha
+      ? "nothing to edit: no pixel is transparent enough (transparent = change; the mask is read by its alpha since it has some)"
+      : "nothing to edit: no pixel is light enough (white = change, black = keep)",
+    "an empty mask",
+  );
 }
 
 /** output_resolution and preserve_unedited together with the rest of the request (400 naming the field). */
@@ -133,18 +195,21 @@ function requireEngine(ctx: AppContext): void {
   }
 }
 
+/** Image bytes a multipart form sent, by the request field they stand for. */
+export type ImageUploads = Partial<Record<"input_image" | (typeof IMAGE_FIELDS)[number], Buffer>>;
+
 /**
- * Validates, checks an engine can serve, ingests the image (an edit's) and queues: every submit
+ * Validates, checks an engine can serve, ingests the images (an edit's) and queues: every submit
  * path (hosted, OpenAI). `req` gives the caller (its key's limits and ownership), the
- * Idempotency-Key and the base URL webhooks use. `upload`: the input image's bytes as a multipart
- * form sent them (the body's input_image then names them by hash), used as they are.
+ * Idempotency-Key and the base URL webhooks use. `uploads`: images' bytes as a multipart form
+ * sent them (the body's field then names them by hash), used as they are.
  */
 export async function submit(
   ctx: AppContext,
   body: unknown,
   endpoint: Endpoint,
   req?: FastifyRequest,
-  upload?: Buffer,
+  uploads: ImageUploads = {},
 ): Promise<Generation[]> {
   const params = parseRequest(body, endpoint);
   await ctx.loras.check(params.loras); // a LoRA not listed or refused by the doctor: 400, nothing queued
@@ -162,10 +227,25 @@ export async function submit(
       const meta: InsertMeta = { owner, baseUrl: req ? ctx.baseUrl(req) : ctx.config.publicUrl };
       if (key) meta.idempotency = { key, requestHash: hash };
       if (!isEdit(params)) return await ctx.queue.submit(params, null, count, meta); // text-to-image: no input
-      // The input stays pinned until its generations are written; a refusal removes what it stored.
-      return await ctx.images.withInput(upload ?? params.input_image, async (input) => {
-        await checkInputSize(params, input);
-        return ctx.queue.submit(params, input, count, meta);
+      // The inputs stay pinned until their generations are written; a refusal removes what it stored.
+      const images: ImageSource[] = [
+        { field: "input_image", source: uploads.input_image ?? params.input_image },
+      ];
+      for (const field of IMAGE_FIELDS) {
+        const source = uploads[field] ?? params[field];
+        if (source !== undefined) images.push({ field, source });
+      }
+      return await ctx.images.withInputs(images, async ([input, ...extra]) => {
+        const stored = new Map(images.slice(1).map((im, i) => [im.field, extra[i] as StoredInput]));
+        const main = input as StoredInput;
+        await checkInputSize(params, main);
+        const mask = stored.get("mask_image") ?? null;
+        if (mask) await checkMask(ctx, mask, main);
+        meta.inputs = {
+          references: REFERENCE_FIELDS.flatMap((f) => stored.get(f) ?? []),
+          mask,
+        };
+        return ctx.queue.submit(params, main, count, meta);
       });
     } finally {
       release();
@@ -338,6 +418,7 @@ async function syncResponse(ctx: AppContext, g: Generation, base: string): Promi
     ...promptTokensOf(g),
     ...loraReportOf(g),
     ...changeOf(g, base),
+    ...warningsOf(g),
   };
 }
 

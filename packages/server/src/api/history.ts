@@ -9,7 +9,8 @@ import { ApiError, fieldInvalid } from "../errors.js";
 import { encodeOutput, INPUT_CONTENT_TYPES, type InputFormat, thumbnail } from "../images/codec.js";
 import { ThumbnailCache } from "../images/thumbnails.js";
 import type { HistoryFilter, QueuedGeneration } from "../jobs/job-queue.js";
-import { type Generation, type GenerationInput, STATUSES } from "../jobs/types.js";
+import { type Generation, type GenerationInput, type InputRef, STATUSES } from "../jobs/types.js";
+import { IMAGE_FIELDS, REFERENCE_FIELDS } from "../schema/flux-kontext-dev.js";
 import { validateBody } from "../schema/validate.js";
 import { ownerScope, ownGeneration, visibleTo } from "./auth.js";
 import { limitParam, readListQuery, statusParam } from "./query.js";
@@ -65,8 +66,24 @@ export const StarBody = Type.Object(
 
 const IMMUTABLE = "public, max-age=86400, immutable";
 
+/** A generation's image other than input_image, by its request field; null when it has none. */
+function imageOf(g: QueuedGeneration, field: string): InputRef | null {
+  if (field === "mask_image") return g.mask;
+  const i = (REFERENCE_FIELDS as readonly string[]).indexOf(field);
+  return i >= 0 ? (g.references[i] ?? null) : null;
+}
+
+/** How the history shows a generation's other image: as its input image is shown. */
+const inputItem = (g: QueuedGeneration, base: string, field: string, ref: InputRef) => ({
+  field,
+  url: `${base}/api/history/${g.id}/inputs/${field}`,
+  thumbnail_url: `${base}/api/history/${g.id}/inputs/${field}/thumbnail`,
+  width: ref.width,
+  height: ref.height,
+});
+
 /**
- * A generation as the history lists it: the queue's view plus its chain link and input image
+ * A generation as the history lists it: the queue's view plus its chain link and input images
  * (the input fields null for text-to-image, which has none).
  */
 export function renderHistoryItem(
@@ -84,7 +101,16 @@ export function renderHistoryItem(
     thumbnail_url:
       g.status === "succeeded" && ctx.queue.resultUrlPath(g) ? `${base}/api/history/${g.id}/thumbnail` : null,
     input_thumbnail_url: g.input ? `${base}/api/history/${g.id}/input/thumbnail` : null,
+    references: g.references.map((r, i) => inputItem(g, base, REFERENCE_FIELDS[i] as string, r)),
+    mask: g.mask && inputItem(g, base, "mask_image", g.mask),
   };
+}
+
+/** The `field` path parameter of a generation's other image: 404 when it has no such image. */
+function otherImage(g: QueuedGeneration, field: string): InputRef {
+  const ref = (IMAGE_FIELDS as readonly string[]).includes(field) ? imageOf(g, field) : null;
+  if (!ref) throw new ApiError("result_not_found", { name: `${field.slice(0, 40)} of ${g.id}` });
+  return ref;
 }
 
 /** The `size` of a thumbnail request; 400 naming `size` (or an unknown parameter) otherwise. */
@@ -185,6 +211,36 @@ export function registerHistory(app: FastifyInstance, ctx: AppContext): void {
     if (!bytes) throw new ApiError("result_not_found", { name: `input image of ${g.id}` });
     return sendThumbnail(reply, bytes);
   });
+
+  // The other images (input_image_2..4, mask_image) as they were sent, and their thumbnails.
+  app.get<{ Params: { id: string; field: string } }>("/api/history/:id/inputs/:field", async (req, reply) => {
+    const g = await ownGeneration(ctx, req, req.params.id);
+    const ref = otherImage(g, req.params.field);
+    const stored = await ctx.files.readInput(ref);
+    if (!stored || stored.format === "raw")
+      throw new ApiError("result_not_found", { name: `${req.params.field} of ${g.id}` });
+    return reply
+      .header("content-type", INPUT_CONTENT_TYPES[stored.format])
+      .header("cache-control", IMMUTABLE)
+      .send(stored.bytes);
+  });
+
+  app.get<{ Params: { id: string; field: string } }>(
+    "/api/history/:id/inputs/:field/thumbnail",
+    async (req, reply) => {
+      const size = thumbnailSize(req.query);
+      const g = await ownGeneration(ctx, req, req.params.id);
+      const ref = otherImage(g, req.params.field);
+      const make = async () => {
+        const stored = await ctx.files.readInput(ref);
+        return stored && stored.format !== "raw" ? thumbnail(stored.bytes, size) : null;
+      };
+      const bytes =
+        g.expiredAt === null ? await thumbnails.get(`input:${ref.hash}:${size}`, make) : await make();
+      if (!bytes) throw new ApiError("result_not_found", { name: `${req.params.field} of ${g.id}` });
+      return sendThumbnail(reply, bytes);
+    },
+  );
 
   app.patch<{ Params: { id: string } }>("/api/history/:id", async (req) => {
     const body = validateBody<Static<typeof StarBody>>(StarBody, req.body);

@@ -410,7 +410,7 @@ export function registerOpenAI(app: FastifyInstance, ctx: AppContext): void {
             : fieldInvalid("image", "Kontext edits one image per request", `${form.image.length} files`);
         }
         const image = form.image[0] as Buffer;
-        const gens = await submit(ctx, hostedBody(image, fields), "queue", req, image);
+        const gens = await submit(ctx, hostedBody(image, fields), "queue", req, { input_image: image });
         // Like the hosted sync edit: the generations run whether or not this client stays.
         const done = await Promise.all(gens.map((g) => ctx.queue.waitFor(g.id)));
         for (const g of done) {

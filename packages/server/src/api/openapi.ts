@@ -1,6 +1,7 @@
 // The OpenAPI 3.1 document, built from the same schemas the server validates with. The committed
 // packages/server/openapi.json is this document; a test fails when the two drift apart.
 
+import { IMAGE_FIELDS } from "../schema/flux-kontext-dev.js";
 import { MODELS } from "../schema/models.js";
 import { ListQuery } from "./generations.js";
 import { HistoryQuery, StarBody, ThumbnailQuery } from "./history.js";
@@ -72,10 +73,17 @@ const queryParams = (query: unknown) =>
   Object.entries((plain(query) as { properties: Record<string, Record<string, unknown>> }).properties).map(
     ([name, { description, ...schema }]) => ({ name, in: "query", required: false, schema, description }),
   );
-const thumbnailGet = (summary: string) => ({
+const fieldParam = {
+  name: "field",
+  in: "path",
+  required: true,
+  schema: { type: "string", enum: [...IMAGE_FIELDS] },
+};
+
+const thumbnailGet = (summary: string, extra: (typeof fieldParam)[] = []) => ({
   get: {
     summary,
-    parameters: [idParam, ...queryParams(ThumbnailQuery)],
+    parameters: [idParam, ...extra, ...queryParams(ThumbnailQuery)],
     responses: {
       "200": {
         description: "WebP, cached for good (Cache-Control: public, max-age=86400, immutable)",
@@ -245,6 +253,24 @@ export function buildOpenApi(): Record<string, unknown> {
           },
         },
       },
+      "/api/history/{id}/inputs/{field}": {
+        get: {
+          summary:
+            "One of a generation's other images as it was sent: field input_image_2, input_image_3, input_image_4 or mask_image (404 when it has none)",
+          parameters: [idParam, fieldParam],
+          responses: {
+            "200": {
+              description: "The image",
+              content: { "image/jpeg": {}, "image/png": {}, "image/gif": {}, "image/webp": {} },
+            },
+            ...errors(401, 404),
+          },
+        },
+      },
+      "/api/history/{id}/inputs/{field}/thumbnail": thumbnailGet(
+        "A small WebP of one of a generation's other images (input_image_2..4, mask_image; longest side `size`, default 256)",
+        [fieldParam],
+      ),
       "/api/history/{id}/thumbnail": thumbnailGet(
         "A small WebP of the result (longest side `size`, default 256); 404 result_not_found unless succeeded and kept",
       ),

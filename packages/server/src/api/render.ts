@@ -2,7 +2,7 @@
 import type { AppContext } from "../context.js";
 import type { AppliedLora } from "../engine/protocol.js";
 import type { QueuedGeneration } from "../jobs/job-queue.js";
-import { changeData } from "../jobs/run.js";
+import { changeData, warningsOf } from "../jobs/run.js";
 import type { Generation, PromptTokens, StoredEvent } from "../jobs/types.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -44,6 +44,7 @@ export function renderGeneration(
     ...promptTokensOf(g),
     ...loraReportOf(g),
     ...changeOf(g, base),
+    ...warningsOf(g),
     attempts: g.attempts,
   };
 }

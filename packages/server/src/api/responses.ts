@@ -94,6 +94,16 @@ const Change = {
   ),
 };
 
+/** What a client should know about how its images were taken (absent when nothing). */
+const Warnings = {
+  warnings: Type.Optional(
+    Type.Array(Type.String(), {
+      description:
+        "Kontext addition: what the server did with the request's images that a client should know, e.g. a mask_image of another size than input_image resized to it.",
+    }),
+  ),
+};
+
 export const EditResponse = Type.Object({
   model: Type.String({ description: "The model that ran." }),
   created: Type.Integer({ description: "Unix time (s) the image was made." }),
@@ -114,6 +124,7 @@ export const EditResponse = Type.Object({
   prompt_tokens: Type.Optional(PromptTokens),
   lora_report: Type.Optional(LoraReport),
   ...Change,
+  ...Warnings,
 });
 
 export const QueueResponse = Type.Object({
@@ -164,6 +175,7 @@ export const GenerationView = Type.Object(
     prompt_tokens: Type.Optional(PromptTokens),
     lora_report: Type.Optional(LoraReport),
     ...Change,
+    ...Warnings,
   },
   { description: "A generation; the request parameters are included as well.", additionalProperties: true },
 );
@@ -171,6 +183,17 @@ export const GenerationView = Type.Object(
 export const GenerationList = Type.Object({ count: Type.Integer(), generations: Type.Array(GenerationView) });
 
 export const CancelResponse = Type.Object({ status: Type.Literal("success"), generation_id: Type.String() });
+
+/** One of a generation's images beside input_image, as the history shows it. */
+const HistoryInput = Type.Object({
+  field: Type.String({
+    description: "The request field: input_image_2, input_image_3, input_image_4 or mask_image.",
+  }),
+  url: Type.String({ description: "The image as it was sent (GET /api/history/:id/inputs/:field)." }),
+  thumbnail_url: Type.String({ description: "A small WebP of it (longest side 256 px)." }),
+  width: Type.Integer({ description: "Its width as the engine saw it (oriented)." }),
+  height: Type.Integer({ description: "Its height as the engine saw it (oriented)." }),
+});
 
 export const HistoryItem = Type.Object(
   {
@@ -204,6 +227,10 @@ export const HistoryItem = Type.Object(
         description: "A small WebP of the input image (longest side 256 px); null for text-to-image.",
       }),
     ),
+    references: Type.Array(HistoryInput, {
+      description: "The reference images (input_image_2..4) in order; empty without any.",
+    }),
+    mask: Type.Union([HistoryInput, Type.Null()], { description: "The mask_image; null without one." }),
   },
   {
     description:
@@ -312,6 +339,7 @@ export const CompletedEvent = Type.Object(
     prompt_tokens: Type.Optional(PromptTokens),
     lora_report: Type.Optional(LoraReport),
     ...Change,
+    ...Warnings,
     error: Type.Optional(
       Type.Union([Type.String(), Type.Null()], { description: "Why (failed, cancelled)." }),
     ),

@@ -59,7 +59,17 @@ export const protocolSchema = JSON.parse(readFileSync(PROTOCOL_SCHEMA_URL, "utf8
 export const messageProblem = protocolValidator(protocolSchema);
 
 /** The job message's fields that are not request parameters: what the gateway adds around them. */
-const JOB_ENVELOPE = new Set(["v", "type", "job_id", "input", "seeds", "output_dir", "preview"]);
+const JOB_ENVELOPE = new Set([
+  "v",
+  "type",
+  "job_id",
+  "input",
+  "references",
+  "mask",
+  "seeds",
+  "output_dir",
+  "preview",
+]);
 
 /**
  * The request parameters the engine takes, as the protocol schema lists them: the job message's

@@ -16,6 +16,10 @@ export interface JobMessage {
   job_id: string;
   /** the input image; left out for text-to-image (the output's size then comes from aspect_ratio) */
   input?: { path: string; width: number; height: number };
+  /** input_image_2..4 in request order, raw RGB like input */
+  references?: { path: string; width: number; height: number }[];
+  /** mask_image: raw 8-bit grey at input's size, 255 = change, 0 = keep */
+  mask?: { path: string; width: number; height: number };
   prompt: string;
   aspect_ratio: AspectRatio;
   num_inference_steps: number;

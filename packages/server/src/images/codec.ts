@@ -134,6 +134,78 @@ async function decodePixels(bytes: Buffer, format: string, maxPixels: number): P
   }
 }
 
+/** A mask image as the engine reads it, and what it says. */
+export interface DecodedMask {
+  /** Raw 8-bit grey at the size asked for: 255 = change, 0 = keep. */
+  grey: Buffer;
+  /** It was read by its alpha (it has transparent pixels: transparent = change), not its luminance. */
+  byAlpha: boolean;
+  /** Pixels at 128 or above: what the engine changes (it splits the mask at half). */
+  changed: number;
+}
+
+/**
+ * Decodes a mask_image (EXIF orientation applied) to raw grey at width × height (the input
+ * image's decoded size; stretched to it when its own differs). A mask with any transparent
+ * pixel counts by its alpha, transparent = change (an alpha-only PNG, OpenAI's masks); any other
+ * by its luminance, white = change. `sink` gets the pixels while the decode slot is held.
+ */
+export async function decodeMask(
+  bytes: Buffer,
+  maxPixels: number,
+  width: number,
+  height: number,
+  sink?: (mask: DecodedMask) => Promise<void>,
+): Promise<Omit<DecodedMask, "grey">> {
+  const { format } = await headerOf(bytes, maxPixels);
+  return decodeSlot(async () => {
+    let rgba: Buffer;
+    try {
+      const { data, info } = await sharp(bytes, {
+        limitInputPixels: maxPixels,
+        failOn: "truncated",
+        pages: 1,
+      })
+        .rotate()
+        .resize({ width, height, fit: "fill" })
+        .toColourspace("srgb")
+        .ensureAlpha()
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      if (info.channels !== 4) throw new Error(`decoded to ${info.channels} channels`);
+      rgba = data;
+    } catch (err) {
+      throw new ApiError("input_image_undecodable", {
+        reason: `the ${format} data is corrupt (${short(err)})`,
+      });
+    }
+    const n = width * height;
+    let byAlpha = false;
+    for (let i = 3; i < rgba.length; i += 4) {
+      if ((rgba[i] as number) < 255) {
+        byAlpha = true;
+        break;
+      }
+    }
+    const grey = Buffer.allocUnsafe(n);
+    let changed = 0;
+    for (let i = 0, j = 0; i < n; i++, j += 4) {
+      const v = byAlpha
+        ? 255 - (rgba[j + 3] as number)
+        : Math.round(
+            0.2126 * (rgba[j] as number) +
+              0.7152 * (rgba[j + 1] as number) +
+              0.0722 * (rgba[j + 2] as number),
+          ); // Rec. 709 luma
+      grey[i] = v;
+      if (v >= 128) changed++;
+    }
+    const mask = { grey, byAlpha, changed };
+    await sink?.(mask);
+    return { byAlpha, changed };
+  });
+}
+
 /** The content type an input's original bytes are served with. */
 export const INPUT_CONTENT_TYPES: Record<InputFormat, string> = {
   jpeg: "image/jpeg",

@@ -1,7 +1,7 @@
 // Turns a request's input_image (URL, data URI or raw base64) into a stored input: the image's
 // own bytes, checked at submission and decoded for the engine only when its generation runs.
 import { createHash } from "node:crypto";
-import { ApiError } from "../errors.js";
+import { ApiError, forImageField } from "../errors.js";
 import type { FileStore, StoredInput } from "../storage/files.js";
 import { AddressPolicy } from "./address.js";
 import { inspectInput } from "./codec.js";
@@ -11,6 +11,12 @@ export interface ImageIngestOptions extends FetchLimits {
   maxPixels: number;
   fetchAllow: readonly string[];
   maxBytes: number;
+}
+
+/** One image of a request: its field and what was sent (a string as the schema takes it, or an upload's bytes). */
+export interface ImageSource {
+  field: string;
+  source: string | Buffer;
 }
 
 const DATA_URI = /^data:([\w.+-]+\/[\w.+-]+)?((?:;[\w-]+=[^;,]*)*)(;base64)?,/i;
@@ -64,9 +70,19 @@ export class ImageIngest {
    * engine's pixels are decoded when its generation runs) and calls `use` with the stored input,
    * which stays pinned meanwhile. When `use` (or storing) fails, what this call stored is removed
    * again unless a generation or another submission uses it: a refused submission leaves nothing.
+   * An image error names `field` (input_image unless given).
    */
-  async withInput<T>(input: string | Buffer, use: (stored: StoredInput) => Promise<T>): Promise<T> {
-    const bytes = typeof input === "string" ? await this.bytesOf(input) : input; // a Buffer: an upload's bytes
+  async withInput<T>(
+    input: string | Buffer,
+    use: (stored: StoredInput) => Promise<T>,
+    field = "input_image",
+  ): Promise<T> {
+    let bytes: Buffer;
+    try {
+      bytes = typeof input === "string" ? await this.bytesOf(input) : input; // a Buffer: an upload's bytes
+    } catch (err) {
+      throw forImageField(err, field);
+    }
     const hash = createHash("sha256").update(bytes).digest("hex");
     const unpin = await this.files.pinInput(hash);
     let storing = false;
@@ -74,7 +90,9 @@ export class ImageIngest {
       let stored = await this.files.findInput(hash);
       if (stored) await this.files.touchInput(hash);
       else {
-        const info = await inspectInput(bytes, this.options.maxPixels);
+        const info = await inspectInput(bytes, this.options.maxPixels).catch((err) => {
+          throw forImageField(err, field);
+        });
         storing = true;
         stored = await this.files.putInput(hash, bytes, info);
       }
@@ -86,5 +104,18 @@ export class ImageIngest {
     } finally {
       unpin();
     }
+  }
+
+  /**
+   * withInput for several images (input_image first, then the others a request has), each named
+   * by its field in errors: all stay pinned while `use` runs, and a refusal removes what was stored.
+   */
+  withInputs<T>(images: readonly ImageSource[], use: (stored: StoredInput[]) => Promise<T>): Promise<T> {
+    const next = (i: number, held: StoredInput[]): Promise<T> => {
+      const image = images[i];
+      if (!image) return use(held);
+      return this.withInput(image.source, (s) => next(i + 1, [...held, s]), image.field);
+    };
+    return next(0, []);
   }
 }

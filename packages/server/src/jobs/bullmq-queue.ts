@@ -143,7 +143,7 @@ export class BullMqJobQueue extends EventEmitter<QueueEvents> implements JobQueu
     meta: InsertMeta = {},
   ): Promise<Generation[]> {
     await this.admit(count); // again: the queue may have filled while the input was stored
-    const gens = newGenerations(params, input, count);
+    const gens = newGenerations(params, input, count, meta.inputs);
     const out = await this.store.insert(gens, Date.now(), meta);
     if ("existing" in out) {
       // Another gateway took the same Idempotency-Key a moment ago.

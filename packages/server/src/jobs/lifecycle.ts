@@ -5,10 +5,17 @@
 // test/lifecycle.test.ts covers every transition.
 import { randomInt, randomUUID } from "node:crypto";
 import { ApiError, type GenerationErrorCode, generationError } from "../errors.js";
-import { isEdit, MAX_SEED, type RequestParams } from "../schema/flux-kontext-dev.js";
+import { IMAGE_FIELDS, isEdit, MAX_SEED, type RequestParams } from "../schema/flux-kontext-dev.js";
 import type { StoredInput } from "../storage/files.js";
 import { lastStepDone } from "./job-queue.js";
-import { FINAL, type Generation, type Patch, type StoredParams } from "./types.js";
+import {
+  type ExtraInputs,
+  FINAL,
+  type Generation,
+  NO_EXTRA_INPUTS,
+  type Patch,
+  type StoredParams,
+} from "./types.js";
 
 export type { Patch };
 export type FinalStatus = "succeeded" | "failed" | "cancelled";
@@ -37,12 +44,18 @@ export type Decision =
  * seed; generation i gets seed + i), and the request's parameters kept as they came, all but what
  * only the request itself needs (so a field added to the schema reaches the engine as it is).
  */
-export function newGenerations(params: RequestParams, input: StoredInput | null, count: number) {
+export function newGenerations(
+  params: RequestParams,
+  input: StoredInput | null,
+  count: number,
+  extra: ExtraInputs = NO_EXTRA_INPUTS,
+) {
   const { stream, num_generations, seed, webhook, webhook_events_filter, ...kept } = params;
   const stored: StoredParams = kept;
   if (isEdit(params)) {
     delete stored.input_image;
     if (/^https?:\/\//i.test(params.input_image)) stored.input_image = params.input_image; // a URL is worth keeping
+    for (const f of IMAGE_FIELDS) if (!/^https?:\/\//i.test(stored[f] ?? "")) delete stored[f]; // the images are stored by hash
   }
   if (webhook) Object.assign(stored, { webhook, webhook_events_filter });
   const base = seed ?? randomInt(0, 2 ** 47); // randomInt's range is below 2^48
@@ -51,6 +64,8 @@ export function newGenerations(params: RequestParams, input: StoredInput | null,
     model: params.model,
     params: stored,
     input: input && { hash: input.hash, path: input.path, width: input.width, height: input.height },
+    references: extra.references.map(({ hash, width, height }) => ({ hash, width, height })),
+    mask: extra.mask && { hash: extra.mask.hash, width: extra.mask.width, height: extra.mask.height },
     seed: (base + i) % (MAX_SEED + 1),
   }));
 }

@@ -11,7 +11,8 @@
 //   kontext:preview:<id>      the latest preview (JPEG), while it runs
 //   kontext:idem:<sha256>     an Idempotency-Key's request hash and generation ids (24 h)
 //   kontext:result-hash:<owner>:<sha256>  the owner's generation whose result has these bytes (edit chains)
-//   kontext:inputs            set of the input hashes stored generations refer to (added with the
+//   kontext:inputs            set of the input hashes stored generations refer to (input, references
+//                             and mask alike; added with the
 //                             generation, removed when the last one referring to it is deleted);
 //                             kontext:inputs:indexed once it holds those of older generations too
 //   kontext:input-refs:<sha256>  set of the generation ids referring to that input (deleting a
@@ -48,8 +49,29 @@ export const WEBHOOKS_DUE = `${P}webhooks:due`;
 export const webhookKey = (item: string) => `${P}webhook:${item}`;
 export const webhooksOfKey = (id: string) => `${P}webhooks:of:${id}`;
 
+// The stored images a generation's hash fields refer to (input, references, mask: their JSON), and
+// their release from kontext:inputs and kontext:input-refs:* when the generation no longer holds them.
+const INPUT_HASHES = `
+local function input_hashes(input, references, mask)
+  local out = {}
+  local function add(v) if type(v) == 'table' and type(v.hash) == 'string' then table.insert(out, v.hash) end end
+  if input then add(cjson.decode(input)) end
+  local refs = references and cjson.decode(references)
+  if type(refs) == 'table' then for _, r in ipairs(refs) do add(r) end end
+  if mask then add(cjson.decode(mask)) end
+  return out
+end
+local function release_inputs(p, id, hashes)
+  for _, h in ipairs(hashes) do
+    local refs = p .. 'input-refs:' .. h
+    redis.call('SREM', refs, id)
+    if redis.call('SCARD', refs) == 0 then redis.call('SREM', p .. 'inputs', h) end
+  end
+end
+`;
+
 // ARGV: prefix, idemKey|'', idemValue, idemTtlMs, n, then per generation: id, model, npairs, k, v, ...
-const INSERT = `
+const INSERT = `${INPUT_HASHES}
 local p = ARGV[1]
 if ARGV[2] ~= '' then
   local prior = redis.call('GET', ARGV[2])
@@ -66,14 +88,12 @@ for g = 1, tonumber(ARGV[5]) do
   redis.call('HSET', key, 'seq', seq)
   for j = 1, n do
     redis.call('HSET', key, ARGV[i], ARGV[i + 1])
-    if ARGV[i] == 'input' then
-      local input = cjson.decode(ARGV[i + 1]) -- null (cjson.null) for text-to-image
-      if type(input) == 'table' then
-        redis.call('SADD', p .. 'inputs', input.hash)
-        redis.call('SADD', p .. 'input-refs:' .. input.hash, id)
-      end
-    end
     i = i + 2
+  end
+  local stored = redis.call('HMGET', key, 'input', 'references', 'mask')
+  for _, hash in ipairs(input_hashes(stored[1], stored[2], stored[3])) do
+    redis.call('SADD', p .. 'inputs', hash)
+    redis.call('SADD', p .. 'input-refs:' .. hash, id)
   end
   redis.call('ZADD', p .. 'gens', seq, id)
   redis.call('ZADD', p .. 'status:queued', seq, id)
@@ -163,11 +183,12 @@ return ev
 `;
 
 // ARGV: prefix, id. Deletes a final generation: its hash, events, preview, index entries, its
-// completed event in kontext:completed, its result-hash link, and its input reference (the input
-// leaves kontext:inputs with its last user, so the file store's check then finds it unused).
+// completed event in kontext:completed, its result-hash link, and its input references (input,
+// references, mask: each leaves kontext:inputs with its last user, so the file store's check then
+// finds it unused).
 // Returns false when it is missing, {'active', status} while queued or processing, else
 // {'ok', the hash's fields and values...}.
-const DELETE = `
+const DELETE = `${INPUT_HASHES}
 local p, id = ARGV[1], ARGV[2]
 local key = p .. 'gen:' .. id
 local h = redis.call('HGETALL', key)
@@ -193,23 +214,18 @@ if type(rh) == 'string' then
   local link = p .. 'result-hash:' .. owner .. ':' .. rh
   if redis.call('GET', link) == id then redis.call('DEL', link) end
 end
-local input = g.input and cjson.decode(g.input)
-if type(input) == 'table' and type(input.hash) == 'string' then
-  local refs = p .. 'input-refs:' .. input.hash
-  redis.call('SREM', refs, id)
-  if redis.call('SCARD', refs) == 0 then redis.call('SREM', p .. 'inputs', input.hash) end
-end
+release_inputs(p, id, input_hashes(g.input, g.references, g.mask))
 return {'ok', unpack(h)}
 `;
 
 // ARGV: prefix, id, at. Marks a finished generation's files deleted (retention): expiredAt set,
 // out of kontext:with-files, its progress events dropped (its final events stay as metadata), and
-// its input reference released. 1 when it was marked, 0 when it is gone or already expired.
-const EXPIRE = `
+// its input references released. 1 when it was marked, 0 when it is gone or already expired.
+const EXPIRE = `${INPUT_HASHES}
 local p, id = ARGV[1], ARGV[2]
 local key = p .. 'gen:' .. id
 redis.call('ZREM', p .. 'with-files', id)
-local raw = redis.call('HMGET', key, 'status', 'expiredAt', 'input')
+local raw = redis.call('HMGET', key, 'status', 'expiredAt', 'input', 'references', 'mask')
 if not raw[1] or (raw[2] and raw[2] ~= 'null') then return 0 end
 redis.call('HSET', key, 'expiredAt', ARGV[3])
 local list = p .. 'events:' .. id
@@ -219,12 +235,7 @@ for _, e in ipairs(redis.call('LRANGE', list, 0, -1)) do
 end
 redis.call('DEL', list)
 for _, e in ipairs(kept) do redis.call('RPUSH', list, e) end
-local input = raw[3] and cjson.decode(raw[3])
-if type(input) == 'table' and type(input.hash) == 'string' then
-  local refs = p .. 'input-refs:' .. input.hash
-  redis.call('SREM', refs, id)
-  if redis.call('SCARD', refs) == 0 then redis.call('SREM', p .. 'inputs', input.hash) end
-end
+release_inputs(p, id, input_hashes(raw[3], raw[4], raw[5]))
 return 1
 `;
 
@@ -244,8 +255,10 @@ function pairs(fields: Record<string, unknown>): string[] {
 
 function fromHash(h: Record<string, string>): Generation | null {
   if (!h.status) return null;
-  // written before starring (not starred), the change mask (none) or the LoRA report (none) existed
+  // written before starring (not starred), the change mask, the LoRA report or the extra images (none) existed
   const g: Record<string, unknown> = {
+    references: [],
+    mask: null,
     starred: false,
     maskFile: null,
     changedFraction: null,
@@ -403,6 +416,8 @@ export class RedisRecords {
         status: "queued",
         params: g.params,
         input: g.input,
+        references: g.references ?? [],
+        mask: g.mask ?? null,
         seed: g.seed,
         attempts: 0,
         enqueuedAt: now,

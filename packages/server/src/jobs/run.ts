@@ -5,17 +5,24 @@ import { readFile } from "node:fs/promises";
 import type { JobMessage, ProgressMessage, ResultImage, StartedMessage } from "../engine/protocol.js";
 import { ENGINE_PARAMS } from "../engine/protocol-schema.js";
 import { ApiError, generationError } from "../errors.js";
-import { alphaOf, decodeInputInto, encodeMask, encodeOutput } from "../images/codec.js";
+import { alphaOf, decodeInputInto, decodeMask, encodeMask, encodeOutput } from "../images/codec.js";
 import { EditRequest } from "../schema/flux-kontext-dev.js";
 import type { FileStore } from "../storage/files.js";
 import { RESULT_URL_PREFIX } from "./job-queue.js";
-import type { Generation, Timings } from "./types.js";
+import type { Generation, InputRef, Timings } from "./types.js";
 
-/** The raw RGB file an engine reads for one run, and its size. */
-export interface EngineInput {
+/** A raw file an engine reads for one run (RGB, or grey for the mask), and its size. */
+export interface EngineFile {
   path: string;
   width: number;
   height: number;
+}
+
+/** The input image's raw RGB file; its references' (input_image_2..4) and its mask's, when it has them. */
+export interface EngineInput extends EngineFile {
+  references?: EngineFile[];
+  /** Raw 8-bit grey at the input's size: 255 = change, 0 = keep. */
+  mask?: EngineFile;
 }
 
 /** Why a generation's input cannot be handed to an engine (its error_code and a message without paths). */
@@ -35,29 +42,68 @@ const STORED_MAX_PIXELS = 16383 * 16383;
  * The input of one run as the engine reads it: the stored original decoded (decodeInput: EXIF
  * orientation, at most ENGINE_MAX_SIDE, alpha on white, sRGB, first frame) into the job's tmp dir,
  * which is removed when the job ends; an input an earlier version stored as raw RGB is read as is.
+ * Its references are decoded the same way; its mask to grey at the input's decoded size.
  * Null for text-to-image: there is no input to hand over.
  */
 export async function engineInput(files: FileStore, g: Generation): Promise<EngineInput | null> {
   if (!g.input) return null;
-  const { hash } = g.input;
-  const unpin = await files.pinInput(hash); // not removed or evicted while it is read
+  const input: EngineInput = await decodeStored(files, g, g.input, "input image", "input.rgb");
+  const references = g.references ?? [];
+  if (references.length > 0) {
+    input.references = [];
+    for (const [i, ref] of references.entries()) {
+      const field = `input_image_${i + 2}`;
+      input.references.push(await decodeStored(files, g, ref, field, `${field}.rgb`));
+    }
+  }
+  if (g.mask) input.mask = await decodeStored(files, g, g.mask, "mask_image", "mask_image.grey", input);
+  return input;
+}
+
+/**
+ * One stored image of `g` decoded into its tmp dir as `name` (`what` names it in messages);
+ * with `maskAt`, as a mask (decodeMask) at that size.
+ */
+async function decodeStored(
+  files: FileStore,
+  g: Generation,
+  ref: InputRef,
+  what: string,
+  name: string,
+  maskAt?: { width: number; height: number },
+): Promise<EngineFile> {
+  const unpin = await files.pinInput(ref.hash); // not removed or evicted while it is read
   try {
-    const stored = await files.findInput(hash);
+    const stored = await files.findInput(ref.hash);
     const missing = () =>
-      new InputUnavailable("input_missing", `the input image (sha256 ${hash}) is no longer stored`);
+      new InputUnavailable("input_missing", `the ${what} (sha256 ${ref.hash}) is no longer stored`);
     if (!stored) throw missing();
-    if (stored.format === "raw") return { path: stored.path, width: stored.width, height: stored.height };
+    if (stored.format === "raw") {
+      // only an input_image stored by an earlier version is raw RGB
+      if (maskAt) throw new InputUnavailable("input_image_undecodable", `the ${what} is stored as raw RGB`);
+      return { path: stored.path, width: stored.width, height: stored.height };
+    }
     const bytes = await readFile(stored.path).catch(() => null);
     if (!bytes) throw missing();
     let file = "";
     try {
+      if (maskAt) {
+        await decodeMask(bytes, STORED_MAX_PIXELS, maskAt.width, maskAt.height, async (m) => {
+          file = await files.writeEngineInput(g.id, m.grey, name);
+        });
+        return { path: file, width: maskAt.width, height: maskAt.height };
+      }
       const size = await decodeInputInto(bytes, STORED_MAX_PIXELS, async (img) => {
-        file = await files.writeEngineInput(g.id, img.rgb);
+        file = await files.writeEngineInput(g.id, img.rgb, name);
       });
       return { path: file, ...size };
     } catch (err) {
       if (!(err instanceof ApiError && err.code.startsWith("input_image_"))) throw err;
-      throw new InputUnavailable("input_image_undecodable", String(err.params.reason ?? err.message));
+      const reason = String(err.params.reason ?? err.message);
+      throw new InputUnavailable(
+        "input_image_undecodable",
+        what === "input image" ? reason : `${what}: ${reason}`,
+      );
     }
   } finally {
     unpin();
@@ -74,6 +120,9 @@ export function jobMessage(g: Generation, input: EngineInput | null, outputDir: 
   const msg: Record<string, unknown> = { v: 1, type: "job", job_id: g.id };
   if (input) msg.input = { path: input.path, width: input.width, height: input.height };
   Object.assign(msg, { seeds: [g.seed], output_dir: outputDir, preview: true });
+  if (input?.references?.length)
+    msg.references = input.references.map(({ path, width, height }) => ({ path, width, height }));
+  if (input?.mask) msg.mask = { path: input.mask.path, width: input.mask.width, height: input.mask.height };
   const params = g.params as Record<string, unknown>;
   const defaults = EditRequest.properties as Record<string, { default?: unknown }>;
   for (const name of ENGINE_PARAMS) {
@@ -135,7 +184,7 @@ export function completedData(done: Generation, resultUrl: string | null): Recor
     });
     if (prompt_tokens) data.prompt_tokens = prompt_tokens;
     if (done.loraReport) data.lora_report = done.loraReport;
-    Object.assign(data, changeData(done));
+    Object.assign(data, changeData(done), warningsOf(done));
   } else {
     data.error = done.errorMessage;
     data.error_code = done.errorCode;
@@ -151,6 +200,25 @@ export function changeData(g: Generation): Record<string, unknown> {
     changed_fraction: g.changedFraction,
     whole_frame: g.wholeFrame ?? false,
   };
+}
+
+/**
+ * What a client should know about how its images were taken: a mask_image of another size than
+ * input_image was stretched to it. Empty when there is nothing to say.
+ */
+export function inputWarnings(g: Pick<Generation, "input" | "mask">): string[] {
+  const m = g.mask;
+  const input = g.input; // a mask always comes with one
+  if (!m || !input || (m.width === input.width && m.height === input.height)) return [];
+  return [
+    `mask_image is ${m.width}×${m.height} and input_image ${input.width}×${input.height}: the mask was resized to the input image's size`,
+  ];
+}
+
+/** `{warnings}` when there are any (inputWarnings), else nothing: for spreading into a response. */
+export function warningsOf(g: Pick<Generation, "input" | "mask">): { warnings?: string[] } {
+  const warnings = inputWarnings(g);
+  return warnings.length > 0 ? { warnings } : {};
 }
 
 /** The change mask's result file name beside a result's (same id and random part). */

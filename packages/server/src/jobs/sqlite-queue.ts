@@ -141,7 +141,7 @@ export class SqliteJobQueue extends EventEmitter<QueueEvents> implements JobQueu
   ): Promise<Generation[]> {
     this.checkAdmission(count); // again, with the insert (synchronous): it may have filled meanwhile
     const saved = this.store.insertMany(
-      newGenerations(params, input, count),
+      newGenerations(params, input, count, meta.inputs),
       Date.now(),
       (g) => queuedData(g, this.store.queuePosition(g)),
       meta,

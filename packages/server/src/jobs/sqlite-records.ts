@@ -5,6 +5,7 @@ import {
   type EventName,
   FINAL,
   type Generation,
+  type InputRef,
   type InsertMeta,
   type Patch,
   type Status,
@@ -75,6 +76,14 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
   last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (done_at, next_at);
+-- The other stored images a generation refers to (reference_inputs, mask_input), by hash: what
+-- inputInUse looks up beside input_hash.
+CREATE TABLE IF NOT EXISTS generation_inputs (
+  hash TEXT NOT NULL,
+  generation_id TEXT NOT NULL,
+  PRIMARY KEY (hash, generation_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS generation_inputs_generation ON generation_inputs (generation_id);
 `;
 
 interface Row {
@@ -111,6 +120,8 @@ interface Row {
   changed_fraction: number | null;
   whole_frame: number | null;
   lora_report: string | null;
+  reference_inputs: string | null;
+  mask_input: string | null;
 }
 
 /** The columns of the fields a run changes (the rest are written once, at insert). */
@@ -157,6 +168,8 @@ function fromRow(r: Row): Generation {
     status: r.status,
     params: JSON.parse(r.params) as StoredParams,
     input: inputOf(r),
+    references: r.reference_inputs ? (JSON.parse(r.reference_inputs) as InputRef[]) : [],
+    mask: r.mask_input ? (JSON.parse(r.mask_input) as InputRef) : null,
     seed: r.seed,
     attempts: r.attempts,
     enqueuedAt: r.enqueued_at,
@@ -191,7 +204,13 @@ function inputOf(r: Row): Generation["input"] {
   return { hash: r.input_hash, path: r.input_path, width: r.input_width, height: r.input_height };
 }
 
-export type NewGeneration = Pick<Generation, "id" | "model" | "params" | "input" | "seed">;
+export type NewGeneration = Pick<Generation, "id" | "model" | "params" | "input" | "seed"> &
+  Partial<Pick<Generation, "references" | "mask">>;
+
+/** The hashes of a generation's images beside input_image (references, mask), once each. */
+export function extraHashes(g: Partial<Pick<Generation, "references" | "mask">>): string[] {
+  return [...new Set([...(g.references ?? []), ...(g.mask ? [g.mask] : [])].map((r) => r.hash))];
+}
 
 export interface WebhookDelivery {
   id: number;
@@ -220,8 +239,8 @@ export class SqliteRecords {
       // parent_id: an input whose bytes are an earlier result continues that result's edit chain,
       // only within one owner (a key never links to, or learns of, another key's generations).
       insert: db.prepare(
-        `INSERT INTO generations (id, model, status, params, input_hash, input_path, input_width, input_height, seed, enqueued_at, owner, base_url, parent_id)
-         VALUES (@id, @model, 'queued', @params, @input_hash, @input_path, @input_width, @input_height, @seed, @enqueued_at, @owner, @base_url,
+        `INSERT INTO generations (id, model, status, params, input_hash, input_path, input_width, input_height, reference_inputs, mask_input, seed, enqueued_at, owner, base_url, parent_id)
+         VALUES (@id, @model, 'queued', @params, @input_hash, @input_path, @input_width, @input_height, @reference_inputs, @mask_input, @seed, @enqueued_at, @owner, @base_url,
            (SELECT p.id FROM generations p WHERE p.result_hash = @input_hash AND p.owner IS @owner ORDER BY p.seq DESC LIMIT 1))
          RETURNING *`,
       ),
@@ -235,6 +254,10 @@ export class SqliteRecords {
       ),
       deleteEvents: db.prepare("DELETE FROM events WHERE generation_id = ?"),
       deleteGeneration: db.prepare("DELETE FROM generations WHERE id = ?"),
+      addExtraInput: db.prepare(
+        "INSERT OR IGNORE INTO generation_inputs (hash, generation_id) VALUES (?, ?)",
+      ),
+      deleteExtraInputs: db.prepare("DELETE FROM generation_inputs WHERE generation_id = ?"),
       appendEvent: db.prepare(
         "INSERT INTO events (generation_id, event, data, created_at) VALUES (?, ?, ?, ?) RETURNING id",
       ),
@@ -257,10 +280,14 @@ export class SqliteRecords {
          ORDER BY completed_at LIMIT ?`,
       ),
       inputInUse: db.prepare(
-        "SELECT COUNT(*) AS n FROM generations WHERE input_hash = ? AND expired_at IS NULL AND id != ?",
+        `SELECT EXISTS (SELECT 1 FROM generations WHERE input_hash = @hash AND expired_at IS NULL AND id != @id)
+             OR EXISTS (SELECT 1 FROM generation_inputs i JOIN generations g ON g.id = i.generation_id
+                        WHERE i.hash = @hash AND g.expired_at IS NULL AND g.id != @id) AS n`,
       ),
       inputsInUse: db.prepare(
-        "SELECT DISTINCT input_hash AS h FROM generations WHERE expired_at IS NULL AND input_hash IN (SELECT value FROM json_each(?))",
+        `SELECT input_hash AS h FROM generations WHERE expired_at IS NULL AND input_hash IN (SELECT value FROM json_each(@hashes))
+         UNION SELECT i.hash FROM generation_inputs i JOIN generations g ON g.id = i.generation_id
+               WHERE g.expired_at IS NULL AND i.hash IN (SELECT value FROM json_each(@hashes))`,
       ),
       expire: db.prepare("UPDATE generations SET expired_at = ? WHERE id = ?"),
       deleteProgressEvents: db.prepare(
@@ -318,11 +345,14 @@ export class SqliteRecords {
           input_path: g.input?.path ?? null,
           input_width: g.input?.width ?? null,
           input_height: g.input?.height ?? null,
+          reference_inputs: g.references?.length ? JSON.stringify(g.references) : null,
+          mask_input: g.mask ? JSON.stringify(g.mask) : null,
           seed: g.seed,
           enqueued_at: now,
           owner: meta.owner ?? null,
           base_url: meta.baseUrl ?? null,
         }) as Row;
+        for (const hash of extraHashes(g)) this.stmts.addExtraInput.run(hash, g.id);
         const generation = fromRow(row);
         out.push({
           generation,
@@ -368,6 +398,7 @@ export class SqliteRecords {
       if (!g) return null;
       if (!FINAL.includes(g.status)) return { generation: g, removed: false };
       this.stmts.deleteEvents.run(id);
+      this.stmts.deleteExtraInputs.run(id);
       this.stmts.deleteGeneration.run(id);
       return { generation: g, removed: true };
     })();
@@ -520,12 +551,12 @@ export class SqliteRecords {
 
   /** Whether a generation other than `exceptId` still needs the input stored under `hash`. */
   inputInUse(hash: string, exceptId: string): boolean {
-    return (this.stmts.inputInUse.get(hash, exceptId) as { n: number }).n > 0;
+    return (this.stmts.inputInUse.get({ hash, id: exceptId }) as { n: number }).n > 0;
   }
 
   /** The hashes among `hashes` that a generation with its files still refers to (orphan collection). */
   inputsInUse(hashes: readonly string[]): Set<string> {
-    const rows = this.stmts.inputsInUse.all(JSON.stringify(hashes)) as Array<{ h: string }>;
+    const rows = this.stmts.inputsInUse.all({ hashes: JSON.stringify(hashes) }) as Array<{ h: string }>;
     return new Set(rows.map((r) => r.h));
   }
 
@@ -588,6 +619,8 @@ function migrate(db: Database.Database): void {
     ["changed_fraction", "REAL"],
     ["whole_frame", "INTEGER"],
     ["lora_report", "TEXT"], // JSON: the LoRAs a generation ran with and the doctor's report of each
+    ["reference_inputs", "TEXT"], // JSON [{hash, width, height}], input_image_2..4
+    ["mask_input", "TEXT"], // JSON {hash, width, height}
   ] as const) {
     if (!have.has(name)) db.exec(`ALTER TABLE generations ADD COLUMN ${name} ${type}`);
   }

@@ -10,7 +10,7 @@ export const FINAL: readonly Status[] = ["succeeded", "failed", "cancelled"];
 type EditOnly = Exclude<(typeof EDIT_ONLY_FIELDS)[number], "input_image">;
 
 /**
- * The request parameters kept with a generation (input_image only when it was a URL). A
+ * The request parameters kept with a generation (input_image and the other images only when they were URLs). A
  * text-to-image generation (POST /api/ai/images/generate) has no edit-only fields.
  */
 export type StoredParams = Omit<
@@ -31,6 +31,10 @@ export interface Generation {
   params: StoredParams;
   /** The stored input image; null for text-to-image (POST /api/ai/images/generate). */
   input: GenerationInput | null;
+  /** input_image_2..4 as stored, in that order (none: empty). */
+  references: InputRef[];
+  /** mask_image as stored, at its own size (fitted to the input's when it runs); null without one. */
+  mask: InputRef | null;
   seed: number;
   attempts: number;
   enqueuedAt: number;
@@ -67,6 +71,13 @@ export interface Generation {
   loraReport: AppliedLora[] | null;
 }
 
+/** A stored input image a generation refers to: its hash and its size as the engine sees it (oriented, capped). */
+export interface InputRef {
+  hash: string;
+  width: number;
+  height: number;
+}
+
 /** A generation's input image as stored (its size as the engine sees it, oriented). */
 export interface GenerationInput {
   hash: string;
@@ -74,6 +85,10 @@ export interface GenerationInput {
   width: number;
   height: number;
 }
+
+/** The images a generation has beside input_image. */
+export type ExtraInputs = Pick<Generation, "references" | "mask">;
+export const NO_EXTRA_INPUTS: ExtraInputs = { references: [], mask: null };
 
 /** A change to a generation's stored fields. */
 export type Patch = Partial<Omit<Generation, "id" | "seq">>;
@@ -119,4 +134,6 @@ export interface InsertMeta {
   baseUrl?: string | null;
   /** Recorded with the generations, so the same key finds them again. */
   idempotency?: { key: string; requestHash: string };
+  /** The request's reference images and mask, stored (none when left out). */
+  inputs?: ExtraInputs;
 }

@@ -6,7 +6,8 @@
 //                            has no format): still read, never written
 //   results/<id>-<random>.<ext>  encoded outputs, served at /results/<name>
 //   tmp/<id>/                one job's files on this machine: input.rgb (its input decoded for
-//                            the engine, just before the run) and the engine's raw outputs;
+//                            the engine, just before the run; input_image_2.rgb ... its
+//                            references, mask_image.grey its mask) and the engine's raw outputs;
 //                            removed when the job ends
 // Every file is written to a temporary name, flushed and renamed: a reader (or a restart after
 // kill -9) sees the whole file or none. usageBytes() tracks what inputs/ and results/ hold.
@@ -403,16 +404,21 @@ export class FileStore {
     return bytes && sizeMatches(meta, bytes.length) ? { bytes, format: meta.format ?? "raw" } : null;
   }
 
-  /** Where one job's decoded input is written for the engine (in its tmp dir, removed with it). */
-  engineInputPath(id: string): string {
-    return path.join(this.tmpDirFor(id), "input.rgb");
+  /** Where one job's decoded input (or its file `name`) is written for the engine (in its tmp dir, removed with it). */
+  engineInputPath(id: string, name = "input.rgb"): string {
+    if (!/^[a-z0-9_]+\.(rgb|grey)$/.test(name)) throw new Error(`not an engine input name: ${name}`);
+    return path.join(this.tmpDirFor(id), name);
   }
 
-  /** Writes a job's decoded input for the engine (tmp files are not counted in usageBytes). */
-  async writeEngineInput(id: string, rgb: Buffer): Promise<string> {
-    const file = path.resolve(this.engineInputPath(id));
+  /**
+   * Writes a job's decoded input for the engine (tmp files are not counted in usageBytes): its
+   * input image as input.rgb, or another image of the job under `name` (input_image_2.rgb,
+   * mask_image.grey).
+   */
+  async writeEngineInput(id: string, pixels: Buffer, name = "input.rgb"): Promise<string> {
+    const file = path.resolve(this.engineInputPath(id, name));
     await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, rgb);
+    await writeFile(file, pixels);
     return file;
   }
 

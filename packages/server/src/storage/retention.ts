@@ -121,19 +121,20 @@ export class Retention {
 
   private async expire(g: Generation): Promise<void> {
     await this.store.markExpired(g.id, Date.now()); // first: from here on it no longer holds its input
-    const hash = g.input?.hash;
-    await this.removeFiles(g, hash === undefined ? undefined : () => this.store.inputInUse(hash, g.id));
+    await this.removeFiles(g, (hash) => this.store.inputInUse(hash, g.id));
   }
 
   /**
-   * Deletes a generation's result file and its input, the input only when no other generation
-   * refers to it (`inUse`; by default the queue's job store says) and no submission is about to
-   * (pinned). Call once the generation no longer holds its files: expired, or deleted
-   * (DELETE /api/history/:id, whatever the queue backend).
+   * Deletes a generation's result file and its inputs (input_image, references, mask), each
+   * only when no other generation refers to it (`inUse`; by default the queue's job store says)
+   * and no submission is about to (pinned). Call once the generation no longer holds its files:
+   * expired, or deleted (DELETE /api/history/:id, whatever the queue backend).
    */
-  async removeFiles(g: Generation, inUse?: () => boolean | Promise<boolean>): Promise<void> {
+  async removeFiles(g: Generation, inUse?: (hash: string) => boolean | Promise<boolean>): Promise<void> {
     if (g.resultFile) await this.files.removeResult(g.resultFile);
     if (g.maskFile) await this.files.removeResult(g.maskFile); // output_resolution input's change mask
-    if (g.input) await this.files.removeInputIfUnused(g.input.hash, inUse); // text-to-image has none
+    const hashes = new Set([...(g.input ? [g.input.hash] : []), ...(g.references ?? []).map((r) => r.hash)]); // text-to-image has no input
+    if (g.mask) hashes.add(g.mask.hash);
+    for (const hash of hashes) await this.files.removeInputIfUnused(hash, inUse && (() => inUse(hash)));
   }
 }
