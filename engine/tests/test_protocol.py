@@ -226,6 +226,7 @@ def built_events() -> list[dict]:
     result = load("from_engine/result_with_prompt_tokens.json")
     full = load("from_engine/result_full_resolution.json")  # output_resolution input
     loras = load("from_engine/result_with_loras.json")
+    refs = load("from_engine/result_with_references.json")  # input_image_2..4: a cache hit each
     return [
         p.ready_event(ready["model"], "cuda:0", "bfloat16", True, "fp8", True),
         p.ready_event(ready["model"], "cuda:0", "bfloat16", True, "fp8", True, ready["environment"]),
@@ -236,6 +237,7 @@ def built_events() -> list[dict]:
         p.result_event("gen_01", result["images"], result["timings_ms"], result["cache"], result["prompt_tokens"]),
         p.result_event("gen_03", full["images"], full["timings_ms"], full["cache"]),
         p.result_event("gen_04", loras["images"], loras["timings_ms"], loras["cache"], None, loras["loras"]),
+        p.result_event("gen_05", refs["images"], refs["timings_ms"], refs["cache"]),
         p.error_event("gen_01", EngineError("invalid_request", "bad", "input.width")),
         p.error_event(None, EngineError("malformed_message", "bad json")),
         p.health_event(None, "idle", None, 0, "cpu", 1.23),

@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { forEachBackend, type QueueHarness } from "./backends.js";
-import { fakeEngine, noisePngDataUri, pngDataUri } from "./helpers.js";
+import { fakeEngine, maskDataUri, noisePngDataUri, pngDataUri } from "./helpers.js";
 import { poll } from "./support.js";
 
 forEachBackend((backend, makeOn) => {
@@ -106,6 +106,54 @@ forEachBackend((backend, makeOn) => {
       const again = await submit(h, await noisePngDataUri(3));
       expect(again.statusCode, `once b is finished: ${again.body}`).toBe(200);
       expect((await finished(h, idOf(again))).status).toBe("succeeded");
+    });
+
+    it("keeps a reference and a mask while a running generation needs them; expiry and deletion release them", async () => {
+      h = await makeOn({ config: { resultTtlHours: 0.0003 }, command: fakeEngine({ FAKE_STEP_MS: "40" }) });
+      const q = h;
+      const [x, y, ref, mask] = await Promise.all([
+        pngDataUri(40, 30, { r: 1, g: 1, b: 1 }),
+        pngDataUri(40, 30, { r: 2, g: 2, b: 2 }),
+        pngDataUri(24, 24, { r: 3, g: 3, b: 3 }),
+        maskDataUri(40, 30),
+      ]);
+      const post = async (payload: Record<string, unknown>) => {
+        const res = await q.app.inject({
+          method: "POST",
+          url: "/api/ai/queue",
+          payload: { prompt: "p", ...payload },
+        });
+        expect(res.statusCode, res.body).toBe(200);
+        return idOf(res);
+      };
+      const hashes = async (id: string) => {
+        const g = await q.queue.get(id);
+        return {
+          input: g?.input.hash as string,
+          ref: g?.references[0]?.hash as string,
+          mask: g?.mask?.hash as string,
+        };
+      };
+      const stored = async (hash: string) => (await q.files.findInput(hash)) !== null;
+
+      // a: finished, with the reference and the mask; b: still running, with the same two.
+      const a = await post({ input_image: x, input_image_2: ref, mask_image: mask, num_inference_steps: 4 });
+      expect((await finished(q, a)).status).toBe("succeeded");
+      const b = await post({ input_image: y, input_image_2: ref, mask_image: mask, num_inference_steps: 50 });
+      const ha = await hashes(a);
+      expect(await hashes(b)).toMatchObject({ ref: ha.ref, mask: ha.mask });
+
+      await new Promise((r) => setTimeout(r, 1_300)); // a is past the retention time
+      await q.retention.sweep();
+      expect(await stored(ha.input), "a's own input, expired with it").toBe(false);
+      expect(await stored(ha.ref), "the reference b still needs").toBe(true);
+      expect(await stored(ha.mask), "the mask b still needs").toBe(true);
+
+      await q.app.inject({ method: "DELETE", url: `/api/ai/queue/${b}` });
+      expect((await finished(q, b)).status).toBe("cancelled");
+      expect((await q.app.inject({ method: "DELETE", url: `/api/history/${b}` })).statusCode).toBe(200);
+      expect(await stored(ha.ref), "the reference, once nothing needs it").toBe(false);
+      expect(await stored(ha.mask), "the mask, once nothing needs it").toBe(false);
     });
   });
 });

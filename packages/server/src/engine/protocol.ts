@@ -159,7 +159,15 @@ export interface ResultMessage {
   job_id: string;
   images: ResultImage[];
   timings_ms: Record<string, number>;
-  cache: { prompt: boolean; condition: boolean; negative_prompt?: boolean };
+  cache: {
+    prompt: boolean;
+    condition: boolean;
+    negative_prompt?: boolean;
+    /** each reference image's VAE encode skipped (only with that reference) */
+    input_image_2?: boolean;
+    input_image_3?: boolean;
+    input_image_4?: boolean;
+  };
   prompt_tokens?: PromptTokens;
   /** only when the job named LoRAs, in its order */
   loras?: AppliedLora[];
