@@ -77,6 +77,10 @@ describe("models", () => {
     const props = gen.properties as Record<string, { enum?: string[]; default?: unknown }>;
     const editOnly = [
       "input_image",
+      "input_image_2",
+      "input_image_3",
+      "input_image_4",
+      "mask_image",
       "strength",
       "reference_method",
       "output_resolution",

@@ -129,7 +129,7 @@ forEachBackend((backend, makeOn) => {
       const hashes = async (id: string) => {
         const g = await q.queue.get(id);
         return {
-          input: g?.input.hash as string,
+          input: g?.input?.hash as string,
           ref: g?.references[0]?.hash as string,
           mask: g?.mask?.hash as string,
         };

@@ -948,6 +948,137 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/history/{id}/inputs/{field}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of a generation's other images as it was sent: field input_image_2, input_image_3, input_image_4 or mask_image (404 when it has none) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Generation id */
+                    id: string;
+                    field: "input_image_2" | "input_image_3" | "input_image_4" | "mask_image";
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The image */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "image/jpeg": unknown;
+                        "image/png": unknown;
+                        "image/gif": unknown;
+                        "image/webp": unknown;
+                    };
+                };
+                /** @description Error envelope */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/history/{id}/inputs/{field}/thumbnail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A small WebP of one of a generation's other images (input_image_2..4, mask_image; longest side `size`, default 256) */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description The longest side in pixels, 64–512 (default 256); a smaller image is not enlarged. */
+                    size?: string;
+                };
+                header?: never;
+                path: {
+                    /** @description Generation id */
+                    id: string;
+                    field: "input_image_2" | "input_image_3" | "input_image_4" | "mask_image";
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description WebP, cached for good (Cache-Control: public, max-age=86400, immutable) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "image/webp": unknown;
+                    };
+                };
+                /** @description Error envelope */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Error envelope */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/history/{id}/thumbnail": {
         parameters: {
             query?: never;
@@ -1994,6 +2125,8 @@ export interface components {
             changed_fraction?: number;
             /** @description Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended. */
             whole_frame?: boolean;
+            /** @description Kontext addition: what the server did with the request's images that a client should know, e.g. a mask_image of another size than input_image resized to it. */
+            warnings?: string[];
         };
         QueueResponse: {
             generations: {
@@ -2077,6 +2210,8 @@ export interface components {
             changed_fraction?: number;
             /** @description Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended. */
             whole_frame?: boolean;
+            /** @description Kontext addition: what the server did with the request's images that a client should know, e.g. a mask_image of another size than input_image resized to it. */
+            warnings?: string[];
         } & {
             [key: string]: unknown;
         };
@@ -2152,6 +2287,8 @@ export interface components {
                 changed_fraction?: number;
                 /** @description Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended. */
                 whole_frame?: boolean;
+                /** @description Kontext addition: what the server did with the request's images that a client should know, e.g. a mask_image of another size than input_image resized to it. */
+                warnings?: string[];
             } & {
                 [key: string]: unknown;
             })[];
@@ -2232,6 +2369,8 @@ export interface components {
             changed_fraction?: number;
             /** @description Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended. */
             whole_frame?: boolean;
+            /** @description Kontext addition: what the server did with the request's images that a client should know, e.g. a mask_image of another size than input_image resized to it. */
+            warnings?: string[];
             parent_generation_id: string | null;
             input_url: string | null;
             /** @description The input's width as the engine saw it (oriented); null for text-to-image. */
@@ -2242,6 +2381,32 @@ export interface components {
             starred: boolean;
             thumbnail_url: string | null;
             input_thumbnail_url: string | null;
+            /** @description The reference images (input_image_2..4) in order; empty without any. */
+            references: {
+                /** @description The request field: input_image_2, input_image_3, input_image_4 or mask_image. */
+                field: string;
+                /** @description The image as it was sent (GET /api/history/:id/inputs/:field). */
+                url: string;
+                /** @description A small WebP of it (longest side 256 px). */
+                thumbnail_url: string;
+                /** @description Its width as the engine saw it (oriented). */
+                width: number;
+                /** @description Its height as the engine saw it (oriented). */
+                height: number;
+            }[];
+            /** @description The mask_image; null without one. */
+            mask: {
+                /** @description The request field: input_image_2, input_image_3, input_image_4 or mask_image. */
+                field: string;
+                /** @description The image as it was sent (GET /api/history/:id/inputs/:field). */
+                url: string;
+                /** @description A small WebP of it (longest side 256 px). */
+                thumbnail_url: string;
+                /** @description Its width as the engine saw it (oriented). */
+                width: number;
+                /** @description Its height as the engine saw it (oriented). */
+                height: number;
+            } | null;
         } & {
             [key: string]: unknown;
         };
@@ -2317,6 +2482,8 @@ export interface components {
                 changed_fraction?: number;
                 /** @description Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended. */
                 whole_frame?: boolean;
+                /** @description Kontext addition: what the server did with the request's images that a client should know, e.g. a mask_image of another size than input_image resized to it. */
+                warnings?: string[];
                 parent_generation_id: string | null;
                 input_url: string | null;
                 /** @description The input's width as the engine saw it (oriented); null for text-to-image. */
@@ -2327,6 +2494,32 @@ export interface components {
                 starred: boolean;
                 thumbnail_url: string | null;
                 input_thumbnail_url: string | null;
+                /** @description The reference images (input_image_2..4) in order; empty without any. */
+                references: {
+                    /** @description The request field: input_image_2, input_image_3, input_image_4 or mask_image. */
+                    field: string;
+                    /** @description The image as it was sent (GET /api/history/:id/inputs/:field). */
+                    url: string;
+                    /** @description A small WebP of it (longest side 256 px). */
+                    thumbnail_url: string;
+                    /** @description Its width as the engine saw it (oriented). */
+                    width: number;
+                    /** @description Its height as the engine saw it (oriented). */
+                    height: number;
+                }[];
+                /** @description The mask_image; null without one. */
+                mask: {
+                    /** @description The request field: input_image_2, input_image_3, input_image_4 or mask_image. */
+                    field: string;
+                    /** @description The image as it was sent (GET /api/history/:id/inputs/:field). */
+                    url: string;
+                    /** @description A small WebP of it (longest side 256 px). */
+                    thumbnail_url: string;
+                    /** @description Its width as the engine saw it (oriented). */
+                    width: number;
+                    /** @description Its height as the engine saw it (oriented). */
+                    height: number;
+                } | null;
             } & {
                 [key: string]: unknown;
             })[];
@@ -2556,6 +2749,8 @@ export interface components {
             changed_fraction?: number;
             /** @description Kontext addition: the edit covered most of the frame, so the result is the model's output upscaled, not blended. */
             whole_frame?: boolean;
+            /** @description Kontext addition: what the server did with the request's images that a client should know, e.g. a mask_image of another size than input_image resized to it. */
+            warnings?: string[];
             /** @description Why (failed, cancelled). */
             error?: string | null;
             /** @description Why it failed or was cancelled: one of cancelled, worker_lost, engine_crashed, encode_failed, storage_full, input_missing, input_image_undecodable, content_flagged, lora_refused, shutting_down, internal. */
