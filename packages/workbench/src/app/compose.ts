@@ -3,6 +3,8 @@ import { Form } from "../features/form/form.js";
 import { browserImages } from "../features/form/image.js";
 import { Gallery } from "../features/gallery/gallery.js";
 import { Loras } from "../features/loras/loras.js";
+import { Mask } from "../features/mask/mask.js";
+import { CanvasSurface } from "../features/mask/surface.js";
 import { Queue } from "../features/queue/queue.js";
 import { Runs } from "../features/run/runs.js";
 import { apiKey, browserApi } from "../features/session/api.js";
@@ -26,6 +28,12 @@ export function compose(): Workbench {
       gallery: new Gallery(api),
       queue: new Queue(api, timers),
       loras: new Loras(api),
+      mask: new Mask({
+        surface: (size) => new CanvasSurface(size),
+        blobs: indexedDbBlobs,
+        timers,
+        dataUri: browserImages.dataUri,
+      }),
     },
     { api, storage, timers },
   );

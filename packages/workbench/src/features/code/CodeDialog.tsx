@@ -14,10 +14,22 @@ import {
   type Mode,
 } from "./code.js";
 
+/** The painted mask in copied code: a file, saved from the painter (Download mask). */
+const MASK_FILE = {
+  field: "mask_image",
+  image: {
+    kind: "file" as const,
+    name: "mask.png",
+    type: "image/png",
+    note: "Reads mask.png from the current directory: the painted mask, saved with Download mask in the mask painter.",
+  },
+};
+
 export function CodeDialog({ wb }: { wb: Workbench }) {
   const { codeOpen } = useStore(wb);
   const form = useStore(wb.parts.form);
   const { hasKey } = useStore(wb.parts.session);
+  const mask = useStore(wb.parts.mask);
   const ref = useRef<HTMLDialogElement>(null);
   const [language, setLanguage] = useState<Language>("curl");
   const [mode, setMode] = useState<Mode>("sync");
@@ -37,6 +49,10 @@ export function CodeDialog({ wb }: { wb: Workbench }) {
         baseUrl: window.location.origin,
         body: wb.parts.form.plainBody(),
         image: wb.parts.form.codeImage(window.location.origin),
+        more: [
+          ...wb.parts.form.codeRefs(window.location.origin),
+          ...(mask.painted && wb.parts.form.has("mask_image") ? [MASK_FILE] : []),
+        ],
         auth: hasKey,
       })
     : "";

@@ -23,9 +23,18 @@ export const MODE_LABELS: Record<Mode, string> = {
 
 type Body = Record<string, unknown>;
 
+/** An image the request sends, by its field: input_image, input_image_2…4, mask_image. */
+export interface CodeImageField {
+  field: string;
+  image: CodeImage;
+}
+
+/** The image fields are not in the body: each snippet reads them when run. */
+const IMAGE_FIELD = /^(input_image(_\d+)?|mask_image)$/;
+
 /** The body for a mode: the edit endpoint makes one image, so num_generations goes (it is 1). */
 export function bodyFor(mode: Mode, body: Body): Body {
-  const { input_image: _i, ...rest } = body;
+  const rest = Object.fromEntries(Object.entries(body).filter(([k]) => !IMAGE_FIELD.test(k)));
   if (mode === "async") return rest;
   const { num_generations: _n, ...one } = rest;
   return one;
@@ -42,66 +51,98 @@ export interface CodeInput {
   language: Language;
   mode: Mode;
   baseUrl: string;
-  /** the form's body (without input_image) */
+  /** the form's body (without its images) */
   body: Body;
+  /** input_image (null: none, as in text-to-image) */
   image: CodeImage | null;
+  /** the other images sent: references (input_image_2…4) and the painted mask (mask_image) */
+  more?: readonly CodeImageField[];
   /** the server has API keys on: the code reads KONTEXT_API_KEY (a key is never written into it) */
   auth: boolean;
+  /** the endpoint that waits or streams (default the edit's; text-to-image: /api/ai/images/generate) */
+  endpoint?: string;
 }
 
-export function generateCode({ language, mode, baseUrl, body, image, auth }: CodeInput): string {
+export const EDIT_ENDPOINT = "/api/ai/images/edit";
+
+export function generateCode(input: CodeInput): string {
+  const { language, mode, baseUrl, body, image, auth } = input;
   const base = baseUrl.replace(/\/$/, "");
   const b = bodyFor(mode, body);
+  const images: CodeImageField[] = [
+    ...(image ? [{ field: "input_image", image }] : []),
+    ...(input.more ?? []),
+  ];
+  const call = { base, body: b, images, auth, endpoint: input.endpoint ?? EDIT_ENDPOINT };
   const comment = language === "typescript" ? "//" : "#";
-  const head = note(mode, body, comment) + (image?.kind === "file" ? `${comment} ${fileNote(image)}\n` : "");
+  const files = images.filter((i) => i.image.kind === "file");
+  const head =
+    note(mode, body, comment) +
+    files.map((i) => `${comment} ${fileNote(i.image as Extract<CodeImage, { kind: "file" }>)}\n`).join("");
   switch (language) {
     case "curl":
-      return head + curl(mode, base, b, image, auth);
+      return head + curl(mode, call);
     case "typescript":
-      return head + typescript(mode, base, b, image, auth);
+      return head + typescript(mode, call);
     case "python":
-      return head + python(mode, base, b, image, auth);
+      return head + python(mode, call);
   }
 }
 
+interface Call {
+  base: string;
+  body: Body;
+  images: CodeImageField[];
+  auth: boolean;
+  endpoint: string;
+}
+
 const fileNote = (image: Extract<CodeImage, { kind: "file" }>) =>
+  image.note ??
   `Reads ${codeFileName(image.name, image.type)} from the current directory: put the image there (or change the name).`;
 
 const json = (body: Body) => JSON.stringify(body, null, 2);
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const mimeOf = (image: CodeImage) => (image.kind === "url" ? null : image.type || "image/png");
+/** The images given by URL go into the JSON as they are; the others are read when the code runs. */
+const urlFields = (images: readonly CodeImageField[]): Body =>
+  Object.fromEntries(
+    images.flatMap((i) => (i.image.kind === "url" ? [[i.field, i.image.url] as const] : [])),
+  );
+const readFields = (images: readonly CodeImageField[]) => images.filter((i) => i.image.kind !== "url");
+/** input_image → image, input_image_2 → image_2, mask_image → mask: a variable per image read. */
+const varOf = (field: string) => field.replace(/^input_/, "").replace(/_image$/, "");
 
 // cURL: the body goes through stdin (no shell expansion, no limit on an argument's size: a photo's
-// base64 is far past the kernel's 128 KiB per argument). With an image from a file or a download,
-// its base64 is streamed into the JSON between two printf's.
-function curlBody(body: Body, image: CodeImage | null, auth: boolean): string {
-  if (!image || image.kind === "url") {
-    const full = image ? { input_image: image.url, ...body } : body;
-    return `cat <<'JSON'\n${json(full)}\nJSON`;
-  }
+// base64 is far past the kernel's 128 KiB per argument). Each image from a file or a download has
+// its base64 streamed into the JSON between two printf's.
+function curlBody({ body, images, auth }: Call): string {
+  const read = readFields(images);
+  const full = { ...urlFields(images), ...body };
+  if (read.length === 0) return `cat <<'JSON'\n${json(full)}\nJSON`;
   const key = auth ? ` -H "Authorization: Bearer $KONTEXT_API_KEY"` : "";
-  const bytes =
-    image.kind === "file"
-      ? `base64 < ${shellQuote(codeFileName(image.name, image.type))} | tr -d '\\n'`
-      : `curl -sS --fail${image.url.includes("/api/") ? key : ""} ${shellQuote(image.url)} | base64 | tr -d '\\n'`;
-  const rest = json(body).slice(1); // from the newline after "{"
-  return [
-    `printf '{"input_image": "data:${mimeOf(image)};base64,'`,
-    `  ${bytes}`,
-    `  printf '",'`,
-    `  cat <<'JSON'${rest}`,
-    "JSON",
-  ].join("\n");
+  const lines: string[] = [];
+  read.forEach(({ field, image }, i) => {
+    const bytes =
+      image.kind === "file"
+        ? `base64 < ${shellQuote(codeFileName(image.name, image.type))} | tr -d '\\n'`
+        : `curl -sS --fail${image.url.includes("/api/") ? key : ""} ${shellQuote((image as { url: string }).url)} | base64 | tr -d '\\n'`;
+    const open = `"${field}": "data:${mimeOf(image)};base64,`;
+    lines.push(i === 0 ? `printf '{${open}'` : `  printf '", ${open}'`, `  ${bytes}`);
+  });
+  const rest = json(full).slice(1); // from the newline after "{"
+  return [...lines, `  printf '",'`, `  cat <<'JSON'${rest}`, "JSON"].join("\n");
 }
 
-function curl(mode: Mode, base: string, body: Body, image: CodeImage | null, auth: boolean): string {
+function curl(mode: Mode, call: Call): string {
+  const { base, auth, endpoint } = call;
   const key = auth ? ` -H "Authorization: Bearer $KONTEXT_API_KEY"` : "";
-  const make = `{\n  ${curlBody(body, image, auth).split("\n").join("\n")}\n}`;
+  const make = `{\n  ${curlBody(call).split("\n").join("\n")}\n}`;
   switch (mode) {
     case "sync":
-      return `${make} | curl -sS ${shellQuote(`${base}/api/ai/images/edit`)} \\\n  -H 'Content-Type: application/json'${key} --data-binary @-`;
+      return `${make} | curl -sS ${shellQuote(`${base}${endpoint}`)} \\\n  -H 'Content-Type: application/json'${key} --data-binary @-`;
     case "sse":
-      return `${make} | curl -sSN ${shellQuote(`${base}/api/ai/images/edit`)} \\\n  -H 'Content-Type: application/json' -H 'Accept: text/event-stream'${key} --data-binary @-`;
+      return `${make} | curl -sSN ${shellQuote(`${base}${endpoint}`)} \\\n  -H 'Content-Type: application/json' -H 'Accept: text/event-stream'${key} --data-binary @-`;
     case "async":
       return [
         `base=${shellQuote(base)}`,
@@ -117,24 +158,29 @@ function curl(mode: Mode, base: string, body: Body, image: CodeImage | null, aut
 }
 
 // Templates: \${ is a literal "${" in the generated code.
-function typescript(mode: Mode, base: string, body: Body, image: CodeImage | null, auth: boolean): string {
+function typescript(mode: Mode, call: Call): string {
+  const { base, body, images, auth, endpoint } = call;
   const key = auth ? `, Authorization: \`Bearer \${process.env.KONTEXT_API_KEY}\`` : "";
-  let imports = "";
-  let imageLine = "";
-  let bodyText = json(body);
-  if (image?.kind === "url") bodyText = json({ input_image: image.url, ...body });
-  else if (image) {
-    const mime = mimeOf(image);
-    if (image.kind === "file") {
-      imports = `import { readFileSync } from "node:fs";\n\n`;
-      imageLine = `const image = readFileSync(${JSON.stringify(codeFileName(image.name, image.type))}).toString("base64");\n`;
-    } else {
-      const headers = auth && image.url.includes("/api/") ? `, { headers: { ${key.slice(2)} } }` : "";
-      imageLine = `const image = Buffer.from(await (await fetch(${JSON.stringify(image.url)}${headers})).arrayBuffer()).toString("base64");\n`;
-    }
-    bodyText = `{\n  input_image: \`data:${mime};base64,\${image}\`,${json(body).slice(1)}`;
-  }
-  const head = `${imports}const base = ${JSON.stringify(base)};\n${imageLine}const body = ${bodyText};\n\n`;
+  const read = readFields(images);
+  const imports = read.some((i) => i.image.kind === "file")
+    ? `import { readFileSync } from "node:fs";\n\n`
+    : "";
+  const imageLines = read
+    .map(({ field, image }) => {
+      const v = varOf(field);
+      if (image.kind === "file")
+        return `const ${v} = readFileSync(${JSON.stringify(codeFileName(image.name, image.type))}).toString("base64");\n`;
+      const url = (image as { url: string }).url;
+      const headers = auth && url.includes("/api/") ? `, { headers: { ${key.slice(2)} } }` : "";
+      return `const ${v} = Buffer.from(await (await fetch(${JSON.stringify(url)}${headers})).arrayBuffer()).toString("base64");\n`;
+    })
+    .join("");
+  const plain = json({ ...urlFields(images), ...body });
+  const bodyText =
+    read.length === 0
+      ? plain
+      : `{\n${read.map(({ field, image }) => `  ${field}: \`data:${mimeOf(image)};base64,\${${varOf(field)}}\`,\n`).join("")}${plain.slice(2)}`;
+  const head = `${imports}const base = ${JSON.stringify(base)};\n${imageLines}const body = ${bodyText};\n\n`;
   const post = (path: string, accept = "") => `const res = await fetch(\`\${base}${path}\`, {
   method: "POST",
   headers: { "Content-Type": "application/json"${accept}${key} },
@@ -144,7 +190,7 @@ if (!res.ok) throw new Error(\`\${res.status}: \${(await res.json()).error?.deta
 `;
   switch (mode) {
     case "sync":
-      return `${head}${post("/api/ai/images/edit")}const out = await res.json();
+      return `${head}${post(endpoint)}const out = await res.json();
 const result = out.images[0];
 console.log(result.url ?? \`\${result.b64_json.length} base64 characters\`, "seed", out.seed, \`\${out.width}x\${out.height}\`);
 `;
@@ -160,7 +206,7 @@ for (const { generation_id } of generations) {
 }
 `;
     case "sse":
-      return `${head}${post("/api/ai/images/edit", ', Accept: "text/event-stream"')}const reader = res.body!.getReader();
+      return `${head}${post(endpoint, ', Accept: "text/event-stream"')}const reader = res.body!.getReader();
 const decoder = new TextDecoder();
 let buffer = "";
 for (;;) {
@@ -200,24 +246,30 @@ export function pythonLiteral(v: unknown, indent = ""): string {
   return `{\n${entries.map(([k, x]) => `${inner}${JSON.stringify(k)}: ${pythonLiteral(x, inner)}`).join(",\n")},\n${indent}}`;
 }
 
-function python(mode: Mode, base: string, body: Body, image: CodeImage | null, auth: boolean): string {
-  const needsB64 = image !== null && image.kind !== "url";
+function python(mode: Mode, call: Call): string {
+  const { base, body, images, auth, endpoint } = call;
+  const read = readFields(images);
   const imports = [
-    needsB64 ? "import base64" : "",
+    read.length > 0 ? "import base64" : "",
     "import json",
     auth ? "import os" : "",
     mode === "async" ? "import time" : "",
     "import urllib.request",
   ].filter(Boolean);
-  let imageLines = "";
-  let literal = pythonLiteral(image?.kind === "url" ? { input_image: image.url, ...body } : body);
-  if (image && image.kind !== "url") {
-    imageLines =
-      image.kind === "file"
-        ? `with open(${JSON.stringify(codeFileName(image.name, image.type))}, "rb") as f:\n    image = base64.b64encode(f.read()).decode()\n`
-        : `image = base64.b64encode(urllib.request.urlopen(urllib.request.Request(${JSON.stringify(image.url)}${auth && image.url.includes("/api/") ? ", headers=AUTH" : ""})).read()).decode()\n`;
-    literal = `{\n    "input_image": "data:${mimeOf(image)};base64," + image,${literal.slice(1)}`;
-  }
+  const imageLines = read
+    .map(({ field, image }) => {
+      const v = varOf(field);
+      if (image.kind === "file")
+        return `with open(${JSON.stringify(codeFileName(image.name, image.type))}, "rb") as f:\n    ${v} = base64.b64encode(f.read()).decode()\n`;
+      const url = (image as { url: string }).url;
+      return `${v} = base64.b64encode(urllib.request.urlopen(urllib.request.Request(${JSON.stringify(url)}${auth && url.includes("/api/") ? ", headers=AUTH" : ""})).read()).decode()\n`;
+    })
+    .join("");
+  const plain = pythonLiteral({ ...urlFields(images), ...body });
+  const literal =
+    read.length === 0
+      ? plain
+      : `{\n${read.map(({ field, image }) => `    "${field}": "data:${mimeOf(image)};base64," + ${varOf(field)},\n`).join("")}${plain.slice(2)}`;
   const head =
     `${imports.join("\n")}\n\nBASE = ${JSON.stringify(base)}\n` +
     (auth ? 'AUTH = {"Authorization": "Bearer " + os.environ["KONTEXT_API_KEY"]}\n' : "") +
@@ -229,7 +281,7 @@ function python(mode: Mode, base: string, body: Body, image: CodeImage | null, a
     case "sync":
       return (
         head +
-        request("/api/ai/images/edit") +
+        request(endpoint) +
         "with urllib.request.urlopen(req) as res:\n    out = json.load(res)\n" +
         'print(out["images"][0].get("url"), "seed", out["seed"], f"{out[\'width\']}x{out[\'height\']}")\n'
       );
@@ -251,7 +303,7 @@ function python(mode: Mode, base: string, body: Body, image: CodeImage | null, a
     case "sse":
       return (
         head +
-        request("/api/ai/images/edit", ', "Accept": "text/event-stream"') +
+        request(endpoint, ', "Accept": "text/event-stream"') +
         "with urllib.request.urlopen(req) as res:\n" +
         "    event = None\n" +
         "    for raw in res:\n" +

@@ -4,6 +4,7 @@
 import { type FormEvent, useEffect, useRef, useState } from "react";
 import { useStore } from "../../app/store.js";
 import { LoraPicker } from "../loras/LoraPicker.js";
+import { MaskControls, MaskPainter, MaskThumb } from "../mask/MaskPainter.js";
 import { PromptHelp } from "../prompt/PromptHelp.js";
 import type { Runs } from "../run/runs.js";
 import { SweepControls } from "../sweep/Sweep.js";
@@ -11,7 +12,8 @@ import type { Workbench } from "../workspace/workbench.js";
 import { controlId, FieldControl } from "./FieldControl.js";
 import { ImageInput } from "./ImageInput.js";
 import { outputSize } from "./outputSize.js";
-import { displayOrder, type Field, isShown, PRIMARY_FIELDS, shownValue } from "./schemaForm.js";
+import { RefSlots } from "./RefSlots.js";
+import { displayOrder, type Field, IMAGE_KINDS, isShown, PRIMARY_FIELDS, shownValue } from "./schemaForm.js";
 
 /** What a field's current value costs, said beside it. */
 function noticeOf(f: Field, values: Record<string, unknown>): string | undefined {
@@ -27,7 +29,11 @@ export function FormPanel({ wb }: { wb: Workbench }) {
   const ref = useRef<HTMLFormElement>(null);
   const fields = s.fields;
   const imageField = fields.find((f) => f.kind === "image");
-  const shown = displayOrder(fields).filter((f) => f.kind !== "image" && isShown(f, fields, s.values));
+  const maskField = fields.find((f) => f.kind === "mask");
+  const refFields = fields.filter((f) => f.kind === "reference");
+  const shown = displayOrder(fields).filter(
+    (f) => !IMAGE_KINDS.includes(f.kind) && isShown(f, fields, s.values),
+  );
   const primary = shown.filter((f) => PRIMARY_FIELDS.includes(f.name));
   const more = shown.filter((f) => !PRIMARY_FIELDS.includes(f.name));
   const invalid = Object.keys(s.errors.fields);
@@ -99,8 +105,22 @@ export function FormPanel({ wb }: { wb: Workbench }) {
                     )
                 : null
             }
-          />
+            overlay={maskField ? <MaskThumb mask={wb.parts.mask} /> : null}
+          >
+            {maskField && s.image && <MaskControls mask={wb.parts.mask} field={maskField} />}
+          </ImageInput>
         )}
+        {imageField && maskField && s.image && (
+          <MaskPainter mask={wb.parts.mask} imageUrl={s.image.previewUrl} imageName={s.image.ref.name} />
+        )}
+        <RefSlots
+          fields={refFields}
+          refs={s.refs}
+          errors={s.errors.fields}
+          onFile={(name, f) => void form.pickRefFile(name, f)}
+          onUrl={(name, u) => void form.pickRefUrl(name, u)}
+          onClear={(name) => form.clearRef(name)}
+        />
         {primary.map((f) =>
           f.name === "prompt" ? (
             <div key={f.name}>
@@ -183,7 +203,7 @@ function RunBar(props: {
                     onClick={(e) => {
                       e.preventDefault();
                       const el = document.getElementById(
-                        name === "input_image" ? `${controlId(name)}-file` : controlId(name),
+                        /^input_image(_\d+)?$/.test(name) ? `${controlId(name)}-file` : controlId(name),
                       );
                       el?.scrollIntoView({ block: "center" });
                       el?.focus();

@@ -1,5 +1,5 @@
 // The input image: upload, drag and drop, paste (page-wide, see useShortcuts) or an http(s) URL.
-import { type DragEvent, useState } from "react";
+import { type DragEvent, type ReactNode, useState } from "react";
 import { controlId } from "./FieldControl.js";
 import type { InputImage } from "./image.js";
 import type { Field } from "./schemaForm.js";
@@ -12,12 +12,26 @@ interface Props {
   onFile: (file: File) => void;
   onUrl: (url: string) => void;
   onView: (() => void) | null;
+  /** drawn over the thumbnail, at its size (the painted mask) */
+  overlay?: ReactNode;
+  /** under the image (the mask's buttons) */
+  children?: ReactNode;
 }
 
 const kb = (n: number) =>
   n > 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MB` : `${Math.round(n / 1024)} KB`;
 
-export function ImageInput({ field, image, loading, error, onFile, onUrl, onView }: Props) {
+export function ImageInput({
+  field,
+  image,
+  loading,
+  error,
+  onFile,
+  onUrl,
+  onView,
+  overlay,
+  children,
+}: Props) {
   const id = controlId(field.name);
   const [dragging, setDragging] = useState(false);
   const [url, setUrl] = useState("");
@@ -51,18 +65,21 @@ export function ImageInput({ field, image, loading, error, onFile, onUrl, onView
       >
         {image ? (
           <figure>
-            {onView ? (
-              <button
-                type="button"
-                className="image-button"
-                onClick={onView}
-                aria-label={`View the input image: ${name}`}
-              >
+            <span className="thumb-frame">
+              {onView ? (
+                <button
+                  type="button"
+                  className="image-button"
+                  onClick={onView}
+                  aria-label={`View the input image: ${name}`}
+                >
+                  <img src={image.previewUrl} alt={`Input image: ${name}`} decoding="async" />
+                </button>
+              ) : (
                 <img src={image.previewUrl} alt={`Input image: ${name}`} decoding="async" />
-              </button>
-            ) : (
-              <img src={image.previewUrl} alt={`Input image: ${name}`} decoding="async" />
-            )}
+              )}
+              {overlay}
+            </span>
             <figcaption>
               {name}
               {image.width && image.height ? ` · ${image.width}×${image.height}` : ""}
@@ -111,6 +128,7 @@ export function ImageInput({ field, image, loading, error, onFile, onUrl, onView
           Use URL
         </button>
       </div>
+      {children}
       {field.description && <p className="description">{field.description}</p>}
       {error && (
         <p className="field-error" id={`${id}-error`} role="alert">

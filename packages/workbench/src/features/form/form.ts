@@ -33,6 +33,8 @@ export interface FormState {
   fields: Field[];
   values: FormValues;
   image: InputImage | null;
+  /** the reference images beside the input, by field (input_image_2…4): those the schema has and are set */
+  refs: Record<string, InputImage>;
   /** an image is being read or fetched */
   loadingImage: boolean;
   errors: FormErrors;
@@ -49,15 +51,20 @@ export interface FormDeps {
 
 /** The IndexedDB key of the form's local file. */
 export const LOCAL_KEY = "form-input";
+/** The IndexedDB key of a reference slot's local file (input_image_2 → "form-input_image_2"). */
+export const refKey = (field: string) => `form-${field}`;
 
 /** What copied code sends as input_image: a local file, a URL, or an image it downloads first. */
 export type CodeImage =
-  | { kind: "file"; name: string; type: string }
+  /** note: what the code says about the file (default: put it in the current directory) */
+  | { kind: "file"; name: string; type: string; note?: string }
   | { kind: "url"; url: string }
   | { kind: "download"; url: string; type: string | null };
 
 export class Form extends Store<FormState> {
   private blob: Blob | null = null;
+  /** the reference slots' bytes, by field */
+  private readonly refBlobs = new Map<string, Blob>();
 
   constructor(private readonly deps: FormDeps) {
     super({
@@ -66,6 +73,7 @@ export class Form extends Store<FormState> {
       fields: [],
       values: {},
       image: null,
+      refs: {},
       loadingImage: false,
       errors: NO_ERRORS,
       attempt: 0,
@@ -76,12 +84,26 @@ export class Form extends Store<FormState> {
     return ["input_image", ...this.state.fields.map((f) => f.name)];
   }
 
+  /** The reference slots the model's schema has (input_image_2…4), in order. */
+  get refFields(): Field[] {
+    return this.state.fields.filter((f) => f.kind === "reference");
+  }
+
+  /** Whether the model's schema has this field. */
+  has(name: string): boolean {
+    return this.state.fields.some((f) => f.name === name);
+  }
+
   /** The model's schema makes the fields; values already there (a restored workspace) are kept. */
   setSchema(modelId: string, raw: Record<string, unknown>, restored?: FormValues): void {
     const schema = { ...raw, ...asFormSchema(raw) };
-    const fields = fieldsOf(schema).filter((f) => f.kind !== "image" || f.name === "input_image");
+    const fields = fieldsOf(schema);
     const values = restored ? valuesFrom(fields, restored) : defaultValues(fields);
-    this.update({ modelId, schema, fields, values });
+    // a slot the new schema lacks goes (text-to-image has no references)
+    const refs = Object.fromEntries(
+      Object.entries(this.state.refs).filter(([k]) => fields.some((f) => f.name === k)),
+    );
+    this.update({ modelId, schema, fields, values, refs });
   }
 
   setValue(name: string, value: unknown): void {
@@ -97,11 +119,24 @@ export class Form extends Store<FormState> {
     this.update({ values: valuesFrom(this.state.fields, params), errors: NO_ERRORS });
   }
 
-  private setImageError(message: string | null): void {
-    const { input_image: _gone, ...rest } = this.state.errors.fields;
+  private setImageError(message: string | null, field = "input_image"): void {
+    const { [field]: _gone, ...rest } = this.state.errors.fields;
     this.update({
-      errors: { ...this.state.errors, fields: message ? { ...rest, input_image: message } : rest },
+      errors: { ...this.state.errors, fields: message ? { ...rest, [field]: message } : rest },
     });
+  }
+
+  /** Reads a picked file's type, or says (beside `field`) why the server could not read it. */
+  private async accepted(file: Blob & { name?: string }, field: string): Promise<string | null> {
+    const name = file.name || "pasted image";
+    const head = new Uint8Array(await file.slice(0, 16).arrayBuffer());
+    const sniffed = sniffType(head);
+    const why = refusal(name, file.type, sniffed);
+    if (why) {
+      this.setImageError(why, field);
+      return null;
+    }
+    return sniffed ?? file.type;
   }
 
   private async show(ref: ImageRef, blob: Blob | null, type: string | null): Promise<void> {
@@ -120,14 +155,8 @@ export class Form extends Store<FormState> {
   /** A file from this computer (upload, drop, paste); refused at once if the server cannot read it. */
   async pickFile(file: Blob & { name?: string }): Promise<boolean> {
     const name = file.name || "pasted image";
-    const head = new Uint8Array(await file.slice(0, 16).arrayBuffer());
-    const sniffed = sniffType(head);
-    const why = refusal(name, file.type, sniffed);
-    if (why) {
-      this.setImageError(why);
-      return false;
-    }
-    const type = sniffed ?? file.type;
+    const type = await this.accepted(file, "input_image");
+    if (type === null) return false;
     await this.show({ kind: "local", key: LOCAL_KEY, name, type }, file, type);
     await this.deps.blobs.put(LOCAL_KEY, file).catch(() => undefined); // kept for a reload
     return true;
@@ -163,6 +192,85 @@ export class Form extends Store<FormState> {
     if (image && image.ref.kind === "local") this.update({ image: { ...image, ref } });
   }
 
+  // --- reference images (input_image_2…4): each picked, dropped or given by URL like the input
+
+  private async showRef(field: string, ref: ImageRef, blob: Blob | null, type: string | null): Promise<void> {
+    const old = this.state.refs[field];
+    if (old?.previewUrl.startsWith("blob:")) this.deps.images.revoke(old.previewUrl);
+    if (blob) this.refBlobs.set(field, blob);
+    else this.refBlobs.delete(field);
+    const previewUrl = blob ? this.deps.images.objectUrl(blob) : (ref as { url: string }).url;
+    const image: InputImage = { ref, previewUrl, width: null, height: null, type, bytes: blob?.size ?? null };
+    this.update({ refs: { ...this.state.refs, [field]: image } });
+    this.setImageError(null, field);
+    const size = blob ? await this.deps.images.measure(blob) : await this.deps.images.measureUrl(previewUrl);
+    if (this.state.refs[field] === image)
+      this.update({
+        refs: {
+          ...this.state.refs,
+          [field]: { ...image, width: size?.width ?? null, height: size?.height ?? null },
+        },
+      });
+  }
+
+  /** A file for a reference slot; refused at once (beside the slot) if the server cannot read it. */
+  async pickRefFile(field: string, file: Blob & { name?: string }): Promise<boolean> {
+    if (!this.has(field)) return false;
+    const type = await this.accepted(file, field);
+    if (type === null) return false;
+    const key = refKey(field);
+    await this.showRef(field, { kind: "local", key, name: file.name || "pasted image", type }, file, type);
+    await this.deps.blobs.put(key, file).catch(() => undefined); // kept for a reload
+    return true;
+  }
+
+  async pickRefUrl(field: string, url: string): Promise<void> {
+    if (this.has(field)) await this.showRef(field, { kind: "url", url, name: url }, null, null);
+  }
+
+  /** An image on this server (a result) as a reference. */
+  async takeServerRef(field: string, ref: Extract<ImageRef, { kind: "server" }>): Promise<void> {
+    const blob = await this.deps.fetchBlob(ref.url);
+    await this.showRef(field, ref, blob, blob.type || null);
+  }
+
+  clearRef(field: string): void {
+    const old = this.state.refs[field];
+    if (!old) return;
+    if (old.previewUrl.startsWith("blob:")) this.deps.images.revoke(old.previewUrl);
+    this.refBlobs.delete(field);
+    const { [field]: _gone, ...refs } = this.state.refs;
+    this.update({ refs });
+    this.setImageError(null, field);
+    if (old.ref.kind === "local") void this.deps.blobs.delete(old.ref.key).catch(() => undefined);
+  }
+
+  /** The references a restored workspace refers to (a missing one leaves its slot empty). */
+  async restoreRefs(refs: Record<string, ImageRef>): Promise<void> {
+    await Promise.all(
+      Object.entries(refs).map(async ([field, ref]) => {
+        if (!this.has(field)) return;
+        if (ref.kind === "url") return this.pickRefUrl(field, ref.url);
+        if (ref.kind === "server") return this.takeServerRef(field, ref).catch(() => undefined);
+        const blob = await this.deps.blobs.get(ref.key).catch(() => null);
+        if (blob) await this.showRef(field, ref, blob, ref.type);
+      }),
+    );
+  }
+
+  /** What the workspace keeps of the references: each by reference, never its bytes. */
+  refRefs(): Record<string, ImageRef> {
+    return Object.fromEntries(Object.entries(this.state.refs).map(([k, v]) => [k, v.ref]));
+  }
+
+  /** An image's bytes as the request sends them: a data URI (re-encoded if too large or unreadable). */
+  private async send(blob: Blob, type: string | null): Promise<string> {
+    let b = blob;
+    if (b.size > MAX_SEND_BYTES || !ACCEPTED_TYPES.includes(b.type || type || ""))
+      b = await this.deps.images.reencode(b);
+    return this.deps.images.dataUri(b);
+  }
+
   /** The body without its image: what the form stands for. */
   plainBody(): FormValues {
     const { modelId, fields, values } = this.state;
@@ -173,10 +281,15 @@ export class Form extends Store<FormState> {
    * Checks the form against the model's schema. Refused: the errors are shown beside their
    * fields and summarised by Run, and `attempt` moves so the first invalid field gets focus.
    */
-  check(): boolean {
-    const { schema, image } = this.state;
+  check(extra: Record<string, string> = {}): boolean {
+    const { schema, image, refs } = this.state;
     if (!schema) return false;
-    const body = { ...this.plainBody(), ...(image ? { input_image: image.previewUrl || "image" } : {}) };
+    const body: Record<string, unknown> = {
+      ...this.plainBody(),
+      ...(image ? { input_image: image.previewUrl || "image" } : {}),
+      ...Object.fromEntries(Object.entries(refs).map(([k, v]) => [k, v.previewUrl || "image"])),
+      ...extra,
+    };
     const fields = { ...crossFieldErrors(body), ...validateRequest(schema, body) };
     const imageError = this.state.errors.fields.input_image;
     if (imageError && !image) fields.input_image = imageError;
@@ -194,26 +307,45 @@ export class Form extends Store<FormState> {
     this.update({ errors: NO_ERRORS });
   }
 
-  /** The request to send, with the image's bytes as a data URI (re-encoded if too large). */
+  /** The request to send, with the images' bytes as data URIs (re-encoded if too large). */
   async body(): Promise<EditRequest> {
-    const image = this.state.image;
-    const body = this.plainBody() as unknown as EditRequest;
-    if (!image) return body;
-    if (image.ref.kind === "url") return { ...body, input_image: image.ref.url };
-    let blob = this.blob;
-    if (!blob) throw new Error("the input image is not loaded yet");
-    if (blob.size > MAX_SEND_BYTES || !ACCEPTED_TYPES.includes(blob.type || image.type || ""))
-      blob = await this.deps.images.reencode(blob);
-    return { ...body, input_image: await this.deps.images.dataUri(blob) };
+    const { image, refs } = this.state;
+    const body = this.plainBody() as unknown as EditRequest & Record<string, unknown>;
+    if (image) {
+      if (image.ref.kind === "url") body.input_image = image.ref.url;
+      else {
+        if (!this.blob) throw new Error("the input image is not loaded yet");
+        body.input_image = await this.send(this.blob, image.type);
+      }
+    }
+    for (const f of this.refFields) {
+      const r = refs[f.name];
+      if (!r) continue;
+      const blob = this.refBlobs.get(f.name);
+      if (r.ref.kind === "url") body[f.name] = r.ref.url;
+      else if (blob) body[f.name] = await this.send(blob, r.type);
+      else throw new Error(`${f.label} is not loaded yet`);
+    }
+    return body;
   }
 
   /** What copied code reads the image from (never the bytes themselves). */
   codeImage(origin: string): CodeImage | null {
-    const image = this.state.image;
-    if (!image) return null;
-    const ref = image.ref;
-    if (ref.kind === "url") return { kind: "url", url: ref.url };
-    if (ref.kind === "local") return { kind: "file", name: ref.name, type: ref.type };
-    return { kind: "download", url: new URL(ref.url, origin).href, type: image.type };
+    return this.state.image ? codeImageOf(this.state.image, origin) : null;
   }
+
+  /** What copied code reads each reference from, in slot order. */
+  codeRefs(origin: string): Array<{ field: string; image: CodeImage }> {
+    return this.refFields.flatMap((f) => {
+      const r = this.state.refs[f.name];
+      return r ? [{ field: f.name, image: codeImageOf(r, origin) }] : [];
+    });
+  }
+}
+
+function codeImageOf(image: InputImage, origin: string): CodeImage {
+  const ref = image.ref;
+  if (ref.kind === "url") return { kind: "url", url: ref.url };
+  if (ref.kind === "local") return { kind: "file", name: ref.name, type: ref.type };
+  return { kind: "download", url: new URL(ref.url, origin).href, type: image.type };
 }

@@ -36,6 +36,8 @@ export function asFormSchema(schema: Record<string, unknown>): JsonObjectSchema 
 
 export type FieldKind =
   | "image" // input_image: upload, drop, paste or URL
+  | "reference" // input_image_2…4: more reference images, each as input_image
+  | "mask" // mask_image: painted with a brush over the input image
   | "textarea"
   | "text"
   | "select"
@@ -99,8 +101,16 @@ export function labelOf(name: string, prop: JsonSchemaProp): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
+/** input_image_2, input_image_3, …: reference images beside the input (BFL's names). */
+export const REFERENCE_FIELD = /^input_image_\d+$/;
+
+/** Fields the form holds as images, not values (never in `values`, never in requestBody). */
+export const IMAGE_KINDS: readonly FieldKind[] = ["image", "reference", "mask"];
+
 function kindOf(name: string, prop: JsonSchemaProp): FieldKind {
   if (name === "input_image") return "image";
+  if (REFERENCE_FIELD.test(name)) return "reference";
+  if (name === "mask_image") return "mask";
   if (prop.type === "array" && prop.items?.enum) return "choices";
   if (prop.type === "array" && prop.items?.properties?.name && prop.items.properties.scale) return "adapters";
   if (prop.enum) return "select";
@@ -248,7 +258,8 @@ export type FormValues = Record<string, unknown>;
 
 export function defaultValues(fields: readonly Field[]): FormValues {
   const out: FormValues = {};
-  for (const f of fields) if (f.default !== undefined) out[f.name] = structuredClone(f.default);
+  for (const f of fields)
+    if (f.default !== undefined && !IMAGE_KINDS.includes(f.kind)) out[f.name] = structuredClone(f.default);
   return out;
 }
 
@@ -262,7 +273,7 @@ const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
 export function requestBody(modelId: string, fields: readonly Field[], values: FormValues): FormValues {
   const body: FormValues = { model: modelId };
   for (const f of fields) {
-    if (!isShown(f, fields, values)) continue;
+    if (IMAGE_KINDS.includes(f.kind) || !isShown(f, fields, values)) continue;
     const rule = SHOWN_WHEN[f.name];
     const v = rule?.empty && rule.when(values) ? (values[f.name] ?? "") : values[f.name];
     if (v === undefined || v === null || (v === "" && !rule?.empty)) continue;
@@ -275,7 +286,13 @@ export function requestBody(modelId: string, fields: readonly Field[], values: F
 /** Form values from a stored request (a history item), falling back to the defaults. */
 export function valuesFrom(fields: readonly Field[], params: Record<string, unknown>): FormValues {
   const out = defaultValues(fields);
-  for (const f of fields) if (params[f.name] !== undefined) out[f.name] = params[f.name];
+  for (const f of fields) {
+    const v = params[f.name];
+    if (v === undefined || IMAGE_KINDS.includes(f.kind)) continue;
+    // a choice this schema does not offer (match_input_image in text-to-image) falls back to the default
+    if (f.kind === "select" && !f.options?.includes(String(v))) continue;
+    out[f.name] = v;
+  }
   return out;
 }
 

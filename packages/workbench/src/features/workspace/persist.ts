@@ -1,10 +1,12 @@
-// The workspace kept across reloads, in local storage: the form's values, the image by reference
-// (a local file's bytes are in IndexedDB, a server image by its URL; never a data URI), the edit
+// The workspace kept across reloads, in local storage: the form's values, the images by reference
+// (a local file's bytes are in IndexedDB, a server image by its URL; never a data URI), the
+// painted mask (its pixels in IndexedDB too), the edit
 // chain, the latest run and sweep (followed again after a reload) and the comparison.
 import type { KeyValue } from "../../app/store.js";
 import type { ChainState } from "../chain/chain.js";
 import type { ImageRef } from "../form/image.js";
 import type { FormValues } from "../form/schemaForm.js";
+import type { MaskMeta } from "../mask/mask.js";
 import type { Run } from "../run/runs.js";
 import type { SweepSpec } from "../sweep/sweep.js";
 
@@ -14,6 +16,10 @@ export interface Workspace {
   v: 1;
   values: FormValues;
   image: ImageRef | null;
+  /** the reference images by field (input_image_2…4), each by reference like the input */
+  refs?: Record<string, ImageRef>;
+  /** the painted mask (its pixels in IndexedDB), null when nothing is painted */
+  mask?: MaskMeta | null;
   chain: ChainState;
   run: Run | null;
   sweep: { spec: SweepSpec; ids: Array<string | null> } | null;

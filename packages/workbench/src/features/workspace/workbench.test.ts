@@ -11,6 +11,8 @@ import { Form, LOCAL_KEY } from "../form/form.js";
 import type { ImageDeps } from "../form/image.js";
 import { Gallery } from "../gallery/gallery.js";
 import { Loras } from "../loras/loras.js";
+import { GridSurface } from "../mask/fakes.js";
+import { Mask } from "../mask/mask.js";
 import { Queue } from "../queue/queue.js";
 import { progressEvent, startedEvent, succeededEvent } from "../run/fixtures.js";
 import { Runs } from "../run/runs.js";
@@ -60,6 +62,7 @@ function setup(storage = memoryStorage(), blobs = memoryBlobs(), json_request_sc
       gallery: new Gallery(server.api),
       queue: new Queue(server.api, timers),
       loras: new Loras(server.api),
+      mask: new Mask({ surface: (size) => new GridSurface(size), blobs, timers, dataUri: images.dataUri }),
     },
     { api: server.api, storage, timers },
   );

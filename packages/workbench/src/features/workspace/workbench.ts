@@ -9,6 +9,7 @@ import type { Form } from "../form/form.js";
 import type { Gallery } from "../gallery/gallery.js";
 import { type HistoryItem, reuseParams } from "../gallery/history.js";
 import type { Loras } from "../loras/loras.js";
+import type { Mask } from "../mask/mask.js";
 import type { Queue } from "../queue/queue.js";
 import type { Runs } from "../run/runs.js";
 import { type Api, isUnauthorized } from "../session/api.js";
@@ -44,6 +45,7 @@ export interface Parts {
   gallery: Gallery;
   queue: Queue;
   loras: Loras;
+  mask: Mask;
 }
 
 export interface WorkbenchDeps {
@@ -58,6 +60,8 @@ export class Workbench extends Store<WorkbenchState> {
   private refreshTimer: unknown = null;
   /** run id → the chain step its input was (undefined: not from a chain) */
   private readonly runBase = new Map<string, { base: string | null; imageRef: unknown }>();
+  /** the input picture the mask was painted on (its preview URL) */
+  private maskImage: string | null = null;
 
   constructor(
     readonly parts: Parts,
@@ -97,12 +101,21 @@ export class Workbench extends Store<WorkbenchState> {
       const ids = [...(ws.run?.ids ?? []), ...(ws.sweep?.ids ?? []).filter((i): i is string => !!i)];
       await Promise.all([
         ws.image ? form.restoreImage(ws.image).catch(() => undefined) : undefined,
+        ws.refs ? form.restoreRefs(ws.refs).catch(() => undefined) : undefined,
         runs.resume(ids, ws.run).catch((err) => this.fail(err)),
       ]);
     }
+    this.syncMask();
+    const image = form.get().image;
+    if (ws?.mask && image?.width && image.height)
+      await this.parts.mask
+        .restore(ws.mask, { width: image.width, height: image.height })
+        .catch(() => undefined);
+    this.stops.push(form.subscribe(() => this.syncMask()));
     this.stops.push(runs.onFinished((p) => this.finished(p.id, p.phase === "succeeded")));
     this.stops.push(this.deps.api.onCompleted(() => this.refreshSoon()));
-    for (const s of [form, runs, sweep, this] as const) this.stops.push(s.subscribe(() => this.saveSoon()));
+    for (const s of [form, runs, sweep, this, this.parts.mask] as const)
+      this.stops.push(s.subscribe(() => this.saveSoon()));
     queue.start();
     this.update({ ready: true });
     await gallery.refresh().catch((err) => this.fail(err));
@@ -139,6 +152,22 @@ export class Workbench extends Store<WorkbenchState> {
     if (!this.state.ready) return;
     this.deps.timers.clearTimeout(this.saveTimer);
     this.save();
+    void this.parts.mask.savePixels();
+  }
+
+  /**
+   * The mask follows the input picture: painted for one picture, it goes when another becomes
+   * the input (the server's copy after a run is the same picture: its preview stays).
+   */
+  private syncMask(): void {
+    const { mask, form } = this.parts;
+    const image = form.get().image;
+    const url = image?.previewUrl ?? null;
+    if (url !== this.maskImage) {
+      if (this.maskImage !== null) mask.reset();
+      this.maskImage = url;
+    }
+    mask.setInput(image?.width && image.height ? { width: image.width, height: image.height } : null);
   }
 
   save(): void {
@@ -148,6 +177,8 @@ export class Workbench extends Store<WorkbenchState> {
       v: 1,
       values: form.get().values,
       image: form.get().image?.ref ?? null,
+      refs: form.refRefs(),
+      mask: this.parts.mask.meta(),
       chain: this.state.chain,
       run: runs.get().run,
       sweep: s.spec ? { spec: s.spec, ids: s.ids.map((i) => i ?? null) } : null,
@@ -176,11 +207,11 @@ export class Workbench extends Store<WorkbenchState> {
   async submit(): Promise<void> {
     const { form, runs, queue } = this.parts;
     if (runs.get().submitting || runs.runActive) return;
-    if (!form.check()) return;
+    if (!form.check(this.maskCheck())) return;
     this.update({ notice: null });
     try {
       const image = form.get().image;
-      const body = await form.body();
+      const body = await this.body();
       const ids = await runs.start(body);
       for (const id of ids) this.runBase.set(id, { base: this.state.chain.baseId, imageRef: image?.ref });
       const first = ids[0];
@@ -204,6 +235,19 @@ export class Workbench extends Store<WorkbenchState> {
     }
   }
 
+  /** The painted mask counts in the form's check (mask_image as the schema has it). */
+  private maskCheck(): Record<string, string> {
+    return this.parts.form.has("mask_image") && this.parts.mask.get().painted ? { mask_image: "mask" } : {};
+  }
+
+  /** The form's request with the painted mask, when the model takes one and something is painted. */
+  private async body() {
+    const body = await this.parts.form.body();
+    if (!this.parts.form.has("mask_image")) return body;
+    const mask = await this.parts.mask.dataUri();
+    return mask ? { ...body, mask_image: mask } : body;
+  }
+
   /** An image on this server, with this browser's credentials. */
   fetchBlob(url: string): Promise<Blob> {
     return this.deps.api.blob(url);
@@ -215,9 +259,9 @@ export class Workbench extends Store<WorkbenchState> {
 
   async runSweep(spec: SweepSpec): Promise<void> {
     const { form, sweep } = this.parts;
-    if (!form.check()) return;
+    if (!form.check(this.maskCheck())) return;
     try {
-      await sweep.run(spec, await form.body());
+      await sweep.run(spec, await this.body());
       this.parts.queue.kick();
     } catch (err) {
       if (isUnauthorized(err)) this.parts.session.unauthorized();
