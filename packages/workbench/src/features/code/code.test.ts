@@ -180,6 +180,62 @@ describe("copy as code", () => {
           });
         }
 
+  for (const language of LANGUAGES)
+    for (const mode of MODES)
+      it(`${language} ${mode}: sends the reference images and the painted mask with the input`, () => {
+        const mask = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a]);
+        writeFileSync(path.join(tmp, "mask.png"), mask);
+        const code = generateCode({
+          language,
+          mode,
+          baseUrl: BASE,
+          body: BODY,
+          image: IMAGES.file?.image ?? null,
+          more: [
+            { field: "input_image_2", image: { kind: "url", url: "https://example.com/hat.png" } },
+            {
+              field: "input_image_3",
+              image: { kind: "download", url: `${BASE}/api/history/g2/input`, type: "image/png" },
+            },
+            {
+              field: "mask_image",
+              image: {
+                kind: "file",
+                name: "mask.png",
+                type: "image/png",
+                note: "Reads mask.png: the painted mask.",
+              },
+            },
+          ],
+          auth: false,
+        });
+        expect(code).toContain("Reads mask.png: the painted mask.");
+        const sent = { curl: runCurl, python: runPython, typescript: runTypeScript }[language](code);
+        expect(sent.url).toBe(`${BASE}${ENDPOINT[mode]}`);
+        expect(sent.body).toEqual({
+          input_image: IMAGES.file?.input,
+          input_image_2: "https://example.com/hat.png",
+          input_image_3: `data:image/png;base64,${BYTES.toString("base64")}`,
+          mask_image: `data:image/png;base64,${mask.toString("base64")}`,
+          ...bodyFor(mode, BODY),
+        });
+      });
+
+  it("sends text-to-image to its own endpoint, with no image at all", () => {
+    const code = generateCode({
+      language: "python",
+      mode: "sync",
+      baseUrl: BASE,
+      body: { model: "flux-kontext-dev", prompt: "a red fox", aspect_ratio: "16:9" },
+      image: null,
+      auth: false,
+      endpoint: "/api/ai/images/generate",
+    });
+    const sent = runPython(code);
+    expect(sent.url).toBe(`${BASE}/api/ai/images/generate`);
+    expect(sent.body).toEqual({ model: "flux-kontext-dev", prompt: "a red fox", aspect_ratio: "16:9" });
+  });
+
   it("makes all num_generations only in the async version, and says so in the others", () => {
     const at = (language: "curl" | "python", mode: Mode) =>
       generateCode({ language, mode, baseUrl: BASE, body: BODY, image: null, auth: false });

@@ -119,7 +119,7 @@ export function FormPanel({ wb }: { wb: Workbench }) {
           errors={s.errors.fields}
           onFile={(name, f) => void form.pickRefFile(name, f)}
           onUrl={(name, u) => void form.pickRefUrl(name, u)}
-          onClear={(name) => form.clearRef(name)}
+          onClear={(name) => void form.clearRef(name)}
         />
         {primary.map((f) =>
           f.name === "prompt" ? (

@@ -19,7 +19,7 @@ export function RefSlots({ fields, refs, errors, onFile, onUrl, onClear }: Props
   if (fields.length === 0) return null;
   const firstEmpty = fields.find((f) => !refs[f.name])?.name;
   const shown = fields.filter((f) => refs[f.name] || f.name === firstEmpty || errors[f.name]);
-  const description = fields[0]?.description;
+  const first = fields[0];
   return (
     <fieldset className="field refs" data-field="references">
       <legend>
@@ -38,7 +38,11 @@ export function RefSlots({ fields, refs, errors, onFile, onUrl, onClear }: Props
           />
         ))}
       </div>
-      {description && <p className="description">{description}</p>}
+      {first && (first.note || first.description) && (
+        <p className="description" title={first.note ? first.description : undefined}>
+          {first.note ?? first.description}
+        </p>
+      )}
       {shown.map((f) =>
         errors[f.name] ? (
           <p key={f.name} className="field-error" id={`${controlId(f.name)}-error`} role="alert">

@@ -1,4 +1,5 @@
-// Test fixture: the model's request schema with issue 15's and 16's fields, as
+// Test fixture: the model's request schema with issue 15's and 16's fields (references and the
+// mask among them), as
 // packages/server/src/schema/flux-kontext-dev.ts words them (the committed openapi.json may not
 // have them yet). Used by the unit tests only.
 import { readFileSync } from "node:fs";
@@ -10,7 +11,20 @@ export function newFieldsSchema(): Record<string, unknown> & { properties: Recor
     readFileSync(path.resolve(import.meta.dirname, "../../../../server/openapi.json"), "utf8"),
   );
   const s = structuredClone(openapi.components.schemas.FluxKontextDevRequest);
+  const reference = (n: number) => ({
+    type: "string",
+    description: `Kontext addition (BFL's Kontext API name): reference image ${n}. Same forms as input_image.`,
+    minLength: 1,
+  });
   Object.assign(s.properties, {
+    input_image_2: reference(2),
+    input_image_3: reference(3),
+    input_image_4: reference(4),
+    mask_image: {
+      type: "string",
+      description: "Kontext addition: where input_image may change: white = change, black = keep.",
+      minLength: 1,
+    },
     negative_prompt: {
       type: "string",
       description: "What the image should not show. Used only with true_cfg_scale above 1.",

@@ -234,15 +234,37 @@ export class Form extends Store<FormState> {
     await this.showRef(field, ref, blob, blob.type || null);
   }
 
-  clearRef(field: string): void {
+  /**
+   * Empties a slot; the ones after it move up (the server needs input_image_3 only with
+   * input_image_2: no gap in the order).
+   */
+  async clearRef(field: string): Promise<void> {
     const old = this.state.refs[field];
     if (!old) return;
     if (old.previewUrl.startsWith("blob:")) this.deps.images.revoke(old.previewUrl);
-    this.refBlobs.delete(field);
-    const { [field]: _gone, ...refs } = this.state.refs;
+    const names = this.refFields.map((f) => f.name);
+    const refs = { ...this.state.refs };
+    const moves: Array<Promise<void>> = [];
+    for (let i = names.indexOf(field); i >= 0 && i < names.length; i++) {
+      const [to, from] = [names[i] as string, names[i + 1]];
+      const next = from ? refs[from] : undefined;
+      const blob = from ? this.refBlobs.get(from) : undefined;
+      if (!next) {
+        delete refs[to];
+        this.refBlobs.delete(to);
+        moves.push(this.deps.blobs.delete(refKey(to)).catch(() => undefined));
+        break;
+      }
+      const ref = next.ref.kind === "local" ? { ...next.ref, key: refKey(to) } : next.ref;
+      refs[to] = { ...next, ref };
+      if (blob) {
+        this.refBlobs.set(to, blob);
+        if (ref.kind === "local") moves.push(this.deps.blobs.put(ref.key, blob).catch(() => undefined));
+      } else this.refBlobs.delete(to);
+    }
     this.update({ refs });
     this.setImageError(null, field);
-    if (old.ref.kind === "local") void this.deps.blobs.delete(old.ref.key).catch(() => undefined);
+    await Promise.all(moves);
   }
 
   /** The references a restored workspace refers to (a missing one leaves its slot empty). */

@@ -140,6 +140,8 @@ export function stepOf(prop: JsonSchemaProp): number {
  * with the edge cases); the form shows the line, the description stays as the field's tooltip.
  */
 export const FIELD_NOTES: Record<string, string> = {
+  input_image_2:
+    "Further images the edit may draw on (a person, an object, a style). Their order matters; each costs about as much as the input.",
   output_resolution:
     "bucket: about one megapixel, as the model works; input: the result at your image's own size.",
   preserve_unedited:
@@ -201,6 +203,12 @@ export function crossFieldErrors(body: FormValues): Record<string, string> {
     body.aspect_ratio !== "match_input_image"
   )
     out.aspect_ratio = `must be match_input_image with output_resolution input (the result has the input's own shape), got ${JSON.stringify(body.aspect_ratio)}`;
+  else if (
+    body.mask_image !== undefined &&
+    body.aspect_ratio !== undefined &&
+    body.aspect_ratio !== "match_input_image"
+  )
+    out.aspect_ratio = `must be match_input_image with a mask (it is painted over the input's own shape), got ${JSON.stringify(body.aspect_ratio)}`;
   return out;
 }
 

@@ -129,6 +129,7 @@ export class Mask extends Store<MaskState> {
 
   /** Another picture is the input: what was painted was for the last one. */
   reset(): void {
+    this.deps.timers.clearTimeout(this.saveTimer);
     this.surf = null;
     this.update({ size: null, input: null, painted: false, open: false, version: this.state.version + 1 });
     void this.deps.blobs.delete(MASK_KEY).catch(() => undefined);
@@ -181,7 +182,9 @@ export class Mask extends Store<MaskState> {
     const surf = this.surf;
     if (!surf) return;
     if (!this.state.painted) return this.deps.blobs.delete(MASK_KEY).catch(() => undefined);
-    await this.deps.blobs.put(MASK_KEY, await surf.save()).catch(() => undefined);
+    const png = await surf.save();
+    // another picture came while encoding: these pixels are not its mask
+    if (this.surf === surf) await this.deps.blobs.put(MASK_KEY, png).catch(() => undefined);
   }
 
   meta(): MaskMeta | null {

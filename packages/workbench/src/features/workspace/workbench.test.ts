@@ -35,7 +35,10 @@ const model = {
 const images: ImageDeps = {
   measure: async () => ({ width: 4000, height: 3000 }),
   measureUrl: async () => null,
-  objectUrl: () => "blob:x",
+  objectUrl: (() => {
+    let n = 0;
+    return () => `blob:x${++n}`; // each a new URL, as in a browser
+  })(),
   revoke: () => undefined,
   dataUri: async (b) => `data:${b.type};base64,${Buffer.from(await b.arrayBuffer()).toString("base64")}`,
   reencode: async (b) => b,
@@ -201,6 +204,53 @@ describe("the workbench controller", () => {
       negative_prompt: "blurry",
       output_resolution: "input",
     });
+    again.wb.close();
+  });
+
+  it("sends a painted mask and a second reference with the run, and keeps both across a reload", async () => {
+    const storage = memoryStorage();
+    const blobs = memoryBlobs();
+    const first = setup(storage, blobs, newFieldsSchema());
+    await first.wb.init();
+    const { form, mask } = first.wb.parts;
+    await first.wb.pickFile(photo());
+    await flush();
+    expect(mask.get().size).toEqual({ width: 2048, height: 1536 }); // the 4000×3000 input, painted smaller
+    form.setValue("prompt", "put this hat on him");
+    await first.wb.submit(); // nothing painted: no mask_image
+    expect(first.server.submitted[0]).not.toHaveProperty("mask_image");
+    mask.stroke([{ x: 300, y: 300 }]);
+    const hat = Object.assign(
+      new Blob([new Uint8Array([0x89, 0x50, 0x4e, 0x47, 7])], { type: "image/png" }),
+      {
+        name: "hat.png",
+      },
+    );
+    await form.pickRefFile("input_image_2", hat);
+    first.server.generations.set("g1", generation("g1", { status: "succeeded" }));
+    first.server.push("g1", succeededEvent("g1"));
+    await flush();
+    await first.wb.submit();
+    const sent = first.server.submitted[1] as unknown as Record<string, string>;
+    expect(JSON.parse(Buffer.from(sent.mask_image?.split(",")[1] ?? "", "base64").toString())).toMatchObject({
+      width: 4000,
+      height: 3000,
+    });
+    expect(sent.input_image_2).toBe(
+      `data:image/png;base64,${Buffer.from([0x89, 0x50, 0x4e, 0x47, 7]).toString("base64")}`,
+    );
+    first.wb.flush();
+    await flush();
+    first.wb.close();
+
+    const again = setup(storage, blobs, newFieldsSchema());
+    await again.wb.init();
+    expect(again.wb.parts.mask.get()).toMatchObject({ painted: true, input: { width: 4000, height: 3000 } });
+    expect(again.wb.parts.form.get().refs.input_image_2?.ref.name).toBe("hat.png");
+    // another picture as the input: the mask was for the last one
+    await again.wb.pickFile(photo());
+    await flush();
+    expect(again.wb.parts.mask.get().painted).toBe(false);
     again.wb.close();
   });
 
