@@ -64,9 +64,10 @@ export class CanvasSurface implements MaskSurface {
     g.restore();
   }
 
+  /** Painted at least half: the server splits the mask at half, so fainter edges (an erased stroke's) change nothing. */
   painted(): boolean {
     const { data } = this.g.getImageData(0, 0, this.size.width, this.size.height);
-    for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) return true;
+    for (let i = 3; i < data.length; i += 4) if ((data[i] as number) >= 128) return true;
     return false;
   }
 
