@@ -58,6 +58,7 @@ export function App() {
     onToggleCompare: (key) => wb.toggleCompare(key),
     onCancel: (id) => void runs.cancel([id]),
     compared: page.compared,
+    hasInput: (id) => wb.hasInput(id),
   };
   const steps = chainSteps(known, page.chain);
   const authFetch = useMemo(() => (hasKey ? (url: string) => wb.fetchBlob(url) : null), [hasKey, wb]);

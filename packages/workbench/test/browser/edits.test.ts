@@ -100,7 +100,8 @@ beforeAll(async () => {
   page = await context.newPage();
   page.on("pageerror", (err) => pageErrors.push(err.message));
   await page.route(/\/api\/ai\/(queue|images\/generate)$/, (route) => {
-    if (route.request().method() === "POST") sent.push(route.request().postDataJSON() as Record<string, string>);
+    if (route.request().method() === "POST")
+      sent.push(route.request().postDataJSON() as Record<string, string>);
     return route.continue();
   });
   await page.goto(server.url);
@@ -199,9 +200,13 @@ describe("masked edits and reference images (real server, tiny engine)", () => {
     const t0 = Date.now();
     await prompt().press("Control+Enter");
     await expect
-      .poll(async () => sent.length || (await page.locator(".error-summary, .notice").allTextContents()).join(" "), {
-        timeout: 30_000,
-      })
+      .poll(
+        async () =>
+          sent.length || (await page.locator(".error-summary, .notice").allTextContents()).join(" "),
+        {
+          timeout: 30_000,
+        },
+      )
       .toBe(1);
     const sendMs = Date.now() - t0;
     const body = sent[0] as Record<string, string>;

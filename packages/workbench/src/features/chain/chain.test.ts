@@ -34,6 +34,24 @@ describe("edit chains", () => {
     expect(tipOf(items, "b")).toBe("c");
   });
 
+  it("start at the generated image when the chain began with text-to-image (no original)", () => {
+    const t2i = new Map(
+      [
+        historyItem("g", null, {
+          prompt: "a lighthouse",
+          input_url: null,
+          input_thumbnail_url: null,
+        } as never),
+        historyItem("e", "g", { prompt: "add a moon" }),
+      ].map((i) => [i.generation_id, i]),
+    );
+    const steps = chainSteps(t2i, { baseId: "e", tipId: "e" });
+    expect(steps.map((s) => [s.label, s.id, s.current])).toEqual([
+      ["Generated: a lighthouse", "g", false],
+      ["Step 1: add a moon", "e", true],
+    ]);
+  });
+
   it("go back to a step or the original, and leave when a new image is chosen", () => {
     let s = chainReducer(NO_CHAIN, { type: "back", id: "a" });
     expect(s).toEqual(NO_CHAIN); // no chain: nothing to go back to

@@ -78,20 +78,27 @@ export function chainSteps(items: ReadonlyMap<string, HistoryItem>, state: Chain
     (g.parent_generation_id ? (children.get(g.parent_generation_id) ?? []) : [])
       .filter((c) => c.generation_id !== g.generation_id)
       .sort((a, b) => b.enqueued_at.localeCompare(a.enqueued_at));
+  // a chain that starts from text-to-image has no original image: it starts at that result
+  const generated = !first.input_url;
+  const original: ChainStep[] = generated
+    ? []
+    : [
+        {
+          index: 0,
+          id: null,
+          label: "Original image",
+          imageUrl: first.input_url,
+          thumbUrl: first.input_thumbnail_url ?? first.input_url,
+          current: state.baseId === null,
+          branches: [],
+        },
+      ];
   return [
-    {
-      index: 0,
-      id: null,
-      label: "Original image",
-      imageUrl: first.input_url,
-      thumbUrl: first.input_thumbnail_url ?? first.input_url,
-      current: state.baseId === null,
-      branches: [],
-    },
+    ...original,
     ...path.map((g, i) => ({
       index: i + 1,
       id: g.generation_id,
-      label: `Step ${i + 1}: ${g.prompt}`,
+      label: generated && i === 0 ? `Generated: ${g.prompt}` : `Step ${generated ? i : i + 1}: ${g.prompt}`,
       imageUrl: g.result_url,
       thumbUrl: g.thumbnail_url ?? g.result_url,
       current: g.generation_id === state.baseId,

@@ -5,6 +5,8 @@ import { useStore } from "../../app/store.js";
 import type { Workbench } from "../workspace/workbench.js";
 import { copyText } from "./clipboard.js";
 import {
+  EDIT_ENDPOINT,
+  GENERATE_ENDPOINT,
   generateCode,
   LANGUAGE_LABELS,
   LANGUAGES,
@@ -54,9 +56,9 @@ export function CodeDialog({ wb }: { wb: Workbench }) {
           ...(mask.painted && wb.parts.form.has("mask_image") ? [MASK_FILE] : []),
         ],
         auth: hasKey,
+        endpoint: form.mode === "generate" ? GENERATE_ENDPOINT : EDIT_ENDPOINT,
       })
     : "";
-  void form; // re-render when the form changes
   const copy = async () => {
     try {
       await copyText(code, ref.current ?? document.body);

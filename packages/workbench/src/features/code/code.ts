@@ -64,6 +64,8 @@ export interface CodeInput {
 }
 
 export const EDIT_ENDPOINT = "/api/ai/images/edit";
+/** text-to-image (the hosted API's name); its async form is the same queue */
+export const GENERATE_ENDPOINT = "/api/ai/images/generate";
 
 export function generateCode(input: CodeInput): string {
   const { language, mode, baseUrl, body, image, auth } = input;

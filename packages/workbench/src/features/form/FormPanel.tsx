@@ -10,6 +10,7 @@ import type { Runs } from "../run/runs.js";
 import { SweepControls } from "../sweep/Sweep.js";
 import type { Workbench } from "../workspace/workbench.js";
 import { controlId, FieldControl } from "./FieldControl.js";
+import type { FormMode } from "./form.js";
 import { ImageInput } from "./ImageInput.js";
 import { outputSize } from "./outputSize.js";
 import { RefSlots } from "./RefSlots.js";
@@ -85,10 +86,18 @@ export function FormPanel({ wb }: { wb: Workbench }) {
   const labelOf = (name: string) =>
     name === "input_image" ? "Input image" : (fields.find((f) => f.name === name)?.label ?? name);
   const generationId = s.image?.ref.kind === "server" ? s.image.ref.generationId : null;
+  const generating = s.mode === "generate";
 
   return (
-    <form ref={ref} className="panel request" aria-label="Edit request" onSubmit={onSubmit} noValidate>
+    <form
+      ref={ref}
+      className="panel request"
+      aria-label={generating ? "Generate request" : "Edit request"}
+      onSubmit={onSubmit}
+      noValidate
+    >
       <div className="request-body">
+        {s.canGenerate && <ModeSwitch mode={s.mode} onMode={(m) => form.setMode(m)} />}
         {imageField && (
           <ImageInput
             field={imageField}
@@ -174,6 +183,33 @@ export function FormPanel({ wb }: { wb: Workbench }) {
         ready={!!s.modelId}
       />
     </form>
+  );
+}
+
+/** Edit an image, or make one from the prompt alone (text-to-image: its own schema and endpoint). */
+function ModeSwitch({ mode, onMode }: { mode: FormMode; onMode: (m: FormMode) => void }) {
+  return (
+    <>
+      <fieldset className="mode-switch" aria-describedby="mode-hint">
+        <legend className="visually-hidden">What to do</legend>
+        {(
+          [
+            ["edit", "Edit an image"],
+            ["generate", "Generate"],
+          ] as const
+        ).map(([m, label]) => (
+          <label key={m} className={`mode-option${mode === m ? " chosen" : ""}`}>
+            <input type="radio" name="form-mode" checked={mode === m} onChange={() => onMode(m)} />
+            {label}
+          </label>
+        ))}
+      </fieldset>
+      <p className="description mode-hint" id="mode-hint">
+        {mode === "generate"
+          ? "A new image from the prompt alone (text-to-image); Continue editing makes it the next input."
+          : "Change an input image as the prompt says."}
+      </p>
+    </>
   );
 }
 

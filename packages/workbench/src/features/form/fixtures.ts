@@ -85,3 +85,26 @@ export function newFieldsSchema(): Record<string, unknown> & { properties: Recor
   });
   return s;
 }
+
+/**
+ * The text-to-image schema (json_generate_request_schema) as the server derives it from the
+ * edit's: no input image or the fields that need one, aspect_ratio without match_input_image.
+ */
+export function generateSchema(edit = newFieldsSchema()): Record<string, unknown> {
+  const s = structuredClone(edit) as {
+    properties: Record<string, Record<string, unknown>>;
+    required?: string[];
+  };
+  for (const k of ["input_image", "strength", "reference_method", "output_resolution", "preserve_unedited"])
+    delete s.properties[k];
+  for (const k of Object.keys(s.properties))
+    if (/^input_image_\d$|^mask_image$/.test(k)) delete s.properties[k];
+  const aspect = s.properties.aspect_ratio as { enum: string[] };
+  s.properties.aspect_ratio = {
+    ...aspect,
+    enum: aspect.enum.filter((r) => r !== "match_input_image"),
+    default: "1:1",
+  };
+  s.required = ["prompt"];
+  return s;
+}

@@ -27,8 +27,14 @@ import {
 } from "./schemaForm.js";
 import { validateRequest } from "./validate.js";
 
+/** edit: an input image and what to change; generate: text-to-image, from the prompt alone. */
+export type FormMode = "edit" | "generate";
+
 export interface FormState {
   modelId: string | null;
+  mode: FormMode;
+  /** the model serves text-to-image (its models entry has a generate schema) */
+  canGenerate: boolean;
   schema: (JsonObjectSchema & Record<string, unknown>) | null;
   fields: Field[];
   values: FormValues;
@@ -65,10 +71,16 @@ export class Form extends Store<FormState> {
   private blob: Blob | null = null;
   /** the reference slots' bytes, by field */
   private readonly refBlobs = new Map<string, Blob>();
+  /** each mode's schema as the models endpoint serves it */
+  private readonly raw: Record<FormMode, Record<string, unknown> | null> = { edit: null, generate: null };
+  /** each mode's values as it was left (its aspect ratio, the edit's strength …) */
+  private readonly stash: Partial<Record<FormMode, FormValues>> = {};
 
   constructor(private readonly deps: FormDeps) {
     super({
       modelId: null,
+      mode: "edit",
+      canGenerate: false,
       schema: null,
       fields: [],
       values: {},
@@ -94,8 +106,42 @@ export class Form extends Store<FormState> {
     return this.state.fields.some((f) => f.name === name);
   }
 
-  /** The model's schema makes the fields; values already there (a restored workspace) are kept. */
-  setSchema(modelId: string, raw: Record<string, unknown>, restored?: FormValues): void {
+  /**
+   * The model's schemas make the fields (the edit's, and text-to-image's when the model has one);
+   * values already there (a restored workspace) are kept.
+   */
+  setSchema(
+    modelId: string,
+    raw: Record<string, unknown>,
+    restored?: FormValues,
+    generate?: Record<string, unknown> | null,
+    mode: FormMode = "edit",
+  ): void {
+    this.raw.edit = raw;
+    this.raw.generate = generate ?? null;
+    const m = generate ? mode : "edit";
+    this.update({ modelId, mode: m, canGenerate: !!generate });
+    this.build(this.raw[m] ?? raw, restored);
+  }
+
+  /**
+   * Switches between editing and text-to-image. What both have (prompt, steps, seed, LoRAs …)
+   * carries over; each keeps its own aspect ratio (match_input_image is the edit's only) and what
+   * only it has. The input image stays for the way back.
+   */
+  setMode(mode: FormMode): void {
+    const raw = this.raw[mode];
+    if (mode === this.state.mode || !raw || !this.state.modelId) return;
+    const leaving = this.state.values;
+    this.stash[this.state.mode] = leaving;
+    const back = this.stash[mode] ?? {};
+    const { aspect_ratio: _own, ...shared } = leaving;
+    this.update({ mode, errors: NO_ERRORS });
+    this.build(raw, { ...back, ...shared, aspect_ratio: back.aspect_ratio });
+  }
+
+  private build(raw: Record<string, unknown>, restored?: FormValues): void {
+    const modelId = this.state.modelId as string;
     const schema = { ...raw, ...asFormSchema(raw) };
     const fields = fieldsOf(schema);
     const values = restored ? valuesFrom(fields, restored) : defaultValues(fields);
@@ -308,13 +354,13 @@ export class Form extends Store<FormState> {
     if (!schema) return false;
     const body: Record<string, unknown> = {
       ...this.plainBody(),
-      ...(image ? { input_image: image.previewUrl || "image" } : {}),
+      ...(image && this.has("input_image") ? { input_image: image.previewUrl || "image" } : {}),
       ...Object.fromEntries(Object.entries(refs).map(([k, v]) => [k, v.previewUrl || "image"])),
       ...extra,
     };
     const fields = { ...crossFieldErrors(body), ...validateRequest(schema, body) };
     const imageError = this.state.errors.fields.input_image;
-    if (imageError && !image) fields.input_image = imageError;
+    if (imageError && !image && this.has("input_image")) fields.input_image = imageError;
     const errors: FormErrors = { fields, general: null };
     this.update({ errors, attempt: hasErrors(errors) ? this.state.attempt + 1 : this.state.attempt });
     return !hasErrors(errors);
@@ -333,7 +379,7 @@ export class Form extends Store<FormState> {
   async body(): Promise<EditRequest> {
     const { image, refs } = this.state;
     const body = this.plainBody() as unknown as EditRequest & Record<string, unknown>;
-    if (image) {
+    if (image && this.has("input_image")) {
       if (image.ref.kind === "url") body.input_image = image.ref.url;
       else {
         if (!this.blob) throw new Error("the input image is not loaded yet");
@@ -353,7 +399,7 @@ export class Form extends Store<FormState> {
 
   /** What copied code reads the image from (never the bytes themselves). */
   codeImage(origin: string): CodeImage | null {
-    return this.state.image ? codeImageOf(this.state.image, origin) : null;
+    return this.state.image && this.has("input_image") ? codeImageOf(this.state.image, origin) : null;
   }
 
   /** What copied code reads each reference from, in slot order. */

@@ -15,6 +15,8 @@ export interface ResultActions {
   onToggleCompare: (key: string) => void;
   onCancel: (id: string) => void;
   compared: readonly string[];
+  /** whether the generation had an input to compare with (text-to-image has none) */
+  hasInput?: (id: string) => boolean;
 }
 
 interface Props {
@@ -101,7 +103,7 @@ export function GenerationCard({ progress: p, now, label, actions, compact }: Pr
             >
               {compact ? "Continue" : "Continue editing"}
             </button>
-            {!compact && (
+            {!compact && (actions.hasInput?.(p.id) ?? true) && (
               <button
                 type="button"
                 className="secondary"

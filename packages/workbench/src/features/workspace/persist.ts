@@ -4,6 +4,7 @@
 // chain, the latest run and sweep (followed again after a reload) and the comparison.
 import type { KeyValue } from "../../app/store.js";
 import type { ChainState } from "../chain/chain.js";
+import type { FormMode } from "../form/form.js";
 import type { ImageRef } from "../form/image.js";
 import type { FormValues } from "../form/schemaForm.js";
 import type { MaskMeta } from "../mask/mask.js";
@@ -14,6 +15,8 @@ export const WORKSPACE_KEY = "kontext.workspace";
 
 export interface Workspace {
   v: 1;
+  /** edit or text-to-image (absent: edit) */
+  mode?: FormMode;
   values: FormValues;
   image: ImageRef | null;
   /** the reference images by field (input_image_2…4), each by reference like the input */

@@ -6,7 +6,7 @@ import path from "node:path";
 import type { Model } from "@kontext/client";
 import { describe, expect, it } from "vitest";
 import { memoryStorage } from "../../app/store.js";
-import { newFieldsSchema } from "../form/fixtures.js";
+import { generateSchema, newFieldsSchema } from "../form/fixtures.js";
 import { Form, LOCAL_KEY } from "../form/form.js";
 import type { ImageDeps } from "../form/image.js";
 import { Gallery } from "../gallery/gallery.js";
@@ -51,9 +51,14 @@ const flush = async () => {
   for (let i = 0; i < 10; i++) await Promise.resolve();
 };
 
-function setup(storage = memoryStorage(), blobs = memoryBlobs(), json_request_schema: unknown = schema) {
+function setup(
+  storage = memoryStorage(),
+  blobs = memoryBlobs(),
+  json_request_schema: unknown = schema,
+  json_generate_request_schema?: unknown,
+) {
   const server = fakeApi();
-  server.api.model = async () => ({ ...model, json_request_schema }) as Model;
+  server.api.model = async () => ({ ...model, json_request_schema, json_generate_request_schema }) as Model;
   const timers = fakeTimers();
   const runs = new Runs({ api: server.api, timers });
   const wb = new Workbench(
@@ -252,6 +257,62 @@ describe("the workbench controller", () => {
     await flush();
     expect(again.wb.parts.mask.get().painted).toBe(false);
     again.wb.close();
+  });
+
+  it("generates from text alone, keeps each mode's aspect ratio, and chains the result into an edit", async () => {
+    const storage = memoryStorage();
+    const first = setup(storage, memoryBlobs(), newFieldsSchema(), generateSchema());
+    await first.wb.init();
+    const { form } = first.wb.parts;
+    expect(form.get()).toMatchObject({ mode: "edit", canGenerate: true });
+    await first.wb.pickFile(photo());
+    form.setValue("prompt", "a red fox in the snow");
+    form.setValue("num_inference_steps", 4);
+    form.setMode("generate");
+    expect(form.has("input_image")).toBe(false);
+    expect(form.get().values).toMatchObject({
+      prompt: "a red fox in the snow",
+      num_inference_steps: 4,
+      aspect_ratio: "1:1",
+    });
+    form.setValue("aspect_ratio", "16:9");
+    await first.wb.submit();
+    const sent = first.server.submitted[0] as unknown as Record<string, unknown>;
+    expect(sent).toMatchObject({ prompt: "a red fox in the snow", aspect_ratio: "16:9" });
+    expect(sent).not.toHaveProperty("input_image"); // the queue takes it as text-to-image
+    expect(first.wb.hasInput("g1")).toBe(false); // no before/after for it
+    expect(form.get().image?.ref.kind).toBe("local"); // the photo stays for the way back
+
+    form.setMode("edit");
+    expect(form.get().values.aspect_ratio).toBe("match_input_image");
+    form.setMode("generate");
+    expect(form.get().values.aspect_ratio).toBe("16:9");
+    first.wb.flush();
+    first.wb.close();
+
+    const again = setup(storage, memoryBlobs(), newFieldsSchema(), generateSchema());
+    again.server.setItems([
+      historyItem("g1", null, { prompt: "a red fox in the snow", input_url: null } as never),
+    ]);
+    await again.wb.init();
+    expect(again.wb.parts.form.get().mode).toBe("generate"); // kept across the reload
+    await again.wb.continueFrom("g1");
+    expect(again.wb.parts.form.get().mode).toBe("edit");
+    expect(again.wb.parts.form.get().image?.ref).toMatchObject({
+      kind: "server",
+      url: "/results/g1.webp",
+      role: "result",
+    });
+    expect(again.wb.get().chain).toEqual({ baseId: "g1", tipId: "g1" });
+    again.wb.close();
+  });
+
+  it("has no Generate mode when the model serves no text-to-image schema", async () => {
+    const { wb } = setup();
+    await wb.init();
+    wb.parts.form.setMode("generate");
+    expect(wb.parts.form.get()).toMatchObject({ mode: "edit", canGenerate: false });
+    wb.close();
   });
 
   it("does not ask for a LoRA listing when the model takes no adapters", async () => {

@@ -18,6 +18,12 @@ import type { Sweep, SweepSpec } from "../sweep/sweep.js";
 import { inputItem, resultItem, type ViewItem } from "../viewer/compare.js";
 import { loadWorkspace, saveWorkspace } from "./persist.js";
 
+/** The model's text-to-image schema, when it serves one (json_generate_request_schema). */
+function generateSchemaOf(model: object): Record<string, unknown> | null {
+  const s = (model as { json_generate_request_schema?: unknown }).json_generate_request_schema;
+  return s && typeof s === "object" ? (s as Record<string, unknown>) : null;
+}
+
 export type ViewMode = "single" | "before-after" | "side-by-side" | "toggle";
 
 export interface ViewerState {
@@ -60,6 +66,8 @@ export class Workbench extends Store<WorkbenchState> {
   private refreshTimer: unknown = null;
   /** run id → the chain step its input was (undefined: not from a chain) */
   private readonly runBase = new Map<string, { base: string | null; imageRef: unknown }>();
+  /** text-to-image generations run from this page (no input to compare with) */
+  private readonly generated = new Set<string>();
   /** the input picture the mask was painted on (its preview URL) */
   private maskImage: string | null = null;
 
@@ -88,7 +96,8 @@ export class Workbench extends Store<WorkbenchState> {
     session.watchHealth();
     const model = await session.load();
     const ws = loadWorkspace(this.deps.storage);
-    if (model) form.setSchema(model.id, model.json_request_schema, ws?.values);
+    if (model)
+      form.setSchema(model.id, model.json_request_schema, ws?.values, generateSchemaOf(model), ws?.mode);
     // the LoRA picker's listing, when the model takes adapters (not awaited: it may be slow)
     if (form.get().fields.some((f) => f.kind === "adapters")) void loras.load();
     if (ws) {
@@ -175,6 +184,7 @@ export class Workbench extends Store<WorkbenchState> {
     const s = sweep.get();
     saveWorkspace(this.deps.storage, {
       v: 1,
+      mode: form.get().mode,
       values: form.get().values,
       image: form.get().image?.ref ?? null,
       refs: form.refRefs(),
@@ -210,10 +220,13 @@ export class Workbench extends Store<WorkbenchState> {
     if (!form.check(this.maskCheck())) return;
     this.update({ notice: null });
     try {
-      const image = form.get().image;
       const body = await this.body();
+      // text-to-image sends no input: its result starts a chain of its own
+      const image = "input_image" in body ? form.get().image : null;
       const ids = await runs.start(body);
-      for (const id of ids) this.runBase.set(id, { base: this.state.chain.baseId, imageRef: image?.ref });
+      for (const id of ids)
+        if (image) this.runBase.set(id, { base: this.state.chain.baseId, imageRef: image.ref });
+        else this.generated.add(id);
       const first = ids[0];
       if (first && image?.ref.kind === "local") {
         const ref = {
@@ -293,11 +306,21 @@ export class Workbench extends Store<WorkbenchState> {
     this.chainDo({ type: "leave" });
   }
 
-  /** A result becomes the next input (its exact bytes, so the server links the next step to it). */
+  /** Whether a generation had an input image (text-to-image has none: no before/after). */
+  hasInput(id: string): boolean {
+    const h = this.item(id);
+    return h ? !!h.input_url : !this.generated.has(id);
+  }
+
+  /**
+   * A result becomes the next input (its exact bytes, so the server links the next step to it);
+   * a text-to-image result too: the form turns to editing it.
+   */
   async continueFrom(id: string): Promise<void> {
     const url = this.resultUrlOf(id);
     if (!url) return;
     try {
+      this.parts.form.setMode("edit");
       await this.parts.form.takeServerImage({
         kind: "server",
         url,
@@ -345,11 +368,15 @@ export class Workbench extends Store<WorkbenchState> {
   /** A history item's parameters into the form, and its input (or its parent's result) as the image. */
   async reuse(item: HistoryItem): Promise<void> {
     const { form } = this.parts;
+    const parent = item.parent_generation_id ? this.item(item.parent_generation_id) : undefined;
+    // made from the prompt alone: back to text-to-image, the input image left as it is
+    const textToImage = !item.input_url && !parent && form.get().canGenerate;
+    form.setMode(textToImage ? "generate" : "edit");
     const { input_image: url, ...rest } = reuseParams(item, form.fieldNames);
     form.fill(rest);
     try {
-      const parent = item.parent_generation_id ? this.item(item.parent_generation_id) : undefined;
-      if (typeof url === "string" && /^https?:/.test(url)) await this.pickUrl(url);
+      if (textToImage) this.chainDo({ type: "leave" });
+      else if (typeof url === "string" && /^https?:/.test(url)) await this.pickUrl(url);
       else if (parent?.result_url) {
         await form.takeServerImage({
           kind: "server",
