@@ -5,7 +5,7 @@
 // reference image is dropped beside the input, kept across a reload, in copied code and sent with
 // a run. Screenshots at 1440×900 and 390×844, light and dark, in test-results/screenshots/
 // (17-… and 18-…). No page error anywhere. Runs use 4 steps on the CPU.
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
@@ -58,7 +58,7 @@ async function picture(w: number, h: number, type: "image/jpeg" | "image/png", h
 /** A PNG data URI's width, height and the share of white pixels (decoded by the browser). */
 async function readMask(
   uri: string,
-): Promise<{ width: number; height: number; white: number; grey: number }> {
+): Promise<{ width: number; height: number; white: number; grey: number; corner: number }> {
   return page.evaluate(async (uri) => {
     const bmp = await createImageBitmap(await (await fetch(uri)).blob());
     const c = new OffscreenCanvas(bmp.width, bmp.height);
@@ -73,7 +73,13 @@ async function readMask(
       else if (v > 5) grey++;
     }
     const n = bmp.width * bmp.height;
-    return { width: bmp.width, height: bmp.height, white: white / n, grey: grey / n };
+    return {
+      width: bmp.width,
+      height: bmp.height,
+      white: white / n,
+      grey: grey / n,
+      corner: data[0] as number,
+    };
   }, uri);
 }
 
@@ -149,6 +155,15 @@ describe("masked edits and reference images (real server, tiny engine)", () => {
     await expect.poll(() => page.getByTestId("mask-status").textContent()).toMatch(/^Nothing painted/);
     await painter().getByRole("button", { name: "Invert" }).click(); // all of it may change
     await expect.poll(() => page.getByTestId("mask-status").textContent()).toMatch(/^Painted/);
+    // Download mask saves what is sent: all white now, up to the corners (the feather does not darken the border)
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      painter().getByRole("button", { name: "Download mask" }).click(),
+    ]);
+    expect(download.suggestedFilename()).toBe("mask.png");
+    const saved = readFileSync(await download.path());
+    const all = await readMask(`data:image/png;base64,${saved.toString("base64")}`);
+    expect([all.width, all.height, all.white, all.corner]).toEqual([4000, 3000, 1, 255]);
     await painter().getByRole("button", { name: "Clear", exact: true }).click();
     await expect.poll(() => page.getByTestId("mask-status").textContent()).toMatch(/^Nothing painted/);
 
@@ -217,6 +232,7 @@ describe("masked edits and reference images (real server, tiny engine)", () => {
     expect(mask.white).toBeGreaterThan(0.01); // the two strokes
     expect(mask.white).toBeLessThan(0.4);
     expect(mask.grey).toBeGreaterThan(0); // the feathered edge
+    expect(mask.corner).toBe(0); // nothing painted there: black
     console.log(`mask at 4000×3000 exported and sent in ${sendMs} ms`);
     const card = resultPanel().locator("article.generation:not(.phase-queued):not(.phase-processing)");
     await card.first().waitFor({ timeout: 240_000 });
@@ -229,6 +245,8 @@ describe("masked edits and reference images (real server, tiny engine)", () => {
       await page.setViewportSize({ width: 1440, height: 900 });
       await page.locator(".refs").scrollIntoViewIfNeeded();
       await shot(`18-mask-references-1440x900-${scheme}`);
+      await page.locator(".dropzone").scrollIntoViewIfNeeded();
+      await shot(`18-mask-thumbnail-1440x900-${scheme}`);
       await page.setViewportSize({ width: 390, height: 844 });
       await expect
         .poll(() => page.evaluate(() => document.documentElement.scrollWidth))

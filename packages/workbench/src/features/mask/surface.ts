@@ -85,12 +85,6 @@ export class CanvasSurface implements MaskSurface {
   async export(size: Size, feather: number): Promise<Blob> {
     const { width: w, height: h } = this.size;
     // white where painted, on black, blurred at the working size (cheap) and then scaled up
-    const work = document.createElement("canvas");
-    work.width = w;
-    work.height = h;
-    const wg = context(work);
-    wg.fillStyle = "#000";
-    wg.fillRect(0, 0, w, h);
     const white = document.createElement("canvas");
     white.width = w;
     white.height = h;
@@ -99,8 +93,39 @@ export class CanvasSurface implements MaskSurface {
     hg.globalCompositeOperation = "source-in";
     hg.fillStyle = "#fff";
     hg.fillRect(0, 0, w, h);
-    if (feather > 0) wg.filter = `blur(${feather}px)`;
-    wg.drawImage(white, 0, 0);
+    // The blur reads past the edges: the mask's edge pixels are stretched into a margin first, so
+    // paint up to the border stays white there instead of fading into the outside.
+    const p = feather > 0 ? Math.ceil(feather * 3) : 0;
+    const pad = document.createElement("canvas");
+    pad.width = w + 2 * p;
+    pad.height = h + 2 * p;
+    const pg = context(pad);
+    pg.fillStyle = "#000";
+    pg.fillRect(0, 0, pad.width, pad.height);
+    if (p > 0) pg.filter = `blur(${feather}px)`;
+    const edges: Array<[number, number, number, number, number, number, number, number]> = [
+      [0, 0, w, h, p, p, w, h], // the mask itself
+      [0, 0, 1, h, 0, p, p, h], // left
+      [w - 1, 0, 1, h, p + w, p, p, h], // right
+      [0, 0, w, 1, p, 0, w, p], // top
+      [0, h - 1, w, 1, p, p + h, w, p], // bottom
+      [0, 0, 1, 1, 0, 0, p, p],
+      [w - 1, 0, 1, 1, p + w, 0, p, p],
+      [0, h - 1, 1, 1, 0, p + h, p, p],
+      [w - 1, h - 1, 1, 1, p + w, p + h, p, p],
+    ];
+    // one layer, blurred once: drawn unblurred onto a scratch canvas, then that onto `pad`
+    const layer = document.createElement("canvas");
+    layer.width = pad.width;
+    layer.height = pad.height;
+    const lg = context(layer);
+    for (const [sx, sy, sw, sh, dx, dy, dw, dh] of p > 0 ? edges : edges.slice(0, 1))
+      lg.drawImage(white, sx, sy, sw, sh, dx, dy, dw, dh);
+    pg.drawImage(layer, 0, 0);
+    const work = document.createElement("canvas");
+    work.width = w;
+    work.height = h;
+    context(work).drawImage(pad, p, p, w, h, 0, 0, w, h);
     if (size.width === w && size.height === h) return toBlob(work);
     const out = document.createElement("canvas");
     out.width = size.width;
