@@ -235,9 +235,14 @@ describe("masked edits and reference images (real server, tiny engine)", () => {
     expect(mask.corner).toBe(0); // nothing painted there: black
     console.log(`mask at 4000×3000 exported and sent in ${sendMs} ms`);
     const card = resultPanel().locator("article.generation:not(.phase-queued):not(.phase-processing)");
-    await card.first().waitFor({ timeout: 240_000 });
+    await card
+      .first()
+      .waitFor({ timeout: 150_000 })
+      .catch((err) => {
+        throw new Error(`${err}\nthe server said:\n${server.log.join("").slice(-3000)}`);
+      });
     expect(await card.first().locator(".status").textContent()).toBe("Done");
-  });
+  }, 240_000);
 
   it("looks right at 1440×900 and 390×844, light and dark, with the mask and a reference", async () => {
     for (const scheme of ["light", "dark"] as const) {
