@@ -307,6 +307,22 @@ describe("the workbench controller", () => {
     again.wb.close();
   });
 
+  it("reuses a history item with the reference images it was run with", async () => {
+    const { server, wb } = setup(memoryStorage(), memoryBlobs(), newFieldsSchema());
+    const refs = [{ field: "input_image_2", url: "/api/history/r/inputs/input_image_2" }];
+    server.setItems([historyItem("r", null, { prompt: "hat on", references: refs } as never)]);
+    await wb.init();
+    await wb.parts.form.pickRefUrl("input_image_3", "https://example.com/old.png");
+    const r = wb.parts.gallery.get().known.get("r");
+    if (!r) throw new Error("r is not known");
+    await wb.reuse(r);
+    expect(server.calls).toContain("blob /api/history/r/inputs/input_image_2");
+    expect(Object.entries(wb.parts.form.get().refs).map(([k, v]) => [k, v.ref.kind])).toEqual([
+      ["input_image_2", "server"],
+    ]);
+    wb.close();
+  });
+
   it("has no Generate mode when the model serves no text-to-image schema", async () => {
     const { wb } = setup();
     await wb.init();

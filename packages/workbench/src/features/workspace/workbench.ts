@@ -396,6 +396,7 @@ export class Workbench extends Store<WorkbenchState> {
         });
         this.chainDo({ type: "leave" });
       }
+      await this.reuseReferences(item);
       this.update({
         notice: `Parameters of “${item.prompt}” (seed ${item.seed}) are in the form.`,
         viewer: null,
@@ -403,6 +404,25 @@ export class Workbench extends Store<WorkbenchState> {
     } catch (err) {
       this.fail(err);
     }
+  }
+
+  /** The reference images a history item was run with (the history serves each), in their slots. */
+  private async reuseReferences(item: HistoryItem): Promise<void> {
+    const { form } = this.parts;
+    const refs = (item as { references?: Array<{ field: string; url: string }> }).references ?? [];
+    for (const f of [...form.refFields].reverse())
+      if (!refs.some((r) => r.field === f.name)) await form.clearRef(f.name);
+    await Promise.all(
+      refs.map((r) =>
+        form.takeServerRef(r.field, {
+          kind: "server",
+          url: r.url,
+          name: `${r.field} of “${item.prompt}”`,
+          generationId: item.generation_id,
+          role: "input",
+        }),
+      ),
+    );
   }
 
   // --- gallery actions
