@@ -116,7 +116,9 @@ export function FormPanel({ wb }: { wb: Workbench }) {
             }
             overlay={maskField ? <MaskThumb mask={wb.parts.mask} /> : null}
           >
-            {maskField && s.image && <MaskControls mask={wb.parts.mask} field={maskField} />}
+            {maskField && s.image && (
+              <MaskControls mask={wb.parts.mask} field={maskField} error={s.errors.fields.mask_image} />
+            )}
           </ImageInput>
         )}
         {imageField && maskField && s.image && (

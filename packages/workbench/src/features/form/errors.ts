@@ -23,8 +23,9 @@ export function formErrors(err: unknown, fieldNames: readonly string[]): FormErr
   }
   const out: FormErrors = { fields: {}, general: null };
   const rest: string[] = [];
-  for (const part of err.message.split(/;\s+(?=[a-z_]+:)/)) {
-    const name = /^([a-z_]+):/.exec(part)?.[1];
+  // field names have digits too (input_image_2)
+  for (const part of err.message.split(/;\s+(?=[a-z_][a-z0-9_]*:)/)) {
+    const name = /^([a-z_][a-z0-9_]*):/.exec(part)?.[1];
     if (name && fieldNames.includes(name)) out.fields[name] = part.slice(name.length + 1).trim();
     else rest.push(part);
   }

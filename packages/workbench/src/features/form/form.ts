@@ -371,6 +371,11 @@ export class Form extends Store<FormState> {
     this.update({ errors: formErrors(err, this.fieldNames), attempt: this.state.attempt + 1 });
   }
 
+  /** A field's error goes (what it was about changed). */
+  clearError(name: string): void {
+    if (this.state.errors.fields[name] !== undefined) this.setImageError(null, name);
+  }
+
   clearErrors(): void {
     this.update({ errors: NO_ERRORS });
   }

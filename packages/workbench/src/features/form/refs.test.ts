@@ -1,6 +1,7 @@
 // The reference images beside the input (input_image_2…4): a slot exists only when the model's
 // schema has the field; each is sent as input_image is, kept by reference for a reload, given to
 // copied code, and clearing one moves the later ones up (the server needs no gap).
+import { KontextError } from "@kontext/client";
 import { describe, expect, it } from "vitest";
 import { memoryBlobs } from "../workspace/blobs.js";
 import { newFieldsSchema } from "./fixtures.js";
@@ -67,6 +68,26 @@ describe("reference images", () => {
     expect(await form.pickRefFile("input_image_2", heic)).toBe(false);
     expect(form.get().errors.fields.input_image_2).toMatch(/HEIC/);
     expect(form.get().refs).toEqual({});
+  });
+
+  it("puts the server's refusal of a reference or the mask beside it", () => {
+    const { form } = setup();
+    const res = new Response(null, { status: 400 });
+    form.refused(
+      KontextError.from(res, {
+        error: {
+          type: "invalid_request",
+          detail: "input_image_3: needs input_image_2; mask_image: nothing to edit (the mask is all black)",
+          fields: ["input_image_3", "mask_image"],
+        },
+      }),
+    );
+    expect(form.get().errors.fields).toEqual({
+      input_image_3: "needs input_image_2",
+      mask_image: "nothing to edit (the mask is all black)",
+    });
+    form.clearError("mask_image");
+    expect(Object.keys(form.get().errors.fields)).toEqual(["input_image_3"]);
   });
 
   it("moves the later references up when one is cleared", async () => {

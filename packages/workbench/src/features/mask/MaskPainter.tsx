@@ -221,12 +221,23 @@ export function MaskPainter({ mask, imageUrl, imageName }: Props) {
 }
 
 /** Under the input's thumbnail: open the painter, and what is painted now. */
-export function MaskControls({ mask, field }: { mask: Mask; field: { label: string; description: string } }) {
+export function MaskControls({
+  mask,
+  field,
+  error,
+}: {
+  mask: Mask;
+  field: { label: string; description: string };
+  /** the server's (or the form's) word on mask_image */
+  error?: string | undefined;
+}) {
   const s = useStore(mask);
   return (
-    <div className="mask-controls" data-field="mask_image">
+    <div className={`mask-controls${error ? " invalid" : ""}`} data-field="mask_image">
       <button
         type="button"
+        id="f-mask_image"
+        aria-describedby={error ? "f-mask_image-error" : undefined}
         className="secondary small"
         onClick={() => mask.setOpen(true)}
         disabled={!s.size}
@@ -243,6 +254,11 @@ export function MaskControls({ mask, field }: { mask: Mask; field: { label: stri
             Clear mask
           </button>
         </>
+      )}
+      {error && (
+        <p className="field-error" id="f-mask_image-error" role="alert">
+          {field.label}: {error}
+        </p>
       )}
     </div>
   );

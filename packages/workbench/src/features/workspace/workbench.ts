@@ -121,6 +121,8 @@ export class Workbench extends Store<WorkbenchState> {
         .restore(ws.mask, { width: image.width, height: image.height })
         .catch(() => undefined);
     this.stops.push(form.subscribe(() => this.syncMask()));
+    // a refusal of the mask (nothing to change) goes once the mask changes
+    this.stops.push(this.parts.mask.subscribe(() => form.clearError("mask_image")));
     this.stops.push(runs.onFinished((p) => this.finished(p.id, p.phase === "succeeded")));
     this.stops.push(this.deps.api.onCompleted(() => this.refreshSoon()));
     for (const s of [form, runs, sweep, this, this.parts.mask] as const)
