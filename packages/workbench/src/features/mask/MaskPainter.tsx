@@ -152,7 +152,7 @@ export function MaskPainter({ mask, imageUrl, imageName }: Props) {
           />
         </label>
         <label className="mask-slider">
-          <span>Feather {s.feather}</span>
+          <span>Feather {s.feather} px</span>
           <input
             type="range"
             min={0}
