@@ -18,12 +18,6 @@ import type { Sweep, SweepSpec } from "../sweep/sweep.js";
 import { inputItem, resultItem, type ViewItem } from "../viewer/compare.js";
 import { loadWorkspace, saveWorkspace } from "./persist.js";
 
-/** The model's text-to-image schema, when it serves one (json_generate_request_schema). */
-function generateSchemaOf(model: object): Record<string, unknown> | null {
-  const s = (model as { json_generate_request_schema?: unknown }).json_generate_request_schema;
-  return s && typeof s === "object" ? (s as Record<string, unknown>) : null;
-}
-
 export type ViewMode = "single" | "before-after" | "side-by-side" | "toggle";
 
 export interface ViewerState {
@@ -97,7 +91,14 @@ export class Workbench extends Store<WorkbenchState> {
     const model = await session.load();
     const ws = loadWorkspace(this.deps.storage);
     if (model)
-      form.setSchema(model.id, model.json_request_schema, ws?.values, generateSchemaOf(model), ws?.mode);
+      form.setSchema(
+        model.id,
+        model.json_request_schema,
+        ws?.values,
+        // a server before text-to-image has no such schema: no Generate mode then
+        model.json_generate_request_schema ?? null,
+        ws?.mode,
+      );
     // the LoRA picker's listing, when the model takes adapters (not awaited: it may be slow)
     if (form.get().fields.some((f) => f.kind === "adapters")) void loras.load();
     if (ws) {
