@@ -242,6 +242,14 @@ describe("masked edits and reference images (real server, tiny engine)", () => {
         throw new Error(`${err}\nthe server said:\n${server.log.join("").slice(-3000)}`);
       });
     expect(await card.first().locator(".status").textContent()).toBe("Done");
+    // the server kept both with the generation: the reference, and the mask at the photo's size
+    const id = (await card.first().getAttribute("data-generation")) as string;
+    const items = (await (await fetch(`${server.url}/api/history`)).json()) as {
+      generations: Array<Record<string, unknown>>;
+    };
+    const item = items.generations.find((g) => g.generation_id === id);
+    expect(item?.references).toMatchObject([{ field: "input_image_2", width: 512, height: 512 }]);
+    expect(item?.mask).toMatchObject({ field: "mask_image", width: 4000, height: 3000 });
   }, 240_000);
 
   it("looks right at 1440×900 and 390×844, light and dark, with the mask and a reference", async () => {
