@@ -2,7 +2,8 @@
 // nothing behind, on both queue backends; inputs no generation refers to are collected (at start
 // and on the retention timer) without racing a submission that is about to use them; an input is
 // kept as the bytes it was sent in (not decoded pixels) and decoded for the engine only when its
-// generation runs, into the job's tmp dir, exactly as it was decoded before.
+// generation runs, exactly as it was decoded before, into tmp/decoded/ where the next run on the
+// same input finds it.
 import { createHash } from "node:crypto";
 import {
   mkdirSync,
@@ -20,8 +21,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { decodeInput } from "../src/images/codec.js";
 import { ImageIngest } from "../src/images/ingest.js";
 import { RedisRecords } from "../src/jobs/redis-records.js";
+import { type EngineInput, engineInput } from "../src/jobs/run.js";
 import { SqliteJobQueue } from "../src/jobs/sqlite-queue.js";
 import { SqliteRecords } from "../src/jobs/sqlite-records.js";
+import type { Generation } from "../src/jobs/types.js";
 import { Metrics } from "../src/metrics.js";
 import { connectRedis } from "../src/redis/connection.js";
 import { withDefaults } from "../src/schema/flux-kontext-dev.js";
@@ -276,7 +279,7 @@ describe("inputs are kept as sent", () => {
       // The fake engine checks the file it is handed holds width × height × 3 bytes.
       await waitFor(() => ["succeeded", "failed"].includes(h?.store.get(id)?.status ?? ""), 30_000, "ran");
       expect(h.store.get(id)).toMatchObject({ status: "succeeded", input: { width: w, height: h0 } });
-      expect(readdirSync(path.join(h.dataDir, "tmp"))).toEqual([]); // the decoded copy is gone with the job
+      expect(readdirSync(path.join(h.dataDir, "tmp"))).toEqual(["decoded"]); // the job's own files are gone with it
     }
   });
 });
@@ -321,7 +324,8 @@ function recordingQueue(root: string) {
 
 describe("decoded for the engine when the generation runs", () => {
   it("hands the engine exactly the pixels decodeInput gives (orientation, CMYK, 16-bit, palette, alpha, animation, > 8192)", async () => {
-    const q = recordingQueue(mkdtempSync(path.join(tmpdir(), "kontext-decode-")));
+    const root = mkdtempSync(path.join(tmpdir(), "kontext-decode-"));
+    const q = recordingQueue(root);
     const base = () =>
       sharp({
         create: { width: 48, height: 32, channels: 4, background: { r: 200, g: 40, b: 90, alpha: 0.6 } },
@@ -357,9 +361,28 @@ describe("decoded for the engine when the generation runs", () => {
         want.width,
         want.height,
       ]);
-      expect(seen.job.input.path, name).toBe(path.resolve(q.files.engineInputPath(g?.id as string)));
+      expect(path.dirname(seen.job.input.path), name).toBe(path.join(root, "tmp", "decoded"));
     }
     await q.queue.settled();
+  });
+
+  it("decodes an input once for runs in a row on it, and lets the copy go when the input is deleted", async () => {
+    const root = mkdtempSync(path.join(tmpdir(), "kontext-decoded-"));
+    const q = recordingQueue(root);
+    q.setIdle(false); // nothing dispatched: the runs' decodes are called here
+    const png = await flat(640, 480, 5).png().toBuffer();
+    const [a] = await q.submit(png);
+    const [b] = await q.submit(png);
+    const first = (await engineInput(q.files, a as Generation)) as EngineInput;
+    const second = (await engineInput(q.files, b as Generation)) as EngineInput;
+    expect(second.path).toBe(first.path); // the second run reads the copy the first decoded
+    expect(readFileSync(second.path).equals((await decodeInput(png, 40_000_000)).rgb)).toBe(true);
+    expect(readdirSync(path.join(root, "tmp", "decoded"))).toHaveLength(1);
+    first.release();
+    await q.files.removeInput(sha(png));
+    expect(readFileSync(second.path).length).toBe(640 * 480 * 3); // still being read by a run
+    second.release();
+    await waitFor(() => readdirSync(path.join(root, "tmp", "decoded")).length === 0, 5_000, "copy removed");
   });
 
   it("claims a generation only for an idle engine; fails one whose input is gone, without naming server paths", async () => {

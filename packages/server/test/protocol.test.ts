@@ -119,7 +119,7 @@ describe("gateway → engine golden examples", () => {
     const job = sent as unknown as Record<string, unknown> & { input: { path: string }; output_dir: string };
     expect(Object.keys(job).sort()).toEqual(Object.keys(golden).sort());
     expect(messageProblem("to_engine", job)).toBeNull(); // valid against docs/protocol/protocol.schema.json
-    expect(job.input.path).toBe(path.join(job.output_dir, "input.rgb"));
+    expect(path.dirname(job.input.path)).toBe(path.join(path.dirname(job.output_dir), "decoded")); // kept for the next run on it
     expect(statSync(job.input.path).size).toBe(800 * 600 * 3);
     expect({
       ...job,

@@ -105,7 +105,7 @@ describe("storage", () => {
     expect(g.error_code).toBe("storage_full");
     expect(g.error_message).toMatch(/^storing the result failed: storage is full/);
     expect(filesUnder(h.dataDir).filter((f) => f.endsWith(".part"))).toEqual([]);
-    expect(readdirSync(path.join(h.dataDir, "tmp"))).toEqual([]);
+    expect(readdirSync(path.join(h.dataDir, "tmp"))).toEqual(["decoded"]); // no job files left
   });
 
   it("removes half-written files a crash left behind, at start", async () => {

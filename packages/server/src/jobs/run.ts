@@ -18,11 +18,16 @@ export interface EngineFile {
   height: number;
 }
 
-/** The input image's raw RGB file; its references' (input_image_2..4) and its mask's, when it has them. */
+/**
+ * The input image's raw RGB file; its references' (input_image_2..4) and its mask's, when it has
+ * them. `release()` at the run's end lets the decoded copies go (FileStore.decoded keeps them for
+ * the next run on the same images).
+ */
 export interface EngineInput extends EngineFile {
   references?: EngineFile[];
   /** Raw 8-bit grey at the input's size: 255 = change, 0 = keep. */
   mask?: EngineFile;
+  release(): void;
 }
 
 /** Why a generation's input cannot be handed to an engine (its error_code and a message without paths). */
@@ -40,36 +45,46 @@ const STORED_MAX_PIXELS = 16383 * 16383;
 
 /**
  * The input of one run as the engine reads it: the stored original decoded (decodeInput: EXIF
- * orientation, at most ENGINE_MAX_SIDE, alpha on white, sRGB, first frame) into the job's tmp dir,
- * which is removed when the job ends; an input an earlier version stored as raw RGB is read as is.
- * Its references are decoded the same way; its mask to grey at the input's decoded size.
- * Null for text-to-image: there is no input to hand over.
+ * orientation, at most ENGINE_MAX_SIDE, alpha on white, sRGB, first frame) into tmp/decoded/, or
+ * the copy a run on the same image decoded before (FileStore.decoded: a workbench iterating on
+ * one 12 MP photo decodes it once); an input an earlier version stored as raw RGB is read as is.
+ * Its references are decoded the same way; its mask to grey at the input's decoded size, in the
+ * job's tmp dir. Null for text-to-image: there is no input to hand over.
  */
 export async function engineInput(files: FileStore, g: Generation): Promise<EngineInput | null> {
   if (!g.input) return null;
-  const input: EngineInput = await decodeStored(files, g, g.input, "input image", "input.rgb");
-  const references = g.references ?? [];
-  if (references.length > 0) {
-    input.references = [];
-    for (const [i, ref] of references.entries()) {
-      const field = `input_image_${i + 2}`;
-      input.references.push(await decodeStored(files, g, ref, field, `${field}.rgb`));
+  const held: Array<() => void> = [];
+  const release = () => {
+    for (const r of held.splice(0)) r();
+  };
+  try {
+    const image = await decodeStored(files, g, g.input, "input image", held);
+    const input: EngineInput = { ...image, release };
+    const references = g.references ?? [];
+    if (references.length > 0) {
+      input.references = [];
+      for (const [i, ref] of references.entries())
+        input.references.push(await decodeStored(files, g, ref, `input_image_${i + 2}`, held));
     }
+    if (g.mask) input.mask = await decodeStored(files, g, g.mask, "mask_image", held, input);
+    return input;
+  } catch (err) {
+    release();
+    throw err;
   }
-  if (g.mask) input.mask = await decodeStored(files, g, g.mask, "mask_image", "mask_image.grey", input);
-  return input;
 }
 
 /**
- * One stored image of `g` decoded into its tmp dir as `name` (`what` names it in messages);
- * with `maskAt`, as a mask (decodeMask) at that size.
+ * One stored image of `g` decoded for the engine (`what` names it in messages): an image through
+ * the decoded-input cache, its hold pushed onto `held`; with `maskAt`, a mask (decodeMask) at
+ * that size into the job's tmp dir.
  */
 async function decodeStored(
   files: FileStore,
   g: Generation,
   ref: InputRef,
   what: string,
-  name: string,
+  held: Array<() => void>,
   maskAt?: { width: number; height: number },
 ): Promise<EngineFile> {
   const unpin = await files.pinInput(ref.hash); // not removed or evicted while it is read
@@ -83,20 +98,24 @@ async function decodeStored(
       if (maskAt) throw new InputUnavailable("input_image_undecodable", `the ${what} is stored as raw RGB`);
       return { path: stored.path, width: stored.width, height: stored.height };
     }
-    const bytes = await readFile(stored.path).catch(() => null);
-    if (!bytes) throw missing();
-    let file = "";
+    const bytesOf = async () => {
+      const bytes = await readFile(stored.path).catch(() => null);
+      if (!bytes) throw missing();
+      return bytes;
+    };
     try {
       if (maskAt) {
-        await decodeMask(bytes, STORED_MAX_PIXELS, maskAt.width, maskAt.height, async (m) => {
-          file = await files.writeEngineInput(g.id, m.grey, name);
+        let file = "";
+        await decodeMask(await bytesOf(), STORED_MAX_PIXELS, maskAt.width, maskAt.height, async (m) => {
+          file = await files.writeEngineInput(g.id, m.grey, "mask_image.grey");
         });
         return { path: file, width: maskAt.width, height: maskAt.height };
       }
-      const size = await decodeInputInto(bytes, STORED_MAX_PIXELS, async (img) => {
-        file = await files.writeEngineInput(g.id, img.rgb, name);
-      });
-      return { path: file, ...size };
+      const d = await files.decoded.get(ref.hash, async (write) =>
+        decodeInputInto(await bytesOf(), STORED_MAX_PIXELS, (img) => write(img.rgb)),
+      );
+      held.push(d.release);
+      return { path: d.path, width: d.width, height: d.height };
     } catch (err) {
       if (!(err instanceof ApiError && err.code.startsWith("input_image_"))) throw err;
       const reason = String(err.params.reason ?? err.message);

@@ -107,8 +107,8 @@ export class Runner {
       if (!engineTaken) onEngine(true);
       engineTaken = true;
     };
+    let input: EngineInput | null = null;
     try {
-      let input: EngineInput | null;
       try {
         input = await engineInput(files, g);
       } catch (err) {
@@ -152,6 +152,7 @@ export class Runner {
       }
       return await this.end(g, stored);
     } finally {
+      input?.release(); // the engine has read them; the decoded copies stay for the next run on them
       taken();
     }
   }

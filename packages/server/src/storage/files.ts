@@ -5,10 +5,11 @@
 //   inputs/ab/<sha256>.rgb   an input stored by an earlier version (decoded raw RGB; its .json
 //                            has no format): still read, never written
 //   results/<id>-<random>.<ext>  encoded outputs, served at /results/<name>
-//   tmp/<id>/                one job's files on this machine: input.rgb (its input decoded for
-//                            the engine, just before the run; input_image_2.rgb ... its
-//                            references, mask_image.grey its mask) and the engine's raw outputs;
-//                            removed when the job ends
+//   tmp/<id>/                one job's files on this machine: its mask decoded for the engine
+//                            (mask_image.grey, at its input's size) and the engine's raw
+//                            outputs; removed when the job ends
+//   tmp/decoded/<sha256>-…   input images and references decoded for the engines (raw RGB),
+//                            kept by hash for the next run on the same image (decoded-inputs.ts)
 // Every file is written to a temporary name, flushed and renamed: a reader (or a restart after
 // kill -9) sees the whole file or none. usageBytes() tracks what inputs/ and results/ hold.
 // An input is pinned while a submission in this process is between storing it and writing its
@@ -22,6 +23,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } f
 import path from "node:path";
 import { ApiError } from "../errors.js";
 import type { InputFormat } from "../images/codec.js";
+import { DecodedInputs } from "./decoded-inputs.js";
 import type { ObjectStore } from "./objects.js";
 
 /** How an input is stored: its original bytes, or (`raw`, earlier versions) decoded RGB. */
@@ -89,6 +91,8 @@ export class FileStore {
   private readonly cached = new Map<string, number>();
   private cachedBytes = 0;
   private readonly inputCacheBytes: number;
+  /** Input images decoded for the engines, by hash (on this machine, under tmp/). */
+  readonly decoded: DecodedInputs;
 
   constructor(root: string, opts: FileStoreOptions = {}) {
     this.root = path.resolve(root);
@@ -98,7 +102,8 @@ export class FileStore {
     // The local copies beside an object store start empty, so the cache's account is exact.
     if (this.objects) rmSync(path.join(this.root, "inputs"), { recursive: true, force: true });
     for (const d of ["inputs", "results"]) mkdirSync(path.join(this.root, d), { recursive: true });
-    mkdirSync(this.tmpRoot, { recursive: true });
+    mkdirSync(path.join(this.tmpRoot, "decoded"), { recursive: true });
+    this.decoded = new DecodedInputs(path.join(this.tmpRoot, "decoded"));
     // Whatever a crash left half-written is removed; the rest is counted.
     for (const d of ["inputs", "results"]) this.usage += scan(path.join(this.root, d));
   }
@@ -132,7 +137,7 @@ export class FileStore {
   /** Empties tmp/ (the engines' raw outputs); only at start, when no job is running. */
   clearTmp(): void {
     rmSync(this.tmpRoot, { recursive: true, force: true });
-    mkdirSync(this.tmpRoot, { recursive: true });
+    mkdirSync(path.join(this.tmpRoot, "decoded"), { recursive: true });
   }
 
   private async write(file: string, data: Buffer): Promise<void> {
@@ -273,6 +278,7 @@ export class FileStore {
     await this.remove(this.inputPaths(hash, "raw").meta); // first: without it the input counts as missing
     for (const f of formats) await this.remove(this.inputPaths(hash, f).data);
     this.forget(hash);
+    this.decoded.drop(hash); // a deleted input leaves no decoded copy behind
     if (this.objects) {
       await this.objects.remove(inputKeys(hash, "raw").meta);
       for (const f of formats) await this.objects.remove(inputKeys(hash, f).data);
