@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { encodeToEngine, ProtocolError, parseEngineLine, type ToEngine } from "../src/engine/protocol.js";
 import { messageProblem } from "../src/engine/protocol-schema.js";
-import { repoRoot, waitFor } from "./helpers.js";
+import { fakeEngine, makeHarness, pngDataUri, repoRoot, waitFor } from "./helpers.js";
 
 const dir = path.join(repoRoot, "docs/protocol/examples");
 const files = (sub: string) => readdirSync(path.join(dir, sub)).filter((f) => f.endsWith(".json"));
@@ -129,5 +129,31 @@ describe("gateway → engine golden examples", () => {
     }).toEqual(golden);
     await q.settled();
     store.close();
+  });
+});
+
+describe("a result the gateway cannot read (fake engine)", () => {
+  it("fails that generation as internal, naming the problem, instead of leaving it processing; the engine serves the next", async () => {
+    const h = await makeHarness({ command: fakeEngine({ FAKE_STEP_MS: "2", FAKE_BAD_RESULT_PROMPT: "newer" }) });
+    try {
+      const png = await pngDataUri();
+      const edit = (prompt: string) =>
+        h.app.inject({
+          method: "POST",
+          url: "/api/ai/images/edit",
+          payload: { input_image: png, prompt, num_inference_steps: 4 },
+        });
+      const bad = await edit("from a newer engine");
+      expect(bad.statusCode, bad.body).toBe(500);
+      expect(bad.json().error.detail).toMatch(/result message could not be read: result: unknown field from_a_newer_engine/);
+      const active = (await h.app.inject({ url: "/api/ai/queue" })).json();
+      expect(active.generations ?? active.data).toEqual([]); // nothing left processing
+      const [g] = h.store.list({ statuses: ["failed"], limit: 10 }) as Array<{ errorCode: string }>;
+      expect(g?.errorCode).toBe("internal");
+      const next = await edit("a plain edit");
+      expect(next.statusCode, next.body).toBe(200);
+    } finally {
+      await h.close();
+    }
   });
 });

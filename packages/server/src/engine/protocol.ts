@@ -225,7 +225,16 @@ export type FromEngine =
   | ErrorMessage
   | HealthMessage;
 
-export class ProtocolError extends Error {}
+/** A line from the engine the gateway cannot take; `jobId` and `type` when the line still says them. */
+export class ProtocolError extends Error {
+  constructor(
+    message: string,
+    readonly jobId: string | null = null,
+    readonly type: string | null = null,
+  ) {
+    super(message);
+  }
+}
 
 /** Parses one line from the engine; throws ProtocolError naming what is wrong. */
 export function parseEngineLine(line: string): FromEngine {
@@ -241,7 +250,12 @@ export function parseEngineLine(line: string): FromEngine {
     throw new ProtocolError(`unsupported protocol version ${JSON.stringify(m.v)}`);
   // the whole message, nested fields included, against docs/protocol/protocol.schema.json
   const problem = messageProblem("from_engine", m);
-  if (problem) throw new ProtocolError(problem);
+  if (problem)
+    throw new ProtocolError(
+      problem,
+      typeof m.job_id === "string" ? m.job_id : null,
+      typeof m.type === "string" ? m.type : null,
+    );
   return m as unknown as FromEngine;
 }
 

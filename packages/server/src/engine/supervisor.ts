@@ -14,7 +14,7 @@ import type {
   ResultMessage,
   StartedMessage,
 } from "./protocol.js";
-import { errorForClients } from "./protocol.js";
+import { errorForClients, type ProtocolError } from "./protocol.js";
 
 export type EngineState = "starting" | "idle" | "busy" | "failed" | "stopped";
 
@@ -115,7 +115,7 @@ class EngineSlot {
       proc.kill("SIGKILL");
     }, this.opts.readyTimeoutMs);
     proc.on("message", (m) => this.onMessage(m));
-    proc.on("protocolError", (e) => this.log("warn", `protocol error from engine: ${e.message}`));
+    proc.on("protocolError", (e) => this.onProtocolError(e));
     proc.on("log", (line) => this.log("info", line));
     proc.on("exit", ({ code, signal }) => this.onExit(proc, code, signal));
   }
@@ -170,6 +170,18 @@ class EngineSlot {
         } else this.log("warn", `engine refused a message: ${m.code}: ${m.message}`);
         return;
     }
+  }
+
+  /**
+   * A line the gateway cannot read is logged; when it was the running job's result or error, that
+   * job can no longer end by itself, so it fails now (`internal`, the problem named) instead of
+   * waiting forever: an engine and a gateway of different versions, or a schema not updated.
+   */
+  private onProtocolError(e: ProtocolError): void {
+    this.log("warn", `protocol error from engine: ${e.message}`);
+    if (!this.job || e.jobId !== this.job.id || (e.type !== "result" && e.type !== "error")) return;
+    const message = `the engine's ${e.type} message could not be read: ${e.message}`;
+    this.finish((l) => l.error({ code: "internal", message }));
   }
 
   private finish(report: (l: JobListener) => void): void {
