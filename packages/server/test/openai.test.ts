@@ -13,6 +13,10 @@ let h: Harness;
 let base: string;
 let dir: string;
 let png: Buffer;
+/** OpenAI's kind of mask for `png`: transparent (alpha 0) on the left half = edit, opaque elsewhere. */
+let mask: Buffer;
+/** An RGBA PNG with no fully transparent pixel (alpha 254 at most): nothing to edit. */
+let opaqueRgba: Buffer;
 
 beforeAll(async () => {
   h = await makeHarness({ command: realEngine(inject("python"), inject("tinyModelDir")) });
@@ -23,6 +27,14 @@ beforeAll(async () => {
     .png()
     .toBuffer();
   writeFileSync(path.join(dir, "photo.png"), png);
+  const rgba = Buffer.alloc(64 * 48 * 4, 255);
+  for (let y = 0; y < 48; y++) for (let x = 0; x < 32; x++) rgba[(y * 64 + x) * 4 + 3] = 0;
+  mask = await sharp(rgba, { raw: { width: 64, height: 48, channels: 4 } })
+    .png()
+    .toBuffer();
+  opaqueRgba = await sharp(Buffer.alloc(64 * 48 * 4, 254), { raw: { width: 64, height: 48, channels: 4 } })
+    .png()
+    .toBuffer();
 });
 afterAll(async () => {
   await h?.close();
@@ -94,6 +106,39 @@ describe("the openai package against Kontext (baseURL only)", () => {
     }
   }, 300_000);
 
+  it("image[] with reference images and OpenAI's mask: input_image_2..3 in order, the mask as mask_image (transparent = change)", async () => {
+    const refA = await sharp({ create: { width: 32, height: 32, channels: 3, background: "#20c020" } })
+      .png()
+      .toBuffer();
+    const refB = await sharp({ create: { width: 40, height: 24, channels: 3, background: "#2020c0" } })
+      .png()
+      .toBuffer();
+    const file = (b: Buffer, name: string) => toFile(b, name, { type: "image/png" });
+    const result = await client().images.edit({
+      image: [await file(png, "photo.png"), await file(refA, "a.png"), await file(refB, "b.png")],
+      mask: await file(mask, "mask.png"),
+      prompt: "paint the left half green",
+      num_inference_steps: 4,
+      seed: 5,
+    } as OpenAI.ImageEditParamsNonStreaming);
+    const id = (result.data as Array<{ generation_id: string }>)[0]?.generation_id;
+    const item = (await h.app.inject({ url: "/api/history" }))
+      .json()
+      .generations.find((g: { generation_id: string }) => g.generation_id === id);
+    expect(item.status).toBe("succeeded");
+    expect([item.input_width, item.input_height]).toEqual([64, 48]);
+    expect(item.references.map((r: Record<string, unknown>) => [r.field, r.width, r.height])).toEqual([
+      ["input_image_2", 32, 32],
+      ["input_image_3", 40, 24],
+    ]);
+    expect(item.mask).toMatchObject({ field: "mask_image", width: 64, height: 48 });
+    // The mask the edit ran with: white (change) where OpenAI's mask was transparent, black elsewhere.
+    const stored = await h.app.inject({ url: new URL(item.mask.url).pathname });
+    expect(stored.statusCode).toBe(200);
+    const grey = await sharp(stored.rawPayload).extractChannel(0).raw().toBuffer();
+    expect([grey[0], grey[31], grey[32], grey[63], grey[64 * 47 + 10]]).toEqual([255, 255, 0, 0, 255]);
+  }, 300_000);
+
   it("a bad parameter is the SDK's BadRequestError naming the OpenAI field", async () => {
     const err = await client()
       .images.edit({ image: await toFile(png, "photo.png", { type: "image/png" }), prompt: "p", n: 5 })
@@ -130,6 +175,7 @@ describe("the openai package against Kontext (baseURL only)", () => {
 
 describe("POST /v1/images/edits: the form's rules, in OpenAI's error shape", () => {
   const image = () => new Blob([png], { type: "image/png" });
+  const maskBlob = () => new Blob([mask], { type: "image/png" });
   const cases: Array<[string, Record<string, string | Blob | Array<string | Blob>>, number, string, string]> =
     [
       [
@@ -154,11 +200,19 @@ describe("POST /v1/images/edits: the form's rules, in OpenAI's error shape", () 
         "size: must be auto or WIDTHxHEIGHT with a ratio of 1:1, 16:9",
       ],
       [
-        "a mask",
-        { image: image(), prompt: "p", mask: image() },
+        "a mask sent as text",
+        { image: image(), prompt: "p", mask: "everything" },
         400,
         "mask",
-        "mask: Kontext edits from the prompt alone and takes no mask",
+        "mask: send it as a file, not a text field",
+      ],
+      ["two masks", { image: image(), prompt: "p", mask: [maskBlob(), maskBlob()] }, 400, "mask", "mask"],
+      [
+        "a mask that is not an image",
+        { image: image(), prompt: "p", mask: new Blob([Buffer.from("not a png")]) },
+        422,
+        "mask",
+        "mask: ",
       ],
       [
         "a quality level",
@@ -183,11 +237,11 @@ describe("POST /v1/images/edits: the form's rules, in OpenAI's error shape", () 
       ],
       ["no image", { prompt: "p" }, 400, "image", "image: required"],
       [
-        "two images",
-        { image: [image(), image()], prompt: "p" },
+        "a fifth image",
+        { "image[]": [image(), image(), image(), image(), image()], prompt: "p" },
         400,
         "image",
-        "image: Kontext edits one image per request, got 2 files",
+        "image: at most 4 files: the image to edit and up to 3 reference images (input_image_2..4), got 5 files",
       ],
       ["no prompt", { image: image() }, 400, "prompt", "prompt: required"],
       [
@@ -236,10 +290,42 @@ describe("POST /v1/images/edits: the form's rules, in OpenAI's error shape", () 
     expect(res.json().error.param).toBe("n");
   });
 
-  it("image[] (how the SDK sends a list) is the same as image", async () => {
+  it("image[] (how the SDK sends a list) is the same as image; up to 4 files and a mask pass the form", async () => {
     const res = await edit({ "image[]": image(), prompt: "p", n: "0" });
     expect(res.statusCode).toBe(400);
     expect(res.json().error.param).toBe("n"); // got past the image check
+    const four = await edit({
+      "image[]": [image(), image(), image(), image()],
+      mask: maskBlob(),
+      prompt: "p",
+      n: "0",
+    });
+    expect(four.json().error.param).toBe("n");
+  });
+
+  it("a mask without an alpha channel, or with no fully transparent pixel, is 400 naming mask", async () => {
+    // built here: the table above is made before beforeAll writes the images
+    const noAlpha = await edit({ image: image(), prompt: "p", mask: image() });
+    expect(noAlpha.statusCode, noAlpha.body).toBe(400);
+    expect(noAlpha.json().error).toMatchObject({ param: "mask", type: "invalid_request_error" });
+    expect(noAlpha.json().error.message).toContain(
+      "mask: must have an alpha channel: its fully transparent pixels mark where to edit",
+    );
+    const opaque = await edit({
+      image: image(),
+      prompt: "p",
+      mask: new Blob([opaqueRgba], { type: "image/png" }),
+    });
+    expect(opaque.statusCode, opaque.body).toBe(400);
+    expect(opaque.json().error.param).toBe("mask");
+    expect(opaque.json().error.message).toContain("mask: nothing to edit: no pixel is fully transparent");
+  });
+
+  it("a bad reference image is refused naming image and which file it was", async () => {
+    const res = await edit({ "image[]": [image(), new Blob([Buffer.from("no image")])], prompt: "p" });
+    expect(res.statusCode, res.body).toBe(422);
+    expect(res.json().error.param).toBe("image");
+    expect(res.json().error.message).toMatch(/^image\[1\]: /);
   });
 
   it("a JSON body is refused with 415 saying to send multipart", async () => {

@@ -2759,8 +2759,10 @@ export interface components {
             [key: string]: unknown;
         };
         OpenAIImageEditRequest: {
-            /** @description The image to edit: one PNG, JPEG, WebP or GIF file (`image` or `image[]`). */
+            /** @description The image to edit, and up to 3 reference images: 4 PNG, JPEG, WebP or GIF files at most (`image` or `image[]`, repeated). The first is input_image, the others input_image_2..4 in their order. */
             image: string;
+            /** @description Where to edit, as OpenAI defines it: an image with an alpha channel whose fully transparent pixels mark the area to change (Kontext's mask_image; any other pixel is kept). Any size: it is resized to the first image's. Needs size auto. */
+            mask?: string;
             /**
              * @description The model to run. Must name a served model (GET /api/ai/models).
              * @default flux-kontext-dev

@@ -7,12 +7,13 @@ import multipart from "@fastify/multipart";
 import { Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
-import { ApiError, type ErrorBody, fieldInvalid, generationFailure } from "../errors.js";
+import { ApiError, type ErrorBody, fieldInvalid, forImageField, generationFailure } from "../errors.js";
+import { maskFromTransparency } from "../images/codec.js";
 import type { Generation } from "../jobs/types.js";
 import { ASPECT_RATIOS, EditRequest } from "../schema/flux-kontext-dev.js";
 import { findModel, MODELS } from "../schema/models.js";
 import { showValue, validateBody } from "../schema/validate.js";
-import { submit } from "./generations.js";
+import { type ImageUploads, submit } from "./generations.js";
 
 const HOSTED = EditRequest.properties;
 
@@ -35,7 +36,6 @@ const passThrough = Object.fromEntries(Object.entries(HOSTED).filter(([k]) => !R
 
 /** OpenAI parameters Kontext cannot honour: refused with the reason rather than ignored. */
 const UNSUPPORTED: Record<string, { accept?: readonly string[]; reason: string }> = {
-  mask: { reason: "Kontext edits from the prompt alone and takes no mask; leave it out" },
   quality: {
     accept: ["auto"],
     reason: "Kontext has no quality levels; set num_inference_steps (4–50) instead",
@@ -120,7 +120,13 @@ export function openAIEditFormSchema(): Record<string, unknown> {
       image: {
         type: "string",
         contentMediaType: "application/octet-stream",
-        description: "The image to edit: one PNG, JPEG, WebP or GIF file (`image` or `image[]`).",
+        description: `The image to edit, and up to ${MAX_IMAGES - 1} reference images: ${MAX_IMAGES} PNG, JPEG, WebP or GIF files at most (\`image\` or \`image[]\`, repeated). The first is input_image, the others input_image_2..${MAX_IMAGES} in their order.`,
+      },
+      mask: {
+        type: "string",
+        contentMediaType: "image/png",
+        description:
+          "Where to edit, as OpenAI defines it: an image with an alpha channel whose fully transparent pixels mark the area to change (Kontext's mask_image; any other pixel is kept). Any size: it is resized to the first image's. Needs size auto.",
       },
       ...fields.properties,
     },
@@ -167,21 +173,35 @@ export const OpenAIErrorBody = Type.Object(
   { description: "OpenAI's error shape, on /v1 routes." },
 );
 
+/** `image[]` files: input_image, then the reference images input_image_2..4. */
+const MAX_IMAGES = 4;
+const IMAGE_SLOTS = ["input_image", "input_image_2", "input_image_3", "input_image_4"] as const;
+
 interface Form {
+  /** the `image` / `image[]` files, in order */
   image: Buffer[];
-  /** Every non-image part by name (`x[]` counted as `x`); files other than the image as "(file)". */
+  /** the `mask` file */
+  mask: Buffer | null;
+  /** Every other part by name (`x[]` counted as `x`). */
   fields: Map<string, string[]>;
 }
 
-/** Every part name the form knows: the image, the fields, and the OpenAI parameters refused with a reason. */
+/** The parts sent as files. */
+const FILE_PARTS = new Set(["image", "mask"]);
+
+/** Every part name the form knows: the files, the fields, and the OpenAI parameters refused with a reason. */
 const KNOWN_PARTS = new Set([
-  "image",
+  ...FILE_PARTS,
   ...Object.keys(OpenAIEditFields.properties),
   ...Object.keys(UNSUPPORTED),
 ]);
 
-/** Why a part is refused as soon as its header is read (its content is never read), or null. */
-function refusedPart(name: string, isFile: boolean, value: string): ApiError | null {
+/**
+ * Why a part is refused as soon as its header is read (its content is never read), or null:
+ * an unknown name, a file where a text field belongs or the other way round, a fifth image, a
+ * second mask.
+ */
+function refusedPart(name: string, isFile: boolean, value: string, form: Form): ApiError | null {
   if (!KNOWN_PARTS.has(name)) {
     return fieldInvalid(
       name,
@@ -189,7 +209,19 @@ function refusedPart(name: string, isFile: boolean, value: string): ApiError | n
       isFile ? '"(file)"' : showValue(value),
     );
   }
-  if (!isFile || name === "image") return null;
+  if (FILE_PARTS.has(name)) {
+    if (!isFile) return fieldInvalid(name, "send it as a file, not a text field", showValue(value));
+    if (name === "image" && form.image.length === MAX_IMAGES)
+      return fieldInvalid(
+        "image",
+        `at most ${MAX_IMAGES} files: the image to edit and up to ${MAX_IMAGES - 1} reference images (input_image_2..${MAX_IMAGES})`,
+        `${MAX_IMAGES + 1} files`,
+      );
+    if (name === "mask" && form.mask)
+      return new ApiError("field_repeated", { field: "mask", count: 2 }, { fields: ["mask"] });
+    return null;
+  }
+  if (!isFile) return null;
   const rule = UNSUPPORTED[name];
   return fieldInvalid(name, rule ? rule.reason : "send it as a text field, not a file", '"(file)"');
 }
@@ -202,7 +234,7 @@ function refusedPart(name: string, isFile: boolean, value: string): ApiError | n
  */
 async function readForm(req: FastifyRequest, limit: number): Promise<Form> {
   if (Number(req.headers["content-length"]) > limit) throw new ApiError("body_too_large", { limit });
-  const form: Form = { image: [], fields: new Map() };
+  const form: Form = { image: [], mask: null, fields: new Map() };
   let received = 0;
   const count = (c: Buffer) => {
     received += c.length;
@@ -221,7 +253,8 @@ async function readForm(req: FastifyRequest, limit: number): Promise<Form> {
       if (done) break;
       if (received > limit) throw tooLarge();
       const name = part.fieldname.replace(/\[\]$/, "");
-      const refused = refusedPart(name, part.type === "file", part.type === "file" ? "" : String(part.value));
+      const isFile = part.type === "file";
+      const refused = refusedPart(name, isFile, isFile ? "" : String(part.value), form);
       if (refused) throw refused;
       if (part.type === "file") {
         const chunks: Buffer[] = [];
@@ -230,7 +263,8 @@ async function readForm(req: FastifyRequest, limit: number): Promise<Form> {
           chunks.push(chunk as Buffer);
         }
         if (part.file.truncated || received > limit) throw tooLarge();
-        form.image.push(Buffer.concat(chunks));
+        if (name === "mask") form.mask = Buffer.concat(chunks);
+        else form.image.push(Buffer.concat(chunks));
       } else {
         form.fields.set(name, [...(form.fields.get(name) ?? []), String(part.value)]);
       }
@@ -302,18 +336,22 @@ export function aspectRatioOfSize(size: string): string {
   );
 }
 
+/** Uploaded bytes as a request field names them: by hash (so an Idempotency-Key's request hash covers them). */
+const uploadRef = (bytes: Buffer) => `upload:sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+
 /**
- * The OpenAI form as a hosted request body (the same schema checks it again on submit). The image
- * goes to submit as the uploaded bytes; input_image names them by hash (the Idempotency-Key's
- * request hash covers the image so).
+ * The OpenAI form as a hosted request body (the same schema checks it again on submit). The
+ * images and the mask go to submit as bytes (`uploads`), which the body's fields name by hash.
  */
-function hostedBody(image: Buffer, fields: Record<string, unknown>): Record<string, unknown> {
+function hostedBody(uploads: ImageUploads, fields: Record<string, unknown>): Record<string, unknown> {
   const { n, size, response_format, output_format, output_compression, ...rest } = fields;
   // user, quality, background and moderation are accepted (refuseUnsupported checked them) and unused
   for (const name of ["user", ...Object.keys(UNSUPPORTED)]) delete rest[name];
   const body: Record<string, unknown> = {
     ...rest,
-    input_image: `upload:sha256:${createHash("sha256").update(image).digest("hex")}`,
+    ...Object.fromEntries(
+      Object.entries(uploads).map(([field, bytes]) => [field, uploadRef(bytes as Buffer)]),
+    ),
     num_generations: n ?? 1,
     aspect_ratio: aspectRatioOfSize((size as string | undefined) ?? "auto"),
     response_format: response_format ?? "b64_json",
@@ -321,6 +359,29 @@ function hostedBody(image: Buffer, fields: Record<string, unknown>): Record<stri
   };
   if (output_compression !== undefined) body.output_quality = output_compression;
   return body;
+}
+
+/**
+ * OpenAI's mask as Kontext's mask_image: fully transparent = edit, everything else kept. 400
+ * naming `mask` for one without an alpha channel (OpenAI's rule) or with no fully transparent pixel.
+ */
+async function maskImageOf(mask: Buffer, maxPixels: number): Promise<Buffer> {
+  const converted = await maskFromTransparency(mask, maxPixels).catch((err: unknown) => {
+    throw forImageField(err, "mask");
+  });
+  if (!converted)
+    throw fieldInvalid(
+      "mask",
+      "must have an alpha channel: its fully transparent pixels mark where to edit",
+      "an image without transparency",
+    );
+  if (converted.changed === 0)
+    throw fieldInvalid(
+      "mask",
+      "nothing to edit: no pixel is fully transparent (transparent = edit)",
+      "an opaque mask",
+    );
+  return converted.png;
 }
 
 async function openAIImage(ctx: AppContext, g: Generation, base: string): Promise<Record<string, unknown>> {
@@ -345,6 +406,10 @@ const OPENAI_ERROR_TYPES: Record<number, string> = {
 /** Hosted field names in error messages, as the OpenAI form calls them. */
 const OPENAI_NAMES: Record<string, string> = {
   input_image: "image",
+  input_image_2: "image",
+  input_image_3: "image",
+  input_image_4: "image",
+  mask_image: "mask",
   num_generations: "n",
   aspect_ratio: "size",
   output_quality: "output_compression",
@@ -356,9 +421,11 @@ export function openAIError(status: number, body: ErrorBody): Record<string, unk
   // Field errors start with the field's name ("n: must be ...", "input_image: could not ...").
   const field = fields?.[0] ?? (type.startsWith("input_image") ? "input_image" : null);
   const param = field ? (OPENAI_NAMES[field] ?? field) : null;
+  const reference = /^input_image_(\d)$/.exec(field ?? ""); // which of the image[] files
+  const shown = reference ? `image[${Number(reference[1]) - 1}]` : param;
   return {
     error: {
-      message: field && param ? detail.replace(`${field}: `, `${param}: `) : detail,
+      message: field && param ? detail.replace(`${field}: `, `${shown}: `) : detail,
       type: OPENAI_ERROR_TYPES[status] ?? (status >= 500 ? "server_error" : "invalid_request_error"),
       param,
       code: type,
@@ -374,7 +441,8 @@ export function registerOpenAI(app: FastifyInstance, ctx: AppContext): void {
   void app.register(
     async (v1) => {
       await v1.register(multipart, {
-        limits: { fileSize: ctx.config.bodyLimitBytes, files: 4, fields: 64, parts: 68 },
+        // files: 4 images and a mask; one more reaches refusedPart, which names it
+        limits: { fileSize: ctx.config.bodyLimitBytes, files: MAX_IMAGES + 2, fields: 64, parts: 70 },
       });
       // Errors on these routes (the app's error handler, auth, 404) leave in OpenAI's shape.
       v1.addHook("onSend", async (_req, reply, payload) => {
@@ -400,17 +468,18 @@ export function registerOpenAI(app: FastifyInstance, ctx: AppContext): void {
         const fields = typedFields(form.fields);
         refuseUnsupported(fields);
         validateBody(OpenAIEditFields, fields);
-        if (form.image.length !== 1) {
-          throw form.image.length === 0
-            ? fieldInvalid(
-                "image",
-                "required, one PNG, JPEG, WebP or GIF file sent as a multipart file",
-                "none",
-              )
-            : fieldInvalid("image", "Kontext edits one image per request", `${form.image.length} files`);
-        }
-        const image = form.image[0] as Buffer;
-        const gens = await submit(ctx, hostedBody(image, fields), "queue", req, { input_image: image });
+        if (form.image.length === 0)
+          throw fieldInvalid(
+            "image",
+            "required, one PNG, JPEG, WebP or GIF file sent as a multipart file",
+            "none",
+          );
+        const uploads: ImageUploads = {};
+        form.image.forEach((bytes, i) => {
+          uploads[IMAGE_SLOTS[i] as (typeof IMAGE_SLOTS)[number]] = bytes;
+        });
+        if (form.mask) uploads.mask_image = await maskImageOf(form.mask, ctx.config.maxInputPixels);
+        const gens = await submit(ctx, hostedBody(uploads, fields), "queue", req, uploads);
         // Like the hosted sync edit: the generations run whether or not this client stays.
         const done = await Promise.all(gens.map((g) => ctx.queue.waitFor(g.id)));
         for (const g of done) {

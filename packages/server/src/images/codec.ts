@@ -281,6 +281,43 @@ export async function encodeMask(grey: Buffer, width: number, height: number): P
 }
 
 /**
+ * OpenAI's edit mask (an image whose fully transparent pixels mark where to edit) as a mask_image
+ * that means the same: a greyscale PNG, white where alpha is 0, black elsewhere (a half-transparent
+ * pixel is kept, as OpenAI defines it). `changed`: the pixels to edit. Null when it has no alpha.
+ */
+export async function maskFromTransparency(
+  bytes: Buffer,
+  maxPixels: number,
+): Promise<{ png: Buffer; changed: number } | null> {
+  const { format } = await headerOf(bytes, maxPixels);
+  const meta = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
+  if (!meta.hasAlpha) return null;
+  return decodeSlot(async () => {
+    let alpha: { data: Buffer; info: sharp.OutputInfo };
+    try {
+      alpha = await sharp(bytes, { limitInputPixels: maxPixels, failOn: "truncated", pages: 1 })
+        .rotate()
+        .extractChannel("alpha")
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+    } catch (err) {
+      throw new ApiError("input_image_undecodable", {
+        reason: `the ${format} data is corrupt (${short(err)})`,
+      });
+    }
+    const { data, info } = alpha;
+    const grey = Buffer.allocUnsafe(data.length);
+    let changed = 0;
+    for (let i = 0; i < data.length; i++) {
+      const edit = data[i] === 0;
+      grey[i] = edit ? 255 : 0;
+      if (edit) changed++;
+    }
+    return { png: await encodeMask(grey, info.width, info.height), changed };
+  });
+}
+
+/**
  * A WebP thumbnail whose longest side is at most `size` (never enlarged): the first frame, EXIF
  * orientation applied. `raw` gives the size of raw RGB bytes (inputs an earlier version stored
  * decoded). Runs in a decode slot: a large input is many megabytes of pixels while it shrinks.
