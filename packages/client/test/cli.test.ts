@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { gradientPng } from "../src/cli/png.js";
+import { encodePng, gradientPng } from "../src/cli/png.js";
 import { freePort } from "./support.js";
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../bin/kontext.js");
@@ -109,6 +109,59 @@ describe("kontext edit", () => {
     const l = await kontext([...base, "--lora", "styles/a:0.5", "--lora", "b"]);
     expect(l.code).toBe(1);
     expect(l.stderr).toContain("(HTTP 400, lora_refused)");
+    expect(existsSync(path.join(dir, "bad.webp"))).toBe(false);
+  });
+
+  it("sends --reference images and a --mask as input_image_2..3 and mask_image", async () => {
+    writeFileSync(path.join(dir, "ref.png"), gradientPng(32, 32));
+    writeFileSync(path.join(dir, "ref2.png"), gradientPng(40, 24));
+    // white on the left half: change there, keep the rest
+    writeFileSync(
+      path.join(dir, "mask.png"),
+      encodePng(64, 48, (x) => (x < 32 ? [255, 255, 255] : [0, 0, 0])),
+    );
+    const r = await kontext([
+      "edit",
+      "-i",
+      "in.png",
+      "-p",
+      "paint the left half with the pattern of the other images",
+      "-o",
+      "masked.png",
+      "--steps",
+      "4",
+      "--reference",
+      "ref.png",
+      "--reference",
+      "ref2.png",
+      "--mask",
+      "mask.png",
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^saved masked\.png /m);
+    const id = /^queued ([0-9a-f-]{36})/m.exec(r.stderr)?.[1] as string;
+    const res = await fetch(`${inject("serverUrl")}/api/history?limit=20`, {
+      headers: { authorization: `Bearer ${inject("apiKey")}` },
+    });
+    const item = ((await res.json()) as { generations: Array<Record<string, unknown>> }).generations.find(
+      (g) => g.generation_id === id,
+    ) as { references: Array<{ field: string; width: number }>; mask: { field: string; width: number } };
+    expect(item.references.map((x) => [x.field, x.width])).toEqual([
+      ["input_image_2", 32],
+      ["input_image_3", 40],
+    ]);
+    expect(item.mask).toMatchObject({ field: "mask_image", width: 64 });
+  });
+
+  it("at most 3 --reference images, and an unreadable --mask, are usage mistakes (exit 2)", async () => {
+    const base = ["edit", "-i", "in.png", "-p", "p", "-o", "bad.webp"];
+    const four = await kontext([...base, ...["a", "b", "c", "d"].flatMap(() => ["--reference", "in.png"])]);
+    expect([four.code, four.stderr.trim()]).toEqual([
+      2,
+      "kontext: at most 3 --reference images (input_image_2..4), got 4",
+    ]);
+    const mask = await kontext([...base, "--mask", "nope.png"]);
+    expect([mask.code, mask.stderr.trim()]).toEqual([2, "kontext: cannot read the mask nope.png: ENOENT"]);
     expect(existsSync(path.join(dir, "bad.webp"))).toBe(false);
   });
 

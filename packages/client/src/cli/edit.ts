@@ -9,20 +9,39 @@ export interface EditArgs {
   input: string;
   prompt: string;
   output: string;
+  /** --reference: more images the edit is conditioned on (input_image_2..4), in order */
+  references?: string[];
+  /** --mask: where the input may change (mask_image) */
+  mask?: string;
   /** Request fields from the options (steps, guidance, --set ...). */
   fields: Record<string, unknown>;
 }
 
-/** An input argument as input_image: URLs and data URIs as given, files as base64. */
-export async function inputImageOf(input: string): Promise<string> {
+/** The most --reference images: input_image_2, input_image_3 and input_image_4. */
+export const MAX_REFERENCES = 3;
+
+/** An image argument as a request's image field: URLs and data URIs as given, files as base64. */
+export async function inputImageOf(input: string, what = "the input image"): Promise<string> {
   if (/^(https?:\/\/|data:)/i.test(input)) return input;
   try {
     return (await readFile(input)).toString("base64");
   } catch (err) {
-    throw new UsageError(
-      `cannot read the input image ${input}: ${(err as NodeJS.ErrnoException).code ?? err}`,
-    );
+    throw new UsageError(`cannot read ${what} ${input}: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
+}
+
+/** --reference and --mask as input_image_2..4 and mask_image. */
+async function extraImagesOf(args: EditArgs): Promise<Record<string, string>> {
+  const refs = args.references ?? [];
+  if (refs.length > MAX_REFERENCES)
+    throw new UsageError(
+      `at most ${MAX_REFERENCES} --reference images (input_image_2..4), got ${refs.length}`,
+    );
+  const out: Record<string, string> = {};
+  for (const [i, ref] of refs.entries())
+    out[`input_image_${i + 2}`] = await inputImageOf(ref, "the reference image");
+  if (args.mask !== undefined) out.mask_image = await inputImageOf(args.mask, "the mask");
+  return out;
 }
 
 export async function runEdit(
@@ -34,6 +53,7 @@ export async function runEdit(
   const body = {
     ...args.fields,
     input_image: await inputImageOf(args.input),
+    ...(await extraImagesOf(args)),
     prompt: args.prompt,
     output_format: format,
     response_format: "b64_json", // the image arrives inline in the last event

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
 import { Kontext, KontextError } from "../client.js";
 import { formatBench, runBench } from "./bench.js";
-import { runEdit, runGenerate } from "./edit.js";
+import { MAX_REFERENCES, runEdit, runGenerate } from "./edit.js";
 import { parseSets, typedValue, UsageError } from "./params.js";
 import { serve } from "./serve.js";
 import { generationsTable, modelsTable } from "./tables.js";
@@ -99,12 +99,24 @@ export function buildProgram(): Command {
     .requiredOption("-o, --output <file>", "where to write the result (.webp, .png or .jpg)");
   requestOptions(edit, "match_input_image (default), 1:1, 16:9, ...")
     .option("--strength <x>", "strength, above 0 up to 1 (default 1; below 1 starts from the input: img2img)")
+    .option(
+      "--reference <file|url>",
+      `a reference image the edit also sees (input_image_2..4; repeatable, up to ${MAX_REFERENCES})`,
+      collect,
+      [],
+    )
+    .option(
+      "--mask <file|url>",
+      "mask_image: where the input may change (white = change, black = keep; or transparent = change)",
+    )
     .option("--set <key=value>", "any other request field (repeatable)", collect, [])
     .action(async (o, cmd: Command) => {
       await runEdit(clientOf(cmd), {
         input: o.input,
         prompt: o.prompt,
         output: o.output,
+        references: o.reference as string[],
+        ...(o.mask !== undefined ? { mask: o.mask as string } : {}),
         fields: fieldsOf(o),
       });
     });
