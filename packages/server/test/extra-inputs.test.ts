@@ -118,6 +118,16 @@ describe("reference images and masks: refusals", () => {
     ).toBe(200);
   });
 
+  it("a fifth image is refused naming it: input_image_2..4 are the only references", async () => {
+    const ref = await pngDataUri(20, 20);
+    await refused(
+      { input_image_2: ref, input_image_3: ref, input_image_4: ref, input_image_5: ref },
+      400,
+      "input_image_5",
+      /^input_image_5: unknown field \(not a parameter of this model\)/,
+    );
+  });
+
   it("a reference without input_image is a schema error, as a request without input_image is", async () => {
     const res = await h.app.inject({
       method: "POST",
