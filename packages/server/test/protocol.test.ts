@@ -134,7 +134,9 @@ describe("gateway → engine golden examples", () => {
 
 describe("a result the gateway cannot read (fake engine)", () => {
   it("fails that generation as internal, naming the problem, instead of leaving it processing; the engine serves the next", async () => {
-    const h = await makeHarness({ command: fakeEngine({ FAKE_STEP_MS: "2", FAKE_BAD_RESULT_PROMPT: "newer" }) });
+    const h = await makeHarness({
+      command: fakeEngine({ FAKE_STEP_MS: "2", FAKE_BAD_RESULT_PROMPT: "newer" }),
+    });
     try {
       const png = await pngDataUri();
       const edit = (prompt: string) =>
@@ -145,7 +147,9 @@ describe("a result the gateway cannot read (fake engine)", () => {
         });
       const bad = await edit("from a newer engine");
       expect(bad.statusCode, bad.body).toBe(500);
-      expect(bad.json().error.detail).toMatch(/result message could not be read: result: unknown field from_a_newer_engine/);
+      expect(bad.json().error.detail).toMatch(
+        /result message could not be read: result: unknown field from_a_newer_engine/,
+      );
       const active = (await h.app.inject({ url: "/api/ai/queue" })).json();
       expect(active.generations ?? active.data).toEqual([]); // nothing left processing
       const [g] = h.store.list({ statuses: ["failed"], limit: 10 }) as Array<{ errorCode: string }>;
