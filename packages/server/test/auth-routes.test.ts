@@ -111,6 +111,7 @@ describe("API keys cannot be skipped", () => {
     ["DELETE", `/api/history/${id}`, undefined],
     ["GET", "/metrics", undefined],
     ["POST", "/v1/images/edits", undefined],
+    ["POST", "/v1/images/generations", '{"prompt":"p"}'],
     ["GET", "/v1/models", undefined],
     ["GET", "/v1/models/flux-kontext-dev", undefined],
   ];

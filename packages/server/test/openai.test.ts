@@ -1,5 +1,6 @@
-// The OpenAI-compatible endpoint: the real `openai` npm package calls images.edit against the
-// server on the real engine (tiny model), configured only with baseURL; and the form's rules.
+// The OpenAI-compatible endpoints: the real `openai` npm package calls images.edit and
+// images.generate against the server on the real engine (tiny model), configured only with
+// baseURL; and the rules of the edit form and of the generation body.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -350,7 +351,7 @@ describe("POST /v1/images/edits: the form's rules, in OpenAI's error shape", () 
   });
 
   it("unknown /v1 routes answer in OpenAI's shape", async () => {
-    const res = await h.app.inject({ method: "POST", url: "/v1/images/generations" });
+    const res = await h.app.inject({ method: "POST", url: "/v1/images/variations" });
     expect(res.statusCode).toBe(404);
     expect(res.json().error).toMatchObject({ code: "route_not_found", type: "invalid_request_error" });
   });
@@ -359,6 +360,212 @@ describe("POST /v1/images/edits: the form's rules, in OpenAI's error shape", () 
     const res = await h.app.inject({ url: "/v1/models/dall-e-2" });
     expect(res.statusCode).toBe(404);
     expect(res.json().error.message).toBe("Model not found: dall-e-2");
+  });
+});
+
+describe("images.generate (text-to-image) through the openai package", () => {
+  const client = () => new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused-without-KONTEXT_API_KEYS" });
+  const STEPS = 4;
+
+  it("as written for OpenAI: a base64 PNG, 1:1 for size auto, the image POST /api/ai/images/generate makes", async () => {
+    const result = await client().images.generate({
+      prompt: "a lighthouse at dusk",
+      num_inference_steps: STEPS, // a Kontext parameter, one more field
+      seed: 5,
+    } as OpenAI.ImageGenerateParamsNonStreaming);
+    expect(result.data).toHaveLength(1);
+    expect(result.size).toBe("1024x1024");
+    expect(result.output_format).toBe("png");
+    const first = result.data?.[0] as { b64_json: string; seed: number; url?: string };
+    expect(first.seed).toBe(5);
+    expect(first.url).toBeUndefined();
+    const bytes = Buffer.from(first.b64_json, "base64");
+    const meta = await sharp(bytes).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(["png", 1024, 1024]);
+
+    // The same request on the hosted endpoint: the same image, bit for bit.
+    const hosted = await h.app.inject({
+      method: "POST",
+      url: "/api/ai/images/generate",
+      payload: {
+        prompt: "a lighthouse at dusk",
+        num_inference_steps: STEPS,
+        seed: 5,
+        output_format: "png",
+        response_format: "b64_json",
+      },
+    });
+    expect(hosted.statusCode, hosted.body).toBe(200);
+    expect(Buffer.from(hosted.json().images[0].b64_json, "base64")).toEqual(bytes);
+  }, 300_000);
+
+  it("n 2 of 1536x1024 as urls in webp: seeds seed + i, each a text-to-image generation with its settings", async () => {
+    const result = await client().images.generate({
+      prompt: "a red fox",
+      n: 2,
+      size: "1536x1024",
+      response_format: "url",
+      output_format: "webp",
+      output_compression: 70,
+      num_inference_steps: STEPS,
+      seed: 11,
+    } as OpenAI.ImageGenerateParamsNonStreaming);
+    const data = result.data as Array<{ url: string; seed: number; generation_id: string }>;
+    expect(data.map((d) => d.seed)).toEqual([11, 12]);
+    expect(result.output_format).toBe("webp");
+    const images: Buffer[] = [];
+    for (const d of data) {
+      expect(d.url).toMatch(new RegExp(`^${base}/results/`));
+      const res = await fetch(d.url);
+      expect(res.status).toBe(200);
+      const bytes = Buffer.from(await res.arrayBuffer());
+      images.push(bytes);
+      const meta = await sharp(bytes).metadata();
+      expect(meta.format).toBe("webp");
+      expect(`${meta.width}x${meta.height}`).toBe(result.size);
+      expect((meta.width as number) / (meta.height as number)).toBeCloseTo(1.5, 1);
+      const view = (await h.app.inject({ url: `/api/ai/queue/${d.generation_id}` })).json();
+      expect(view).toMatchObject({ status: "succeeded", aspect_ratio: "3:2", output_quality: 70 });
+      expect(view).not.toHaveProperty("input_image");
+    }
+    expect(images[0]).not.toEqual(images[1]);
+  }, 300_000);
+
+  it("a bad field is the SDK's BadRequestError naming it", async () => {
+    const refused = async (params: Record<string, unknown>) => {
+      const err = await client()
+        .images.generate({ prompt: "p", ...params } as OpenAI.ImageGenerateParamsNonStreaming)
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      const e = err as InstanceType<typeof OpenAI.BadRequestError>;
+      expect(e.status).toBe(400);
+      return e;
+    };
+    const n = await refused({ n: 5 });
+    expect(n.message).toContain("n: must be an integer from 1 to 4, got 5");
+    expect([n.param, n.code]).toEqual(["n", "invalid_request"]);
+    const typo = await refused({ stength: 0.5 });
+    expect(typo.message).toContain("stength: unknown field");
+    expect(typo.param).toBe("stength");
+    const quality = await refused({ quality: "hd" });
+    expect(quality.message).toContain("quality: Kontext has no quality levels");
+    expect(quality.param).toBe("quality");
+  });
+
+  it("an unknown model is the SDK's NotFoundError", async () => {
+    const err = await client()
+      .images.generate({ prompt: "p", model: "dall-e-3" })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((err as Error).message).toContain("Model not found: dall-e-3");
+  });
+});
+
+describe("POST /v1/images/generations: the body's rules, in OpenAI's error shape", () => {
+  const generate = (payload: unknown) =>
+    h.app.inject({ method: "POST", url: "/v1/images/generations", payload: payload as object });
+  const cases: Array<[string, Record<string, unknown>, string, string]> = [
+    ["n out of range", { prompt: "p", n: 9 }, "n", "n: must be an integer from 1 to 4, got 9"],
+    [
+      "a size of no supported ratio (DALL·E 3's 1792x1024)",
+      { prompt: "p", size: "1792x1024" },
+      "size",
+      'size: must be auto or WIDTHxHEIGHT with a ratio of 1:1, 16:9, 21:9, 3:2, 2:3, 4:5, 5:4, 3:4, 4:3, 9:16, 9:21 (e.g. 1024x1024, 1536x1024, 1024x1536), got "1792x1024"',
+    ],
+    [
+      "a quality level",
+      { prompt: "p", quality: "high" },
+      "quality",
+      "quality: Kontext has no quality levels",
+    ],
+    ["a style", { prompt: "p", style: "vivid" }, "style", "style: Kontext has no styles"],
+    [
+      "a transparent background",
+      { prompt: "p", background: "transparent" },
+      "background",
+      "background: Kontext outputs are always opaque",
+    ],
+    [
+      "stream",
+      { prompt: "p", stream: true },
+      "stream",
+      "stream: not supported here; stream with POST /api/ai/images/generate",
+    ],
+    ["partial images", { prompt: "p", partial_images: 2 }, "partial_images", "partial_images: not supported"],
+    [
+      "output_format jpg (OpenAI says jpeg)",
+      { prompt: "p", output_format: "jpg" },
+      "output_format",
+      'output_format: must be one of png, jpeg, webp, got "jpg"',
+    ],
+    [
+      "output_compression out of range",
+      { prompt: "p", output_compression: 101 },
+      "output_compression",
+      "output_compression: must be an integer from 0 to 100, got 101",
+    ],
+    ["an unknown field", { prompt: "p", stength: 1 }, "stength", "stength: unknown field"],
+    [
+      "an edit's input image (OpenAI calls it image)",
+      { prompt: "p", input_image: "x" },
+      "image",
+      "image: an edit's field: text-to-image has no input image (edit with POST /v1/images/edits)",
+    ],
+    [
+      "an edit's strength",
+      { prompt: "p", strength: 0.5 },
+      "strength",
+      "strength: an edit's field: text-to-image has no input image",
+    ],
+    ["no prompt", { n: 1 }, "prompt", "prompt: required"],
+    [
+      "a Kontext parameter out of range",
+      { prompt: "p", num_inference_steps: 2 },
+      "num_inference_steps",
+      "num_inference_steps: must be an integer from 4 to 50, got 2",
+    ],
+  ];
+  it.each(cases)("%s", async (_what, payload, param, message) => {
+    const res = await generate(payload);
+    expect(res.statusCode, res.body).toBe(400);
+    const body = res.json();
+    expect(body.error.param).toBe(param);
+    expect(body.error.message).toContain(message);
+    expect(body.error.type).toBe("invalid_request_error");
+  });
+
+  it("null for OpenAI's parameters means their default, and values that change nothing are accepted", async () => {
+    const res = await generate({
+      prompt: "p",
+      n: 0, // to stop at validation, after the other parameters were looked at
+      size: null,
+      response_format: null,
+      output_format: null,
+      model: null,
+      quality: "auto",
+      background: "opaque",
+      moderation: "auto",
+      style: null,
+      stream: false,
+      partial_images: 0,
+      user: "someone",
+    });
+    expect(res.json().error.param).toBe("n");
+    const seed = await generate({ prompt: "p", seed: null }); // a Kontext field keeps its own rules
+    expect(seed.json().error).toMatchObject({ param: "seed", message: expect.stringContaining("got null") });
+  });
+
+  it("a multipart body is refused with 415 saying to send JSON, as the SDKs do", async () => {
+    const res = await h.app.inject({
+      method: "POST",
+      url: "/v1/images/generations",
+      ...(await multipart({ prompt: "p" })),
+    });
+    expect(res.statusCode).toBe(415);
+    expect(res.json().error.message).toMatch(/^send the request body as application\/json/);
+    const list = await generate(["p"]);
+    expect(list.statusCode).toBe(400);
+    expect(list.json().error.message).toContain("must be a JSON object, got an array");
   });
 });
 
@@ -379,5 +586,7 @@ describe("the openai package with API keys (KONTEXT_API_KEYS)", () => {
     expect((err as Error).message).toContain("Authorization: Bearer");
     const right = new OpenAI({ baseURL: url, apiKey: "sk-kontext-test-0123" });
     expect((await right.models.retrieve("flux-kontext-dev")).id).toBe("flux-kontext-dev");
+    const generated = await wrong.images.generate({ prompt: "p" }).catch((e: unknown) => e);
+    expect(generated).toBeInstanceOf(OpenAI.AuthenticationError);
   });
 });

@@ -1685,6 +1685,139 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/images/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OpenAI-compatible text-to-image (JSON, as the OpenAI SDKs send it)
+         * @description The same jobs as POST /api/ai/queue with a text-to-image body (POST /api/ai/images/generate's schema), waited for. OpenAI's field names (n, size, response_format, output_format, output_compression); any flux-kontext-dev text-to-image parameter (num_inference_steps, guidance, seed, ...) may be sent as one more field. Errors come in OpenAI's shape.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["OpenAIImageGenerateRequest"];
+                };
+            };
+            responses: {
+                /** @description The generated images */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OpenAIImagesResponse"];
+                    };
+                };
+                /** @description OpenAI error shape */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OpenAIError"];
+                    };
+                };
+                /** @description OpenAI error shape */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OpenAIError"];
+                    };
+                };
+                /** @description OpenAI error shape */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OpenAIError"];
+                    };
+                };
+                /** @description OpenAI error shape */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OpenAIError"];
+                    };
+                };
+                /** @description OpenAI error shape */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OpenAIError"];
+                    };
+                };
+                /** @description OpenAI error shape */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OpenAIError"];
+                    };
+                };
+                /** @description OpenAI error shape */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OpenAIError"];
+                    };
+                };
+                /** @description OpenAI error shape */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OpenAIError"];
+                    };
+                };
+                /** @description OpenAI error shape */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OpenAIError"];
+                    };
+                };
+                /** @description OpenAI error shape */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OpenAIError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models": {
         parameters: {
             query?: never;
@@ -2858,15 +2991,15 @@ export interface components {
              */
             webhook_events_filter?: ("start" | "progress" | "completed")[];
             /**
-             * @description How many images to make (each its own generation). OpenAI allows up to 10; Kontext 1–4.
-             * @default 1
-             */
-            n?: number;
-            /**
              * @description auto (the input's shape) or WIDTHxHEIGHT whose ratio is one of 1:1, 16:9, 21:9, 3:2, 2:3, 4:5, 5:4, 3:4, 4:3, 9:16, 9:21, e.g. 1024x1024, 1536x1024, 1024x1536. Picks the shape: the output stays about one megapixel.
              * @default auto
              */
             size?: string;
+            /**
+             * @description How many images to make (each its own generation). OpenAI allows up to 10; Kontext 1–4.
+             * @default 1
+             */
+            n?: number;
             /**
              * @description Encoding of the output image.
              * @default png
@@ -2887,6 +3020,106 @@ export interface components {
             stream?: string;
             /** @description Only 0. */
             partial_images?: string;
+        };
+        /** @description OpenAI's parameters (prompt, model, n, size, response_format, output_format, output_compression, ...) and any flux-kontext-dev text-to-image field (num_inference_steps, guidance, seed, ...). */
+        OpenAIImageGenerateRequest: {
+            /**
+             * @description The model to run. Must name a served model (GET /api/ai/models).
+             * @default flux-kontext-dev
+             */
+            model?: string;
+            /** @description The edit instruction, or a description of the wanted image. */
+            prompt: string;
+            /**
+             * @description Denoising steps: more is slower and usually cleaner.
+             * @default 28
+             */
+            num_inference_steps?: number;
+            /**
+             * @description Guidance scale: how strongly the prompt steers the edit.
+             * @default 2.5
+             */
+            guidance?: number;
+            /** @description Random seed; the same seed and parameters give the same image. Random when left out; the seed used is always returned. Generation i of num_generations uses seed + i. */
+            seed?: number;
+            /**
+             * @description Skip the safety classifier that otherwise runs on every output.
+             * @default false
+             */
+            disable_safety_checker?: boolean;
+            /**
+             * @description Kontext addition: fast mode. The transformer runs on some steps and the others are forecast from them (about 2.3× fewer transformer passes at 28 steps); slightly different pixels from the exact path. Same seed, same result.
+             * @default false
+             */
+            fast?: boolean;
+            /** @description Kontext addition: what the image should not show. Used only with true_cfg_scale above 1, as diffusers' FluxKontextPipeline; the empty string counts as a negative prompt. */
+            negative_prompt?: string;
+            /**
+             * @description Kontext addition: true classifier-free guidance with negative_prompt: 1 is off. Above 1 (with a negative_prompt) the transformer runs twice per step, so each step costs about double.
+             * @default 1
+             */
+            true_cfg_scale?: number;
+            /**
+             * @description Kontext addition: LoRA adapters applied for this request only, each with its scale. Files come from KONTEXT_LORA_DIR; a name that is not listed, or a file that matches the model's layers poorly, is refused.
+             * @default []
+             */
+            loras?: {
+                /** @description A LoRA file in KONTEXT_LORA_DIR, relative to it, without .safetensors (GET /api/ai/models/flux-kontext-dev/loras lists them). */
+                name: string;
+                /**
+                 * @description The adapter's weight.
+                 * @default 1
+                 */
+                scale?: number;
+            }[];
+            /**
+             * @description b64_json (default, as OpenAI's GPT image models) or url (a stable URL on this server).
+             * @default b64_json
+             * @enum {string}
+             */
+            response_format?: "url" | "b64_json";
+            /**
+             * Format: uri
+             * @description Kontext addition: an http(s) URL that receives this generation's events as POSTs signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature), retried with backoff. The same address rules as input_image URLs apply. Needs KONTEXT_WEBHOOK_SECRET.
+             */
+            webhook?: string;
+            /**
+             * @description Kontext addition: which events the webhook receives: start, progress (every step), completed.
+             * @default [
+             *       "completed"
+             *     ]
+             */
+            webhook_events_filter?: ("start" | "progress" | "completed")[];
+            /**
+             * @description auto (1:1, text-to-image's default shape) or WIDTHxHEIGHT whose ratio is one of 1:1, 16:9, 21:9, 3:2, 2:3, 4:5, 5:4, 3:4, 4:3, 9:16, 9:21, e.g. 1024x1024, 1536x1024, 1024x1536. Picks the shape: the output stays about one megapixel.
+             * @default auto
+             */
+            size?: string;
+            /**
+             * @description How many images to make (each its own generation). OpenAI allows up to 10; Kontext 1–4.
+             * @default 1
+             */
+            n?: number;
+            /**
+             * @description Encoding of the output image.
+             * @default png
+             * @enum {string}
+             */
+            output_format?: "png" | "jpeg" | "webp";
+            /** @description Encoder quality for webp and jpeg, 0–100 (Kontext's output_quality); ignored for png. */
+            output_compression?: number;
+            /** @description Accepted for compatibility and not used. */
+            user?: string;
+            /** @description Only auto (Kontext has no quality levels). */
+            quality?: string;
+            /** @description auto or opaque (outputs are always opaque). */
+            background?: string;
+            /** @description Only auto; see disable_safety_checker. */
+            moderation?: string;
+            /** @description Only false: stream with POST /api/ai/images/generate (Accept: text/event-stream). */
+            stream?: boolean;
+            /** @description Only 0. */
+            partial_images?: number;
         };
         OpenAIImagesResponse: {
             /** @description Unix time (s) the first image was made. */

@@ -1,7 +1,8 @@
-// The OpenAI-compatible surface: POST /v1/images/edits (multipart, as the official SDKs send it)
-// and GET /v1/models. A request is translated into a hosted request body and goes through the
-// same schema, the same submit path and the same jobs as POST /api/ai/queue; only the field
-// names, the response and the error shape are OpenAI's. Differences are listed in README.
+// The OpenAI-compatible surface: POST /v1/images/edits (multipart, as the official SDKs send it),
+// POST /v1/images/generations (JSON: text-to-image) and GET /v1/models. A request is translated
+// into a hosted request body and goes through the same schema, the same submit path and the same
+// jobs as POST /api/ai/queue; only the field names, the response and the error shape are OpenAI's.
+// Differences are listed in README.
 import { createHash } from "node:crypto";
 import multipart from "@fastify/multipart";
 import { Type } from "@sinclair/typebox";
@@ -10,7 +11,13 @@ import type { AppContext } from "../context.js";
 import { ApiError, type ErrorBody, fieldInvalid, forImageField, generationFailure } from "../errors.js";
 import { maskFromTransparency } from "../images/codec.js";
 import type { Generation } from "../jobs/types.js";
-import { ASPECT_RATIOS, EditRequest } from "../schema/flux-kontext-dev.js";
+import {
+  ASPECT_RATIOS,
+  EDIT_ONLY_FIELDS,
+  EditRequest,
+  GenerateRequest,
+  MATCH_INPUT_IMAGE,
+} from "../schema/flux-kontext-dev.js";
 import { findModel, MODELS } from "../schema/models.js";
 import { showValue, validateBody } from "../schema/validate.js";
 import { type ImageUploads, submit } from "./generations.js";
@@ -32,7 +39,23 @@ const RENAMED = new Set([
   "output_quality",
   "stream",
 ]);
-const passThrough = Object.fromEntries(Object.entries(HOSTED).filter(([k]) => !RENAMED.has(k)));
+const passThroughOf = (props: object) =>
+  Object.fromEntries(Object.entries(props).filter(([k]) => !RENAMED.has(k)));
+const passThrough = passThroughOf(HOSTED);
+
+type Rule = { accept?: readonly string[]; reason: string };
+
+/** stream and partial_images, pointing at the hosted endpoint that streams what the /v1 route cannot. */
+const streamRules = (hosted: string): Record<string, Rule> => ({
+  stream: {
+    accept: ["false"],
+    reason: `not supported here; stream with POST ${hosted} and Accept: text/event-stream (progress and previews)`,
+  },
+  partial_images: {
+    accept: ["0"],
+    reason: `not supported here; POST ${hosted} streams progress previews`,
+  },
+});
 
 /** OpenAI parameters Kontext cannot honour: refused with the reason rather than ignored. */
 const UNSUPPORTED: Record<string, { accept?: readonly string[]; reason: string }> = {
@@ -43,64 +66,79 @@ const UNSUPPORTED: Record<string, { accept?: readonly string[]; reason: string }
   background: { accept: ["auto", "opaque"], reason: "Kontext outputs are always opaque" },
   moderation: { accept: ["auto"], reason: "the safety checker is set with disable_safety_checker" },
   input_fidelity: { reason: "Kontext has no input_fidelity; leave it out" },
-  stream: {
-    accept: ["false"],
-    reason:
-      "not supported here; stream with POST /api/ai/images/edit and Accept: text/event-stream (progress and previews)",
-  },
-  partial_images: {
-    accept: ["0"],
-    reason: "not supported here; POST /api/ai/images/edit streams progress previews",
-  },
+  ...streamRules("/api/ai/images/edit"),
 };
+
+/**
+ * The same rules on /v1/images/generations, and DALL·E 3's style; there is no image to mask or
+ * keep, and an edit's own fields are refused pointing at the edits route.
+ */
+const GENERATE_UNSUPPORTED: Record<string, Rule> = {
+  ...Object.fromEntries(["quality", "background", "moderation"].map((k) => [k, UNSUPPORTED[k] as Rule])),
+  style: { reason: "Kontext has no styles; describe the style in the prompt" },
+  ...streamRules("/api/ai/images/generate"),
+  ...Object.fromEntries(
+    EDIT_ONLY_FIELDS.map((k) => [
+      k,
+      { reason: "an edit's field: text-to-image has no input image (edit with POST /v1/images/edits)" },
+    ]),
+  ),
+};
+
+/** OpenAI's parameters that both image routes take, with Kontext's limits. */
+const OPENAI_FIELDS = {
+  n: Type.Optional(
+    Type.Integer({
+      description: "How many images to make (each its own generation). OpenAI allows up to 10; Kontext 1–4.",
+      minimum: HOSTED.num_generations.minimum,
+      maximum: HOSTED.num_generations.maximum,
+      default: 1,
+    }),
+  ),
+  response_format: Type.Optional(
+    Type.Unsafe<"url" | "b64_json">({
+      ...HOSTED.response_format,
+      description: "b64_json (default, as OpenAI's GPT image models) or url (a stable URL on this server).",
+      default: "b64_json",
+    }),
+  ),
+  output_format: Type.Optional(
+    Type.Unsafe<(typeof OPENAI_OUTPUT_FORMATS)[number]>({
+      type: "string",
+      enum: [...OPENAI_OUTPUT_FORMATS],
+      description: "Encoding of the output image.",
+      default: "png",
+    }),
+  ),
+  output_compression: Type.Optional(
+    Type.Integer({
+      description: "Encoder quality for webp and jpeg, 0–100 (Kontext's output_quality); ignored for png.",
+      minimum: HOSTED.output_quality.minimum,
+      maximum: HOSTED.output_quality.maximum,
+    }),
+  ),
+  user: Type.Optional(Type.String({ description: "Accepted for compatibility and not used." })),
+  quality: Type.Optional(Type.String({ description: "Only auto (Kontext has no quality levels)." })),
+  background: Type.Optional(Type.String({ description: "auto or opaque (outputs are always opaque)." })),
+  moderation: Type.Optional(Type.String({ description: "Only auto; see disable_safety_checker." })),
+};
+
+/** size's ratios: every aspect_ratio but match_input_image. */
+const SIZE_RATIOS = ASPECT_RATIOS.filter((r) => r.includes(":")).join(", ");
 
 /** The form fields other than the image file, validated with the same rules as the hosted schema. */
 export const OpenAIEditFields = Type.Object(
   {
     ...passThrough,
     prompt: HOSTED.prompt,
-    n: Type.Optional(
-      Type.Integer({
-        description:
-          "How many images to make (each its own generation). OpenAI allows up to 10; Kontext 1–4.",
-        minimum: HOSTED.num_generations.minimum,
-        maximum: HOSTED.num_generations.maximum,
-        default: 1,
-      }),
-    ),
     size: Type.Optional(
       Type.String({
-        description: `auto (the input's shape) or WIDTHxHEIGHT whose ratio is one of ${ASPECT_RATIOS.filter((r) => r.includes(":")).join(", ")}, e.g. 1024x1024, 1536x1024, 1024x1536. Picks the shape: the output stays about one megapixel.`,
+        description: `auto (the input's shape) or WIDTHxHEIGHT whose ratio is one of ${SIZE_RATIOS}, e.g. 1024x1024, 1536x1024, 1024x1536. Picks the shape: the output stays about one megapixel.`,
         minLength: 1,
         default: "auto",
       }),
     ),
-    response_format: Type.Optional(
-      Type.Unsafe<"url" | "b64_json">({
-        ...HOSTED.response_format,
-        description: "b64_json (default, as OpenAI's GPT image models) or url (a stable URL on this server).",
-        default: "b64_json",
-      }),
-    ),
-    output_format: Type.Optional(
-      Type.Unsafe<(typeof OPENAI_OUTPUT_FORMATS)[number]>({
-        type: "string",
-        enum: [...OPENAI_OUTPUT_FORMATS],
-        description: "Encoding of the output image.",
-        default: "png",
-      }),
-    ),
-    output_compression: Type.Optional(
-      Type.Integer({
-        description: "Encoder quality for webp and jpeg, 0–100 (Kontext's output_quality); ignored for png.",
-        minimum: HOSTED.output_quality.minimum,
-        maximum: HOSTED.output_quality.maximum,
-      }),
-    ),
-    user: Type.Optional(Type.String({ description: "Accepted for compatibility and not used." })),
-    quality: Type.Optional(Type.String({ description: "Only auto (Kontext has no quality levels)." })),
-    background: Type.Optional(Type.String({ description: "auto or opaque (outputs are always opaque)." })),
-    moderation: Type.Optional(Type.String({ description: "Only auto; see disable_safety_checker." })),
+    ...OPENAI_FIELDS,
     stream: Type.Optional(
       Type.String({
         description: "Only false: stream with POST /api/ai/images/edit (Accept: text/event-stream).",
@@ -133,6 +171,41 @@ export function openAIEditFormSchema(): Record<string, unknown> {
     required: ["image", ...fields.required],
   };
 }
+
+/** POST /v1/images/generations' JSON body: OpenAI's parameters and any text-to-image field. */
+export const OpenAIGenerateFields = Type.Object(
+  {
+    ...passThroughOf(GenerateRequest.properties),
+    prompt: GenerateRequest.properties.prompt,
+    size: Type.Optional(
+      Type.String({
+        description: `auto (${GenerateRequest.properties.aspect_ratio.default}, text-to-image's default shape) or WIDTHxHEIGHT whose ratio is one of ${SIZE_RATIOS}, e.g. 1024x1024, 1536x1024, 1024x1536. Picks the shape: the output stays about one megapixel.`,
+        minLength: 1,
+        default: "auto",
+      }),
+    ),
+    ...OPENAI_FIELDS,
+    stream: Type.Optional(
+      Type.Boolean({
+        description: "Only false: stream with POST /api/ai/images/generate (Accept: text/event-stream).",
+      }),
+    ),
+    partial_images: Type.Optional(Type.Integer({ description: "Only 0." })),
+  },
+  {
+    description:
+      "OpenAI's parameters (prompt, model, n, size, response_format, output_format, output_compression, ...) and any flux-kontext-dev text-to-image field (num_inference_steps, guidance, seed, ...).",
+    additionalProperties: false,
+  },
+);
+
+/** OpenAI's own parameters of images.generate (the SDK's types allow null for them). */
+const OPENAI_GENERATE_PARAMS = new Set([
+  "model",
+  "size",
+  ...Object.keys(OPENAI_FIELDS),
+  ...["style", "stream", "partial_images"],
+]);
 
 // Response shapes, for the OpenAPI document.
 const OpenAIImage = Type.Object({
@@ -310,8 +383,8 @@ function typedFields(fields: Map<string, string[]>): Record<string, unknown> {
   return out;
 }
 
-function refuseUnsupported(fields: Record<string, unknown>): void {
-  for (const [name, rule] of Object.entries(UNSUPPORTED)) {
+function refuseUnsupported(fields: Record<string, unknown>, rules: Record<string, Rule> = UNSUPPORTED): void {
+  for (const [name, rule] of Object.entries(rules)) {
     if (!(name in fields)) continue;
     const value = fields[name];
     if (rule.accept?.includes(String(value))) continue;
@@ -321,9 +394,12 @@ function refuseUnsupported(fields: Record<string, unknown>): void {
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
-/** OpenAI's size as Kontext's aspect_ratio: the shape of WIDTHxHEIGHT, or the input's (auto). */
-export function aspectRatioOfSize(size: string): string {
-  if (size === "auto") return "match_input_image";
+/**
+ * OpenAI's size as Kontext's aspect_ratio: the shape of WIDTHxHEIGHT, or for auto `auto`: the
+ * input's shape on an edit, text-to-image's default shape on a generation.
+ */
+export function aspectRatioOfSize(size: string, auto: string = MATCH_INPUT_IMAGE): string {
+  if (size === "auto") return auto;
   const m = /^(\d{1,5})x(\d{1,5})$/.exec(size);
   const w = Number(m?.[1]);
   const h = Number(m?.[2]);
@@ -331,7 +407,7 @@ export function aspectRatioOfSize(size: string): string {
   if (ratio && (ASPECT_RATIOS as readonly string[]).includes(ratio)) return ratio;
   throw fieldInvalid(
     "size",
-    `must be auto or WIDTHxHEIGHT with a ratio of ${ASPECT_RATIOS.filter((r) => r.includes(":")).join(", ")} (e.g. 1024x1024, 1536x1024, 1024x1536)`,
+    `must be auto or WIDTHxHEIGHT with a ratio of ${SIZE_RATIOS} (e.g. 1024x1024, 1536x1024, 1024x1536)`,
     JSON.stringify(size),
   );
 }
@@ -340,25 +416,39 @@ export function aspectRatioOfSize(size: string): string {
 const uploadRef = (bytes: Buffer) => `upload:sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 
 /**
- * The OpenAI form as a hosted request body (the same schema checks it again on submit). The
- * images and the mask go to submit as bytes (`uploads`), which the body's fields name by hash.
+ * OpenAI's parameters under their hosted names, the same on both routes (the hosted schema checks
+ * the result again on submit). `auto`: what size auto means on the route.
  */
-function hostedBody(uploads: ImageUploads, fields: Record<string, unknown>): Record<string, unknown> {
+function hostedFields(
+  fields: Record<string, unknown>,
+  rules: Record<string, Rule>,
+  auto: string,
+): Record<string, unknown> {
   const { n, size, response_format, output_format, output_compression, ...rest } = fields;
   // user, quality, background and moderation are accepted (refuseUnsupported checked them) and unused
-  for (const name of ["user", ...Object.keys(UNSUPPORTED)]) delete rest[name];
+  for (const name of ["user", ...Object.keys(rules)]) delete rest[name];
   const body: Record<string, unknown> = {
     ...rest,
-    ...Object.fromEntries(
-      Object.entries(uploads).map(([field, bytes]) => [field, uploadRef(bytes as Buffer)]),
-    ),
     num_generations: n ?? 1,
-    aspect_ratio: aspectRatioOfSize((size as string | undefined) ?? "auto"),
+    aspect_ratio: aspectRatioOfSize((size as string | undefined) ?? "auto", auto),
     response_format: response_format ?? "b64_json",
     output_format: output_format === "jpeg" ? "jpg" : (output_format ?? "png"),
   };
   if (output_compression !== undefined) body.output_quality = output_compression;
   return body;
+}
+
+/**
+ * The OpenAI form as a hosted request body. The images and the mask go to submit as bytes
+ * (`uploads`), which the body's fields name by hash.
+ */
+function hostedBody(uploads: ImageUploads, fields: Record<string, unknown>): Record<string, unknown> {
+  return {
+    ...hostedFields(fields, UNSUPPORTED, MATCH_INPUT_IMAGE),
+    ...Object.fromEntries(
+      Object.entries(uploads).map(([field, bytes]) => [field, uploadRef(bytes as Buffer)]),
+    ),
+  };
 }
 
 /**
@@ -384,6 +474,21 @@ async function maskImageOf(mask: Buffer, maxPixels: number): Promise<Buffer> {
   return converted.png;
 }
 
+/** The JSON body with OpenAI's parameters that are null left out: null means the default there. */
+function jsonFields(body: unknown): Record<string, unknown> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new ApiError("body_not_object", { got: Array.isArray(body) ? "an array" : showValue(body) });
+  }
+  return Object.fromEntries(
+    Object.entries(body).filter(([k, v]) => !(v === null && OPENAI_GENERATE_PARAMS.has(k))),
+  );
+}
+
+/** The JSON body as a hosted text-to-image request: size auto is its default shape. */
+function generateBody(fields: Record<string, unknown>): Record<string, unknown> {
+  return hostedFields(fields, GENERATE_UNSUPPORTED, GenerateRequest.properties.aspect_ratio.default);
+}
+
 async function openAIImage(ctx: AppContext, g: Generation, base: string): Promise<Record<string, unknown>> {
   const image: Record<string, unknown> = {};
   if (g.params.response_format === "url") image.url = `${base}${ctx.queue.resultUrlPath(g)}`;
@@ -394,6 +499,24 @@ async function openAIImage(ctx: AppContext, g: Generation, base: string): Promis
   }
   // Kontext additions, per image
   return { ...image, generation_id: g.id, seed: g.seed };
+}
+
+/** Waits for the generations and answers as OpenAI's images endpoints do: {created, data, ...}. */
+async function imagesResponse(ctx: AppContext, req: FastifyRequest, gens: Generation[]) {
+  const done = await Promise.all(gens.map((g) => ctx.queue.waitFor(g.id)));
+  for (const g of done) {
+    const err = generationFailure(g);
+    if (err) throw err;
+  }
+  const base = ctx.baseUrl(req);
+  const first = done[0] as Generation;
+  return {
+    created: Math.floor((first.completedAt ?? Date.now()) / 1000),
+    data: await Promise.all(done.map((g) => openAIImage(ctx, g, base))),
+    output_format: first.params.output_format === "jpg" ? "jpeg" : first.params.output_format,
+    size: `${first.width}x${first.height}`,
+    background: "opaque",
+  };
 }
 
 const OPENAI_ERROR_TYPES: Record<number, string> = {
@@ -481,20 +604,22 @@ export function registerOpenAI(app: FastifyInstance, ctx: AppContext): void {
         if (form.mask) uploads.mask_image = await maskImageOf(form.mask, ctx.config.maxInputPixels);
         const gens = await submit(ctx, hostedBody(uploads, fields), "queue", req, uploads);
         // Like the hosted sync edit: the generations run whether or not this client stays.
-        const done = await Promise.all(gens.map((g) => ctx.queue.waitFor(g.id)));
-        for (const g of done) {
-          const err = generationFailure(g);
-          if (err) throw err;
+        return imagesResponse(ctx, req, gens);
+      });
+
+      // Text-to-image, submitted to the queue as the edits route does (the sync kinds take one
+      // image; the queue takes n up to 4). The body has no input_image and fits the generate
+      // schema (OpenAIGenerateFields holds its rules), which is how the queue tells it from an edit.
+      v1.post("/images/generations", async (req) => {
+        if (req.isMultipart()) {
+          req.raw.resume(); // the form is not read; dropped so the client gets the answer
+          throw new ApiError("unsupported_media_type", { contentType: req.headers["content-type"] ?? "" });
         }
-        const base = ctx.baseUrl(req);
-        const first = done[0] as Generation;
-        return {
-          created: Math.floor((first.completedAt ?? Date.now()) / 1000),
-          data: await Promise.all(done.map((g) => openAIImage(ctx, g, base))),
-          output_format: first.params.output_format === "jpg" ? "jpeg" : first.params.output_format,
-          size: `${first.width}x${first.height}`,
-          background: "opaque",
-        };
+        const fields = jsonFields(req.body);
+        refuseUnsupported(fields, GENERATE_UNSUPPORTED);
+        validateBody(OpenAIGenerateFields, fields);
+        const gens = await submit(ctx, generateBody(fields), "queue", req);
+        return imagesResponse(ctx, req, gens);
       });
 
       v1.get("/models", async () => ({

@@ -8,6 +8,7 @@ import { HistoryQuery, StarBody, ThumbnailQuery } from "./history.js";
 import { LoraList } from "./models.js";
 import {
   OpenAIErrorBody,
+  OpenAIGenerateFields,
   OpenAIImagesResponse,
   OpenAIModel,
   OpenAIModelList,
@@ -341,6 +342,21 @@ export function buildOpenApi(): Record<string, unknown> {
           },
         },
       },
+      "/v1/images/generations": {
+        post: {
+          summary: "OpenAI-compatible text-to-image (JSON, as the OpenAI SDKs send it)",
+          description:
+            "The same jobs as POST /api/ai/queue with a text-to-image body (POST /api/ai/images/generate's schema), waited for. OpenAI's field names (n, size, response_format, output_format, output_compression); any flux-kontext-dev text-to-image parameter (num_inference_steps, guidance, seed, ...) may be sent as one more field. Errors come in OpenAI's shape.",
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: ref("OpenAIImageGenerateRequest") } },
+          },
+          responses: {
+            "200": json(ref("OpenAIImagesResponse"), "The generated images"),
+            ...openAIErrors(400, 401, 404, 409, 413, 415, 429, 500, 503, 507),
+          },
+        },
+      },
       "/v1/models": {
         get: {
           summary: "Served models (OpenAI shape)",
@@ -388,6 +404,7 @@ export function buildOpenApi(): Record<string, unknown> {
         ProgressEvent: plain(ProgressEvent),
         CompletedEvent: plain(CompletedEvent),
         OpenAIImageEditRequest: openAIEditFormSchema(),
+        OpenAIImageGenerateRequest: plain(OpenAIGenerateFields),
         OpenAIImagesResponse: plain(OpenAIImagesResponse),
         OpenAIModel: plain(OpenAIModel),
         OpenAIModelList: plain(OpenAIModelList),
