@@ -93,6 +93,7 @@ describe("API keys cannot be skipped", () => {
   // Every route but the open ones; the list is checked against the OpenAPI document below.
   const protectedRoutes = (): Array<[string, string, string | undefined]> => [
     ["POST", "/api/ai/images/edit", body],
+    ["POST", "/api/ai/images/generate", '{"prompt":"p"}'],
     ["POST", "/api/ai/queue", body],
     ["GET", "/api/ai/queue?status=all", undefined],
     ["GET", `/api/ai/queue/${id}`, undefined],
