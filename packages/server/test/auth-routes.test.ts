@@ -108,6 +108,8 @@ describe("API keys cannot be skipped", () => {
     ["GET", `/api/history/${id}/input`, undefined],
     ["GET", `/api/history/${id}/thumbnail`, undefined],
     ["GET", `/api/history/${id}/input/thumbnail`, undefined],
+    ["GET", `/api/history/${id}/inputs/input_image_2`, undefined],
+    ["GET", `/api/history/${id}/inputs/input_image_2/thumbnail`, undefined],
     ["PATCH", `/api/history/${id}`, '{"starred":true}'],
     ["DELETE", `/api/history/${id}`, undefined],
     ["GET", "/metrics", undefined],
@@ -124,7 +126,10 @@ describe("API keys cannot be skipped", () => {
     const tested = new Set(
       protectedRoutes().map(
         ([m, p]) =>
-          `${m} ${(p.split("?")[0] as string).replace(id, ":id").replace("flux-kontext-dev", ":id")}`,
+          `${m} ${(p.split("?")[0] as string)
+            .replace(id, ":id")
+            .replace("flux-kontext-dev", ":id")
+            .replace("/inputs/input_image_2", "/inputs/:field")}`,
       ),
     );
     for (const [p, methods] of Object.entries(doc.paths)) {
