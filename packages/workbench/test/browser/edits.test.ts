@@ -22,7 +22,12 @@ const pageErrors: string[] = [];
 /** every request body the page sent to the queue */
 const sent: Array<Record<string, string>> = [];
 
-const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+/** A screenshot once the page has painted twice: right after a resize or a scroll Chromium may
+ * not have repainted the whole viewport yet (the phone shots came out partly blank). */
+const shot = async (name: string) => {
+  await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+};
 const prompt = () => page.locator("#f-prompt");
 const painter = () => page.getByRole("dialog", { name: "Mask: paint what to change" });
 const resultPanel = () => page.getByRole("region", { name: "Result" });
